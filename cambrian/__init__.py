@@ -1,0 +1,21 @@
+"""Cambrian: a plugin framework for AI research agents.
+
+Public API: the hook marker, the component base classes, the records, and
+:class:`Campaign`.
+"""
+
+from cambrian.core.plugins import hookimpl
+from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, LLMBackend, LLMResponse,
+                                      Operator, OperatorContext, Proposal, Scaffold, SearchView)
+from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
+                                   MetricSpec, Node, NodeStatus, best_nodes)
+from cambrian.core.errors import CambrianError
+from cambrian.core.campaign import Campaign, CampaignResult
+from cambrian.core.store import Store
+
+__all__ = [
+    "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "LLMBackend", "LLMResponse", "Operator",
+    "OperatorContext", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
+    "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus",
+    "best_nodes", "CambrianError", "Campaign", "CampaignResult", "Store",
+]

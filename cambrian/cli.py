@@ -1,0 +1,150 @@
+"""The ``cambrian`` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from cambrian.core.errors import CambrianError
+
+app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def default_config_path() -> Path:
+    return Path(str(files("cambrian") / "configs" / "default.yaml"))
+
+
+@app.command()
+def plugins() -> None:
+    """List every registered component by kind, with its plugin and version."""
+    from rich.table import Table
+
+    from cambrian.core.plugins import KINDS, get_plugin_manager
+
+    pm = get_plugin_manager()
+    t = Table(title="Cambrian components")
+    for col in ("kind", "name", "plugin", "version"):
+        t.add_column(col)
+    reg = pm.registry()
+    for kind in KINDS:
+        for name in sorted(reg[kind]):
+            r = reg[kind][name]
+            t.add_row(kind, name, r.plugin, r.version)
+    console.print(t)
+    for f in pm.failures:
+        err.print(f"[yellow]plugin {f.plugin!r} failed to load: {f.error}[/yellow]")
+
+
+def _run(campaign, quiet: bool) -> None:
+    from cambrian.plugins.reporting.report import write_report
+    from cambrian.plugins.reporting.tables import leaderboard_table, progress_table
+
+    if quiet or not console.is_terminal:
+        last = [0.0]
+
+        def tick(c) -> None:  # plain progress lines when not on a terminal
+            if time.monotonic() - last[0] > 5:
+                last[0] = time.monotonic()
+                n = c.open_store().count_nodes()
+                best = c.leaderboard(1)
+                console.print(f"[{c.elapsed():6.0f}s] nodes {n}  best "
+                              f"{best[0].score(c.objective):.4f}" if best else f"[{c.elapsed():6.0f}s] nodes {n}")
+
+        campaign.listeners.append(tick)
+        result = campaign.run()
+    else:
+        with Live(progress_table(campaign), console=console, refresh_per_second=2) as live:
+            campaign.listeners.append(lambda c: live.update(progress_table(c)))
+            result = campaign.run()
+    store = campaign.open_store()
+    console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
+    console.print(f"stopped: {result.reason}; nodes: {result.counts}")
+    report = write_report(campaign.run_dir)
+    console.print(f"report: {report}")
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="Campaign YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/NAME-TIME)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: --set agents.0.scaffold=mcts"),
+    default: bool = typer.Option(False, "--default", help="Run the built-in default campaign."),
+    quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines instead of a live table."),
+) -> None:
+    """Run a campaign from a YAML file (or the built-in default with --default)."""
+    from cambrian.core.campaign import Campaign
+
+    if config is None and not default:
+        raise CambrianError("give a campaign YAML file, or --default for the built-in campaign")
+    path = default_config_path() if default else config
+    campaign = Campaign.from_config(path, out, overrides=set_)
+    console.print(f"run directory: {campaign.run_dir}")
+    _run(campaign, quiet)
+
+
+@app.command()
+def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped campaign."),
+           quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Resume a stopped or killed campaign: nothing finished is lost or repeated."""
+    from cambrian.core.campaign import Campaign
+
+    _run(Campaign.resume(run_dir), quiet)
+
+
+@app.command()
+def show(run_dir: Path = typer.Argument(..., help="Run directory."),
+         top: int = typer.Option(10, help="Rows of the leaderboard.")) -> None:
+    """Show a campaign's status and leaderboard."""
+    from cambrian.core.campaign import Campaign
+    from cambrian.plugins.reporting.tables import leaderboard_table
+
+    campaign = Campaign.resume(run_dir)
+    store = campaign.open_store()
+    nodes = store.nodes(phase="search")
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    ends = store.events("campaign_end")
+    state = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    console.print(f"{campaign.config.name}: {state}; nodes {counts}")
+    console.print(leaderboard_table(nodes, campaign.objective, k=top))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run directory.")) -> None:
+    """Write the campaign's HTML report (and figures) into the run directory."""
+    from cambrian.plugins.reporting.report import write_report
+
+    console.print(f"report: {write_report(run_dir)}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CambrianError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and similar
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            err.print(f"error: {exc.format_message()}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""The campaign engine: agents propose, executors evaluate, the store remembers.
+
+Every state change is committed to the store before it is acted on: a node is
+written ``pending`` before it is submitted, its result is written before the
+scaffold sees it. A campaign killed at any instant resumes from the store:
+finished nodes are kept, unfinished ones are evaluated again, scaffolds replay
+their history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import random
+import sys
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator,
+                                      OperatorContext, Scaffold, SearchView)
+from cambrian.core.config import AgentConfig, CampaignConfig, load_config, parse_config
+from cambrian.core.errors import CambrianError, ConfigError
+from cambrian.core.plugins import PluginManager, get_plugin_manager
+from cambrian.core.records import (Candidate, Cost, EvalJob, EvalOutcome, Node, NodeStatus,
+                                   best_nodes)
+from cambrian.core.store import Store
+
+MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
+
+
+def _rng(*parts: Any) -> random.Random:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+class MeteredLLM(LLMBackend):
+    """Wraps an agent's backend: logs every call's tokens and cost to the store."""
+
+    name = "metered"
+
+    def __init__(self, inner: LLMBackend, store: Store, agent: str) -> None:
+        super().__init__()
+        self.inner, self.store, self.agent = inner, store, agent
+        self.operator = "?"
+        self.cost = Cost()
+
+    def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> LLMResponse:
+        try:
+            r = self.inner.complete(messages, **kwargs)
+        except Exception as exc:
+            self.store.log_llm_call(self.agent, self.operator, getattr(self.inner, "model", "?"),
+                                    0, 0, 0.0, False, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        self.store.log_llm_call(self.agent, self.operator, r.model or getattr(self.inner, "model", "?"),
+                                r.prompt_tokens, r.completion_tokens, r.cost_usd, True)
+        self.cost = self.cost + Cost(llm_prompt_tokens=r.prompt_tokens,
+                                     llm_completion_tokens=r.completion_tokens, llm_cost_usd=r.cost_usd)
+        return r
+
+
+@dataclass
+class Agent:
+    config: AgentConfig
+    scaffold: Scaffold
+    operators: dict[str, list[Operator]]  # by role
+    llm: MeteredLLM | None
+    in_flight: set[str] = field(default_factory=set)
+    idle_steps: int = 0
+    stopped: str | None = None  # why this agent stopped proposing
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class CampaignResult:
+    run_dir: Path
+    reason: str
+    best: Node | None
+    counts: dict[str, int]
+
+
+class Campaign:
+    """A search campaign over one domain. ``Campaign.from_config(path).run()``."""
+
+    def __init__(self, config: CampaignConfig, run_dir: str | Path, *,
+                 pm: PluginManager | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.pm = pm or get_plugin_manager()
+        self.domain: Domain = self.pm.get("domain", config.domain.name)(**config.domain.options)
+        self.evaluator = config.evaluator or _ref(self.domain.default_evaluator)
+        self.pm.get("evaluator", self.evaluator.name)  # fail early on an unknown name
+        self.objective = self.domain.objective
+        self.agents = [self._make_agent(a) for a in config.agents]
+        self._executor_cls = self.pm.get("executor", config.executor.name)
+        self.store: Store | None = None
+        self.futures: dict[Future[EvalOutcome], str] = {}
+        self.listeners: list[Callable[[Campaign], None]] = []
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: str | Path | dict | CampaignConfig, run_dir: str | Path | None = None,
+                    overrides: list[str] = (), **kw: Any) -> "Campaign":
+        if isinstance(config, CampaignConfig):
+            cfg = config
+        elif isinstance(config, dict):
+            cfg = parse_config(dict(config), overrides=list(overrides))
+        else:
+            cfg = load_config(config, list(overrides))
+        run_dir = run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (Path(run_dir) / Store.FILENAME).exists():
+            raise CambrianError(f"{run_dir} already holds a campaign; use `cambrian resume {run_dir}`")
+        return cls(cfg, run_dir, **kw)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, **kw: Any) -> "Campaign":
+        store = Store(run_dir, create=False)
+        raw = store.get_meta("config")
+        store.close()
+        if raw is None:
+            raise CambrianError(f"{run_dir} has a store but no campaign config; it cannot be resumed")
+        return cls(parse_config(raw, source=f"{run_dir} (stored config)"), run_dir, **kw)
+
+    def _make_agent(self, cfg: AgentConfig) -> Agent:
+        scaffold = self.pm.get("scaffold", cfg.scaffold.name)(**cfg.scaffold.options)
+        names = cfg.operators or list(self.domain.default_operators)
+        if not names:
+            raise ConfigError(f"agent {cfg.name!r} has no operators and domain "
+                              f"{self.domain.name!r} names no defaults; set agents[].operators")
+        operators: dict[str, list[Operator]] = {}
+        for n in names:
+            op = self.pm.get("operator", n)()
+            operators.setdefault(op.role, []).append(op)
+        needs_llm = [o.name for ops in operators.values() for o in ops if o.needs_llm]
+        if needs_llm and cfg.llm is None:
+            raise ConfigError(f"agent {cfg.name!r}: operators {', '.join(needs_llm)} need an LLM; "
+                              "set agents[].llm or use structured operators")
+        return Agent(cfg, scaffold, operators, None)
+
+    # -- running ------------------------------------------------------------------------
+
+    def open_store(self) -> Store:
+        if self.store is None:
+            self.store = Store(self.run_dir)
+        return self.store
+
+    def _write_header(self, store: Store) -> None:
+        if store.get_meta("config") is None:
+            store.set_meta("config", self.config.model_dump(mode="json"))
+            store.set_meta("header", {
+                "created_at": time.time(), "seed": self.config.seed,
+                "python": sys.version.split()[0], "platform": platform.platform(),
+                "cpus": os.cpu_count(), "plugins": {n: v for n, v in self.pm.versions.items()},
+                "torch": _version("torch"), "cambrian": _version("cambrian"),
+            })
+            store.log_event("campaign_started")
+        else:
+            store.log_event("campaign_resumed")
+
+    def run(self) -> CampaignResult:
+        store = self.open_store()
+        self._write_header(store)
+        for agent in self.agents:
+            if agent.config.llm is not None:
+                inner = self.pm.get("llm", agent.config.llm.name)(**agent.config.llm.options)
+                agent.llm = MeteredLLM(inner, store, agent.name)
+        self.pm.hook.cambrian_campaign_start(run_dir=str(self.run_dir),
+                                             config=self.config.model_dump(mode="json"))
+        executor: Executor = self._executor_cls(**self.config.executor.options)
+        self.executor = executor
+        self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
+        self._t0 = time.monotonic()
+        try:
+            self._restore(store, executor)
+            reason = self._search(store, executor)
+            self.domain_post_search(store)
+        finally:
+            executor.shutdown()
+            store.set_meta("elapsed_s", self.elapsed())
+        result = self.result(reason)
+        store.log_event("campaign_end", reason=reason)
+        self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
+                                           summary={"counts": result.counts,
+                                                    "best": result.best.id if result.best else None})
+        return result
+
+    def domain_post_search(self, store: Store) -> None:
+        """Phases after search (aggregation, scaling, hidden evaluation), if the domain has them."""
+        post = getattr(self.domain, "post_search", None)
+        if post is not None:
+            post(self)
+
+    def elapsed(self) -> float:
+        return self._elapsed_before + (time.monotonic() - self._t0)
+
+    def _restore(self, store: Store, executor: Executor) -> None:
+        """Replay finished nodes into scaffolds; re-run evaluations that never finished."""
+        by_name = {a.name: a for a in self.agents}
+        for node in store.nodes(phase="search"):
+            agent = by_name.get(node.agent)
+            if agent is None:
+                continue
+            if node.status.finished:
+                agent.scaffold.observe(node)
+            else:
+                store.log_event("node_requeued", agent=node.agent, node_id=node.id)
+                self._submit(store, executor, agent, node)
+
+    def _budget_stop(self, store: Store) -> str | None:
+        return self.config.budget.exhausted(store.count_nodes(), self.elapsed(), store.total_cost())
+
+    def _search(self, store: Store, executor: Executor) -> str:
+        reason = "complete"
+        while True:
+            stop = self._budget_stop(store)
+            if stop is not None and reason == "complete":
+                reason = stop
+                if stop == "wall_s":  # a running evaluation is stopped at the wall-clock limit
+                    for node_id in list(self.futures.values()):
+                        executor.cancel(node_id)
+            if stop is None:
+                for agent in self.agents:
+                    self._fill(store, executor, agent)
+            if not self.futures:
+                if stop is not None or all(a.stopped for a in self.agents):
+                    break
+                continue
+            done, _ = wait(list(self.futures), timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._finish(store, fut)
+            store.set_meta("elapsed_s", self.elapsed())
+            for listener in self.listeners:
+                listener(self)
+        if reason == "complete":
+            stopped = {a.stopped for a in self.agents}
+            reason = stopped.pop() if len(stopped) == 1 else "all agents stopped"
+        return reason or "complete"
+
+    def _fill(self, store: Store, executor: Executor, agent: Agent) -> None:
+        """Ask ``agent`` for work while it and the executor have free slots."""
+        while (not agent.stopped and len(agent.in_flight) < agent.config.max_in_flight
+               and len(self.futures) < max(1, executor.workers)):
+            own = store.count_nodes(agent=agent.name)
+            used = agent.config.budget.exhausted(own, self.elapsed(), store.total_cost(agent=agent.name))
+            if used is not None:
+                agent.stopped = used
+                store.log_event("agent_stopped", agent=agent.name, reason=used)
+                return
+            if self._budget_stop(store) is not None:
+                return
+            if not self._step(store, executor, agent, own):
+                return
+
+    def _step(self, store: Store, executor: Executor, agent: Agent, own: int) -> bool:
+        """One proposal; returns False when the agent has nothing to do right now."""
+        rng = _rng(self.config.seed, agent.name, own, agent.idle_steps)
+        nodes = store.nodes(agent=agent.name, phase="search")
+        shared = [n for n in store.nodes(phase="search") if n.status.finished]
+        view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
+                          len(agent.in_flight), rng)
+        proposal = agent.scaffold.propose(view)
+        if proposal is None:
+            if not agent.in_flight:  # nothing running and nothing to propose: a dead end
+                agent.stopped = "scaffold has nothing to propose"
+                store.log_event("agent_stopped", agent=agent.name, reason=agent.stopped)
+            return False
+        ops = agent.operators.get(proposal.role)
+        if not ops:
+            raise CambrianError(f"scaffold {agent.scaffold.name!r} asked for a {proposal.role!r} "
+                                f"operator, which agent {agent.name!r} does not have")
+        op = ops[0] if len(ops) == 1 else rng.choice(ops)
+        parents = [store.node(pid) for pid in proposal.parents]
+        if agent.llm is not None:
+            agent.llm.operator, agent.llm.cost = op.name, Cost()
+        ctx = OperatorContext(
+            domain=self.domain, parents=parents, rng=rng, objective=self.objective,
+            leaderboard=best_nodes(shared, self.objective)[:10], notes=store.notes(limit=20),
+            budget_left=self._budget_left(store, agent), llm=agent.llm,
+            persona=agent.config.persona, options=proposal.options,
+        )
+        try:
+            candidates = op.apply(ctx)
+        except Exception as exc:  # an operator (or LLM) failure fails this step only
+            store.log_event("operator_failed", agent=agent.name, operator=op.name,
+                            error=f"{type(exc).__name__}: {exc}"[:1000])
+            candidates = []
+        step_cost = agent.llm.cost if agent.llm is not None else Cost()
+        created = 0
+        for cand in candidates:
+            try:
+                cand = self.domain.validate(cand)
+            except ValueError as exc:
+                store.log_event("candidate_rejected", agent=agent.name, reason=str(exc)[:1000])
+                continue
+            if store.has_hash(cand.hash):
+                store.log_event("candidate_duplicate", agent=agent.name, hash=cand.hash)
+                continue
+            node = Node(id=uuid.uuid4().hex[:12], agent=agent.name, operator=op.name,
+                        parents=tuple(proposal.parents), candidate=cand,
+                        seed=self.config.seed, cost=step_cost if created == 0 else Cost())
+            store.add_node(node)
+            self._submit(store, executor, agent, node)
+            created += 1
+        if created == 0 and step_cost.llm_tokens:
+            store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
+        agent.idle_steps = 0 if created else agent.idle_steps + 1
+        if agent.idle_steps >= MAX_IDLE_STEPS:
+            agent.stopped = "stalled"
+            store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
+        return created > 0
+
+    def _budget_left(self, store: Store, agent: Agent) -> dict[str, Any]:
+        b = agent.config.budget
+        return {"nodes": None if b.max_nodes is None else b.max_nodes - store.count_nodes(agent=agent.name),
+                "campaign_nodes": None if self.config.budget.max_nodes is None
+                else self.config.budget.max_nodes - store.count_nodes(),
+                "wall_s": None if self.config.budget.wall_s is None
+                else self.config.budget.wall_s - self.elapsed()}
+
+    def make_job(self, node: Node, split: str = "val", seed: int | None = None) -> EvalJob:
+        return EvalJob(node_id=node.id, run_dir=str(self.run_dir.resolve()), domain=self.domain.name,
+                       domain_options=self.config.domain.options, evaluator=self.evaluator.name,
+                       evaluator_options=self.evaluator.options, candidate=node.candidate,
+                       split=split, seed=self.config.seed if seed is None else seed,
+                       limits=self.config.sandbox.model_dump())
+
+    def _submit(self, store: Store, executor: Executor, agent: Agent, node: Node) -> None:
+        store.set_status(node.id, NodeStatus.RUNNING)
+        fut = executor.submit(self.make_job(node))
+        self.futures[fut] = node.id
+        agent.in_flight.add(node.id)
+
+    def _finish(self, store: Store, fut: Future[EvalOutcome]) -> None:
+        node_id = self.futures.pop(fut)
+        outcome = fut.result()
+        node = store.record_outcome(outcome)
+        agent = next(a for a in self.agents if a.name == node.agent)
+        agent.in_flight.discard(node_id)
+        agent.scaffold.observe(node)
+        self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def leaderboard(self, k: int = 10) -> list[Node]:
+        return best_nodes(self.open_store().nodes(phase="search"), self.objective)[:k]
+
+    def result(self, reason: str) -> CampaignResult:
+        nodes = self.open_store().nodes(phase="search")
+        counts: dict[str, int] = {}
+        for n in nodes:
+            counts[n.status.value] = counts.get(n.status.value, 0) + 1
+        best = best_nodes(nodes, self.objective)
+        return CampaignResult(self.run_dir, reason, best[0] if best else None, counts)
+
+
+def _ref(name: str) -> Any:
+    from cambrian.core.config import ComponentRef
+
+    return ComponentRef(name=name)
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,116 @@
+"""One evaluation, end to end: job file in, sandboxed worker, result file out.
+
+The worker (``python -m cambrian.core.evaluation JOB RESULT``) loads the
+plugins, runs the evaluator and writes the result JSON itself: metrics never
+come from parsing the candidate's stdout. The parent only trusts that file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+from pathlib import Path
+
+from cambrian.core.config import SandboxLimits
+from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
+from cambrian.core.sandbox import SandboxProcess
+
+RESULT_FILE = "result.json"
+
+
+def job_dir(job: EvalJob) -> Path:
+    return Path(job.run_dir) / "evals" / job.node_id
+
+
+def start_job(job: EvalJob) -> SandboxProcess:
+    """Write the job file and start its sandboxed worker."""
+    d = job_dir(job)
+    d.mkdir(parents=True, exist_ok=True)
+    result = d / RESULT_FILE
+    result.unlink(missing_ok=True)
+    (d / "job.json").write_text(job.model_dump_json())
+    limits = SandboxLimits(**job.limits)
+    cmd = [sys.executable, "-m", "cambrian.core.evaluation", str(d / "job.json"), str(result)]
+    return SandboxProcess(cmd, d / "work", limits)
+
+
+def finish_job(job: EvalJob, proc: SandboxProcess) -> EvalOutcome:
+    """Wait for the worker and turn its result file (or its absence) into an outcome."""
+    res = proc.wait()
+    cost = Cost(wall_s=res.wall_s, cpu_s=res.cpu_s)
+    result = job_dir(job) / RESULT_FILE
+    if proc.killed and not res.timed_out:
+        return EvalOutcome(node_id=job.node_id, status=NodeStatus.CANCELLED, cost=cost,
+                           error="stopped: budget exhausted")
+    if res.timed_out or res.returncode != 0 or not result.is_file():
+        reason = res.reason or "the evaluation wrote no result"
+        return EvalOutcome(node_id=job.node_id, status=NodeStatus.FAILED, cost=cost, error=reason)
+    try:
+        data = json.loads(result.read_text())
+        outcome = EvalOutcome.model_validate(data)
+    except Exception as exc:
+        return EvalOutcome(node_id=job.node_id, status=NodeStatus.FAILED, cost=cost,
+                           error=f"unreadable result file: {exc}")
+    if not res.network_isolated and not SandboxLimits(**job.limits).network:
+        outcome = outcome.model_copy(update={"artifacts": {**outcome.artifacts,
+                                                           "warning": "no network namespace"}})
+    return outcome.model_copy(update={"cost": outcome.cost + cost})
+
+
+def run_job(job: EvalJob) -> EvalOutcome:
+    return finish_job(job, start_job(job))
+
+
+def classify(node_id: str, metrics: dict[str, Metric], objective: str, cost: Cost) -> EvalOutcome:
+    """DONE when the objective is present and finite, INVALID otherwise."""
+    m = metrics.get(objective)
+    if m is None:
+        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=metrics, cost=cost,
+                           error=f"objective {objective!r} missing from the evaluator's metrics")
+    if not math.isfinite(m.value):
+        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=metrics, cost=cost,
+                           error=f"objective {objective!r} is {m.value}")
+    return EvalOutcome(node_id=node_id, status=NodeStatus.DONE, metrics=metrics, cost=cost)
+
+
+def evaluate_here(job: EvalJob, workdir: Path) -> EvalOutcome:
+    """Run the evaluator in this process (the worker side)."""
+    from cambrian.core.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    domain = pm.get("domain", job.domain)(**job.domain_options)
+    evaluator = pm.get("evaluator", job.evaluator)(**job.evaluator_options)
+    objective = domain.objective
+    try:
+        out = evaluator.evaluate(job, workdir)
+    except Exception as exc:
+        tb = traceback.format_exc(limit=-3)
+        (workdir / "evaluator_traceback.txt").write_text(tb)
+        return EvalOutcome(node_id=job.node_id, status=NodeStatus.FAILED,
+                           error=f"{type(exc).__name__}: {exc}"[:2000])
+    values, cost = out if isinstance(out, tuple) else (out, Cost())
+    metrics: dict[str, Metric] = {}
+    for name, v in values.items():
+        if isinstance(v, Metric):
+            metrics[name] = v
+        else:
+            direction = objective.direction if name == objective.name else Direction.MIN
+            metrics[name] = Metric(name=name, value=float(v), direction=direction)
+    # Wall and CPU time are measured by the parent around the whole process.
+    return classify(job.node_id, metrics, objective.name, cost)
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_path, result_path = (argv or sys.argv[1:])[:2]
+    job = EvalJob.model_validate_json(Path(job_path).read_text())
+    outcome = evaluate_here(job, Path.cwd())
+    tmp = Path(result_path).with_suffix(".tmp")
+    tmp.write_text(outcome.model_dump_json())
+    tmp.replace(result_path)  # atomic: a half-written result is never read
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

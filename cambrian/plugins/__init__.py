@@ -1,0 +1,13 @@
+"""Built-in plugins, registered exactly like entry-point plugins.
+
+Each entry is (plugin name, module path). Plugin modules must import cheaply
+(no torch at module level) because every evaluation worker loads them.
+"""
+
+BUILTINS: list[tuple[str, str]] = [
+    ("scaffolds.random", "cambrian.plugins.scaffolds.random"),
+    ("domains.toy", "cambrian.plugins.domains.toy"),
+    ("evaluators.toy", "cambrian.plugins.evaluators.toy"),
+    ("operators.vector", "cambrian.plugins.operators.vector"),
+    ("executors.local", "cambrian.plugins.executors.local"),
+]

@@ -1,0 +1,47 @@
+"""Structured operators for vector candidates (the toy domain); no LLM.
+
+vector-sample (draft): a uniform sample from the domain.
+vector-perturb (improve): Gaussian steps on the parent; option ``sigma`` (0.3 x bound).
+vector-blend (crossover): a random convex blend of two parents.
+"""
+
+from __future__ import annotations
+
+from cambrian import Candidate, Operator, OperatorContext, hookimpl
+
+
+class Sample(Operator):
+    name = "vector-sample"
+    role = "draft"
+    kinds = ("vector",)
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        return [ctx.domain.sample(ctx.rng)]
+
+
+class Perturb(Operator):
+    name = "vector-perturb"
+    role = "improve"
+    kinds = ("vector",)
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        sigma = float(ctx.options.get("sigma", 0.3 * ctx.domain.bound))
+        x = ctx.parents[0].candidate.content
+        scale = sigma * ctx.rng.choice([1.0, 0.3, 0.1])  # mix of large and fine steps
+        return [Candidate(kind="vector", content=[v + ctx.rng.gauss(0, scale) for v in x])]
+
+
+class Blend(Operator):
+    name = "vector-blend"
+    role = "crossover"
+    kinds = ("vector",)
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        a, b = (p.candidate.content for p in ctx.parents[:2])
+        w = ctx.rng.random()
+        return [Candidate(kind="vector", content=[w * u + (1 - w) * v for u, v in zip(a, b)])]
+
+
+@hookimpl
+def cambrian_operators():
+    return [Sample, Perturb, Blend]
