@@ -292,6 +292,8 @@ class Campaign:
             store.log_event("operator_failed", agent=agent.name, operator=op.name,
                             error=f"{type(exc).__name__}: {exc}"[:1000])
             candidates = []
+        for text in ctx.new_notes:  # shared notes, fed to later prompts of every agent
+            store.add_note(agent.name, text, node_id=parents[0].id if parents else None)
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
         created = 0
         for cand in candidates:
@@ -311,11 +313,11 @@ class Campaign:
             created += 1
         if created == 0 and step_cost.llm_tokens:
             store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
-        agent.idle_steps = 0 if created else agent.idle_steps + 1
+        agent.idle_steps = 0 if created or ctx.new_notes else agent.idle_steps + 1
         if agent.idle_steps >= MAX_IDLE_STEPS:
             agent.stopped = "stalled"
             store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
-        return created > 0
+        return created > 0 or bool(ctx.new_notes)
 
     def _budget_left(self, store: Store, agent: Agent) -> dict[str, Any]:
         b = agent.config.budget

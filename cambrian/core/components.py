@@ -7,7 +7,9 @@ document their options and defaults in their docstrings.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,6 +58,45 @@ class Domain(Component, ABC):
     def describe(self) -> str:
         """The task description given to LLM operators."""
         return self.description
+
+    def render(self, candidate: Candidate) -> str:
+        """The candidate as text for a prompt (a fenced JSON or code block)."""
+        if isinstance(candidate.content, str):
+            return f"```python\n{candidate.content}\n```"
+        return f"```json\n{json.dumps(candidate.content, indent=1)}\n```"
+
+    def parse(self, text: str) -> Candidate:
+        """Turn an LLM reply into a candidate of this domain's kind.
+
+        Takes the last fenced block (```json for data kinds, ```python for code
+        kinds); raises ValueError with a reason the repair prompt can quote.
+        """
+        want_code = self.candidate_kind in CODE_KINDS
+        block = last_fenced_block(text, ("python", "py", "") if want_code else ("json", ""))
+        if block is None:
+            lang = "```python" if want_code else "```json"
+            raise ValueError(f"no {lang} fenced block found in the reply")
+        if want_code:
+            content: Any = block
+        else:
+            try:
+                content = json.loads(block)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"the JSON block does not parse: {exc}") from None
+        return self.validate(Candidate(kind=self.candidate_kind, content=content))
+
+
+CODE_KINDS = ("code", "script")
+_FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def last_fenced_block(text: str, langs: tuple[str, ...]) -> str | None:
+    """The body of the last ```lang block whose language is in ``langs`` ('' = unlabelled)."""
+    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+    for lang, body in reversed(blocks):
+        if lang in langs:
+            return body.strip("\n")
+    return None
 
 
 class Evaluator(Component, ABC):
@@ -119,6 +160,7 @@ class OperatorContext:
     llm: "LLMBackend | None" = None
     persona: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    new_notes: list[str] = field(default_factory=list)  # analyze operators append here
     cost: Cost = field(default_factory=Cost)  # operators add LLM usage here
 
 
