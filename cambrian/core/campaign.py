@@ -137,7 +137,7 @@ class Campaign:
                               f"{self.domain.name!r} names no defaults; set agents[].operators")
         operators: dict[str, list[Operator]] = {}
         for n in names:
-            op = self.pm.get("operator", n)()
+            op = self.pm.get("operator", n)(**cfg.operator_options.get(n, {}))
             operators.setdefault(op.role, []).append(op)
         needs_llm = [o.name for ops in operators.values() for o in ops if o.needs_llm]
         if needs_llm and cfg.llm is None:

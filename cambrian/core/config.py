@@ -49,6 +49,7 @@ class AgentConfig(_Strict):
     name: str
     scaffold: ComponentRef = ComponentRef(name="random")
     operators: list[str] | None = None  # default: the domain's operators
+    operator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # by operator name
     llm: ComponentRef | None = None
     budget: Budget = Budget()
     persona: str = ""
