@@ -85,9 +85,26 @@ def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = Non
     return env
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def _limit(limits: SandboxLimits):  # runs in the child between fork and exec
+    libc = _libc() if sys.platform.startswith("linux") else None
+
     def apply() -> None:
         os.setsid()
+        if libc is not None:  # die with the campaign process, even if it is SIGKILLed
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))

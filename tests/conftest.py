@@ -1,0 +1,45 @@
+import os
+
+import pytest
+
+# Evaluation workers and tests use one thread each: 2-core machines, several processes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def fresh_pm(monkeypatch):
+    """A plugin manager built from scratch (and the process-wide one reset afterwards)."""
+    from cambrian.core.plugins import get_plugin_manager, reset_plugin_manager
+
+    reset_plugin_manager()
+    yield get_plugin_manager()
+    reset_plugin_manager()
+
+
+def toy_config(**over):
+    """A small toy campaign config as a dict."""
+    cfg = {
+        "name": "t",
+        "seed": 0,
+        "domain": {"name": "toy", "options": {"dim": 3, "function": "sphere"}},
+        "executor": {"name": "local", "options": {"workers": 2}},
+        "budget": {"max_nodes": 6},
+        "agents": [{"name": "a", "scaffold": "random"}],
+    }
+    cfg.update(over)
+    return cfg
