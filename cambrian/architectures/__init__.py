@@ -1,0 +1,37 @@
+"""Architecture building blocks: primitives, specs, counting, the model builder, export.
+
+Validating and counting specs needs no torch; :func:`build_model` imports it.
+
+    from cambrian.architectures import ArchSpec, build_model, count, reference_spec
+    spec = reference_spec("llama", d_model=128, n_layers=4, max_seq_len=256)
+    model = build_model(spec, seed=0)   # model(idx [B, T]) -> logits [B, T, V]
+    count(spec).params
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cambrian.architectures.counting import Counts, LayerCount, count
+from cambrian.architectures.primitives.base import Cache, Flops, Option, Primitive, SpecError
+from cambrian.architectures.references import REFERENCES, reference_spec
+from cambrian.architectures.registry import (get_primitive, primitive_names, register_primitive,
+                                             sync_from_plugins, unregister_primitive)
+from cambrian.architectures.spec import ArchSpec, LayerSpec
+
+if TYPE_CHECKING:
+    from cambrian.architectures.model import CambrianLM
+
+
+def build_model(spec: "ArchSpec | dict[str, Any]", seed: int = 0) -> "CambrianLM":
+    """spec -> causal LM ``nn.Module`` (see :func:`cambrian.architectures.model.build_model`)."""
+    from cambrian.architectures.model import build_model as _build
+
+    return _build(spec, seed)
+
+
+__all__ = [
+    "ArchSpec", "LayerSpec", "SpecError", "build_model", "count", "Counts", "LayerCount",
+    "reference_spec", "REFERENCES", "register_primitive", "unregister_primitive", "get_primitive",
+    "primitive_names", "sync_from_plugins", "Primitive", "Option", "Flops", "Cache",
+]

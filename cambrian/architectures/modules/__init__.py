@@ -1,0 +1,1 @@
+"""torch modules behind the primitives (imported only when a model is built)."""

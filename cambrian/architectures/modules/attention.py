@@ -1,0 +1,62 @@
+"""Causal softmax attention: multi-head, grouped-query, optional sliding window."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cambrian.architectures.modules.common import Rotary
+
+try:  # the fused kernel, used on CUDA in half precision when installed
+    from flash_attn import flash_attn_func  # type: ignore
+except Exception:  # pragma: no cover - not installed on CPU machines
+    flash_attn_func = None
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, head_dim: int, *,
+                 rope: bool = True, window: int | None = None, rope_theta: float = 10000.0):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim, self.window = n_heads, n_kv_heads, head_dim, window
+        self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=False)
+        self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=False)
+        self.o_proj.is_residual_out = True
+        self.rotary = Rotary(head_dim, rope_theta) if rope else None
+        self.use_kernel = True  # tests switch this off to compare against SDPA
+        self._masks: dict[tuple, torch.Tensor] = {}
+
+    def _window_mask(self, t: int, device: torch.device) -> torch.Tensor:
+        key = (t, device)
+        if key not in self._masks:
+            i = torch.arange(t, device=device)
+            diff = i[:, None] - i[None, :]
+            self._masks = {key: (diff >= 0) & (diff < self.window)}  # True = attend
+        return self._masks[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
+        if (self.use_kernel and flash_attn_func is not None and x.is_cuda
+                and x.dtype in (torch.float16, torch.bfloat16)):
+            if self.rotary is not None:
+                q = self.rotary.apply(q.transpose(1, 2)).transpose(1, 2)
+                k = self.rotary.apply(k.transpose(1, 2)).transpose(1, 2)
+            window = (-1, -1) if self.window is None else (self.window - 1, 0)
+            y = flash_attn_func(q, k, v, causal=True, window_size=window)  # (B, T, H, hd)
+            return self.o_proj(y.reshape(b, t, -1))
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, hd)
+        if self.rotary is not None:
+            q, k = self.rotary.apply(q), self.rotary.apply(k)
+        if self.n_kv_heads != self.n_heads:
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        if self.window is None or self.window >= t:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(t, x.device))
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))  # (B, T, H*hd) -> (B, T, d)

@@ -1,0 +1,34 @@
+"""Channel mixers: a plain MLP and SwiGLU."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu,
+                "relu2": lambda x: F.relu(x).square()}
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, hidden: int, activation: str = "gelu"):
+        super().__init__()
+        self.up = nn.Linear(d_model, hidden, bias=False)
+        self.down = nn.Linear(hidden, d_model, bias=False)
+        self.down.is_residual_out = True
+        self.act = _ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, hidden: int):
+        super().__init__()
+        self.gate = nn.Linear(d_model, hidden, bias=False)
+        self.up = nn.Linear(d_model, hidden, bias=False)
+        self.down = nn.Linear(hidden, d_model, bias=False)
+        self.down.is_residual_out = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))

@@ -1,0 +1,263 @@
+"""Mamba-1 selective scan: a compiled C++ scan on CPU, pure-torch paths as fallback.
+
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t      (per channel d, state n)
+    y_t = sum_n C_t[n] * h_t[n]
+
+``selective_scan`` picks mamba-ssm's CUDA kernel for CUDA tensors when installed,
+else the C++ extension (compiled once with the system compiler through
+``torch.utils.cpp_extension.load_inline`` and cached under
+``$CAMBRIAN_EXT_DIR`` or ``~/.cache/cambrian/ext``), else the chunked pure-torch
+scan. Its backward is a C++ reverse scan that recomputes the states of one
+(batch, channel) row into a small buffer, so nothing of size B*D*T*N is stored.
+Set ``CAMBRIAN_NO_CPP_EXT=1`` to force the pure-torch path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+try:
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_scan  # type: ignore
+except Exception:  # pragma: no cover - not installed on CPU machines
+    _cuda_scan = None
+
+CPP_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <vector>
+#include <cmath>
+
+// u, delta: (B, D, L); A: (D, N); Bm, Cm: (B, L, N). Returns y: (B, D, L).
+torch::Tensor scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
+                       torch::Tensor Bm, torch::Tensor Cm) {
+  const int64_t B = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  auto y = torch::empty_like(u);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "scan_fwd", [&] {
+    const scalar_t* pu = u.data_ptr<scalar_t>();
+    const scalar_t* pd = delta.data_ptr<scalar_t>();
+    const scalar_t* pA = A.data_ptr<scalar_t>();
+    const scalar_t* pB = Bm.data_ptr<scalar_t>();
+    const scalar_t* pC = Cm.data_ptr<scalar_t>();
+    scalar_t* py = y.data_ptr<scalar_t>();
+    at::parallel_for(0, B * D, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> h(N);
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / D, d = row % D;
+        const scalar_t* a = pA + d * N;
+        const scalar_t* ur = pu + row * L;
+        const scalar_t* dr = pd + row * L;
+        const scalar_t* Bb = pB + b * L * N;
+        const scalar_t* Cb = pC + b * L * N;
+        scalar_t* yr = py + row * L;
+        std::fill(h.begin(), h.end(), scalar_t(0));
+        for (int64_t t = 0; t < L; ++t) {
+          const scalar_t dt = dr[t], du = dt * ur[t];
+          const scalar_t* Bt = Bb + t * N;
+          const scalar_t* Ct = Cb + t * N;
+          scalar_t acc = 0;
+          for (int64_t n = 0; n < N; ++n) {
+            h[n] = std::exp(dt * a[n]) * h[n] + du * Bt[n];
+            acc += Ct[n] * h[n];
+          }
+          yr[t] = acc;
+        }
+      }
+    });
+  });
+  return y;
+}
+
+// Gradients of y w.r.t. u, delta, A, Bm, Cm given dy: (B, D, L).
+// Parallel over the batch: dA, dB and dC sum over channels, so each batch row owns
+// its slice of dB, dC and a per-batch dA that Python sums afterwards.
+std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
+                                    torch::Tensor Bm, torch::Tensor Cm, torch::Tensor dy) {
+  const int64_t B = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  auto du = torch::empty_like(u);
+  auto ddelta = torch::empty_like(delta);
+  auto dA = torch::zeros({B, D, N}, A.options());
+  auto dB = torch::zeros_like(Bm);
+  auto dC = torch::zeros_like(Cm);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "scan_bwd", [&] {
+    const scalar_t* pu = u.data_ptr<scalar_t>();
+    const scalar_t* pd = delta.data_ptr<scalar_t>();
+    const scalar_t* pA = A.data_ptr<scalar_t>();
+    const scalar_t* pB = Bm.data_ptr<scalar_t>();
+    const scalar_t* pC = Cm.data_ptr<scalar_t>();
+    const scalar_t* pdy = dy.data_ptr<scalar_t>();
+    scalar_t* pdu = du.data_ptr<scalar_t>();
+    scalar_t* pdd = ddelta.data_ptr<scalar_t>();
+    scalar_t* pdA = dA.data_ptr<scalar_t>();
+    scalar_t* pdB = dB.data_ptr<scalar_t>();
+    scalar_t* pdC = dC.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> hs((L + 1) * N), g(N);
+      for (int64_t b = begin; b < end; ++b) {
+        const scalar_t* Bb = pB + b * L * N;
+        const scalar_t* Cb = pC + b * L * N;
+        scalar_t* dBb = pdB + b * L * N;
+        scalar_t* dCb = pdC + b * L * N;
+        for (int64_t d = 0; d < D; ++d) {
+          const int64_t row = b * D + d;
+          const scalar_t* a = pA + d * N;
+          const scalar_t* ur = pu + row * L;
+          const scalar_t* dr = pd + row * L;
+          const scalar_t* dyr = pdy + row * L;
+          scalar_t* dAr = pdA + row * N;
+          // recompute the states: hs[t + 1] = h_t, hs[0] = 0
+          std::fill(hs.begin(), hs.begin() + N, scalar_t(0));
+          for (int64_t t = 0; t < L; ++t) {
+            const scalar_t dt = dr[t], dtu = dt * ur[t];
+            const scalar_t* Bt = Bb + t * N;
+            const scalar_t* hp = &hs[t * N];
+            scalar_t* hn = &hs[(t + 1) * N];
+            for (int64_t n = 0; n < N; ++n) hn[n] = std::exp(dt * a[n]) * hp[n] + dtu * Bt[n];
+          }
+          std::fill(g.begin(), g.end(), scalar_t(0));  // dLoss/dh_t
+          for (int64_t t = L - 1; t >= 0; --t) {
+            const scalar_t dt = dr[t], ut = ur[t], gy = dyr[t];
+            const scalar_t* Bt = Bb + t * N;
+            const scalar_t* Ct = Cb + t * N;
+            scalar_t* dBt = dBb + t * N;
+            scalar_t* dCt = dCb + t * N;
+            const scalar_t* hp = &hs[t * N];
+            const scalar_t* hc = &hs[(t + 1) * N];
+            scalar_t ddt = 0, dut = 0;
+            for (int64_t n = 0; n < N; ++n) {
+              dCt[n] += gy * hc[n];
+              const scalar_t gn = g[n] + gy * Ct[n];
+              const scalar_t decay = std::exp(dt * a[n]);
+              const scalar_t gdecay = gn * hp[n] * decay;  // dLoss/d(dt * a[n])
+              ddt += gdecay * a[n] + gn * Bt[n] * ut;
+              dAr[n] += gdecay * dt;
+              dBt[n] += gn * dt * ut;
+              dut += gn * Bt[n] * dt;
+              g[n] = gn * decay;
+            }
+            pdd[row * L + t] = ddt;
+            pdu[row * L + t] = dut;
+          }
+        }
+      }
+    });
+  });
+  return {du, ddelta, dA.sum(0), dB, dC};
+}
+"""
+
+_lock = threading.Lock()
+_ext = None
+_ext_failed = False
+
+
+def ext_dir() -> Path:
+    base = os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cambrian", "ext")
+    path = Path(base) / f"torch{torch.__version__.split('+')[0]}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_extension():
+    """The compiled scan module, or None (with one warning) when it can't be built."""
+    global _ext, _ext_failed
+    if _ext is not None or _ext_failed:
+        return _ext
+    if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
+        _ext_failed = True
+        return None
+    with _lock:
+        if _ext is None and not _ext_failed:
+            try:
+                from torch.utils.cpp_extension import load_inline
+
+                _ext = load_inline(
+                    name="cambrian_selective_scan_v1", cpp_sources=[CPP_SOURCE],
+                    functions=["scan_fwd", "scan_bwd"], extra_cflags=["-O3"],
+                    build_directory=str(ext_dir()), verbose=False)
+            except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
+                _ext_failed = True
+                warnings.warn(f"cambrian: the C++ selective scan failed to compile, using the "
+                              f"slower pure-torch scan ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})",
+                              RuntimeWarning, stacklevel=2)
+    return _ext
+
+
+class _CppScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, Bm, Cm):
+        ext = load_extension()
+        args = [z.contiguous() for z in (u, delta, A, Bm, Cm)]
+        ctx.save_for_backward(*args)
+        return ext.scan_fwd(*args)
+
+    @staticmethod
+    def backward(ctx, dy):
+        du, ddelta, dA, dB, dC = load_extension().scan_bwd(*ctx.saved_tensors, dy.contiguous())
+        return du, ddelta, dA, dB, dC
+
+
+def scan_cpp(u, delta, A, Bm, Cm):
+    """u, delta: (B, D, L); A: (D, N); Bm, Cm: (B, L, N) -> y (B, D, L)."""
+    return _CppScan.apply(u, delta, A, Bm, Cm)
+
+
+def scan_sequential(u, delta, A, Bm, Cm):
+    """Step-by-step reference, elementwise only (any dtype; slow)."""
+    b, d, length = u.shape
+    h = u.new_zeros(b, d, A.size(1))
+    ys = []
+    for t in range(length):
+        dt = delta[:, :, t, None]  # (B, D, 1)
+        h = (dt * A).exp() * h + dt * Bm[:, None, t] * u[:, :, t, None]
+        ys.append((h * Cm[:, None, t]).sum(-1))
+    return torch.stack(ys, dim=-1)
+
+
+def scan_chunked(u, delta, A, Bm, Cm, chunk: int = 16):
+    """Chunked pure-torch scan: closed form inside chunks of 16 steps, a loop across them.
+
+    Inside a chunk h_t = exp(c_t) * (h_0 + sum_{s<=t} exp(-c_s) dB_s u_s) with c the
+    running sum of delta*A; chunks of 32 or more overflow exp(-c) in fp32.
+    """
+    b, d, length = u.shape
+    n = A.size(1)
+    h = u.new_zeros(b, d, n)
+    ys = []
+    for s in range(0, length, chunk):
+        dt = delta[:, :, s:s + chunk, None]  # (B, D, C, 1)
+        cum = (dt * A[:, None, :]).cumsum(dim=2)  # (B, D, C, N), <= 0
+        x = dt * Bm[:, None, s:s + chunk] * u[:, :, s:s + chunk, None]  # (B, D, C, N)
+        hs = cum.exp() * (h[:, :, None] + (x * (-cum).exp()).cumsum(dim=2))
+        ys.append((hs * Cm[:, None, s:s + chunk]).sum(-1))
+        h = hs[:, :, -1]
+    return torch.cat(ys, dim=-1)
+
+
+def selective_scan(u, delta, A, Bm, Cm, impl: str = "auto"):
+    """Dispatch: ``auto`` (kernel / C++ / chunked), or one of ``cuda``, ``cpp``,
+    ``chunked``, ``sequential``."""
+    if impl == "auto":
+        if u.is_cuda and _cuda_scan is not None:
+            impl = "cuda"
+        elif not u.is_cuda and load_extension() is not None:
+            impl = "cpp"
+        else:
+            impl = "chunked"
+    if impl == "cuda":
+        # mamba-ssm layout: u, delta (B, D, L); A (D, N); B, C (B, N, L)
+        return _cuda_scan(u, delta, A, Bm.transpose(1, 2).contiguous(),
+                          Cm.transpose(1, 2).contiguous())
+    if impl == "cpp":
+        return scan_cpp(u, delta, A, Bm, Cm)
+    if impl == "chunked":
+        return scan_chunked(u, delta, A, Bm, Cm)
+    if impl == "sequential":
+        return scan_sequential(u, delta, A, Bm, Cm)
+    raise ValueError(f"unknown scan implementation {impl!r}")
