@@ -10,4 +10,8 @@ BUILTINS: list[tuple[str, str]] = [
     ("evaluators.toy", "cambrian.plugins.evaluators.toy"),
     ("operators.vector", "cambrian.plugins.operators.vector"),
     ("executors.local", "cambrian.plugins.executors.local"),
+    ("llm.openai", "cambrian.plugins.llm.openai_compat"),
+    ("llm.transformers", "cambrian.plugins.llm.transformers_local"),
+    ("llm.cassette", "cambrian.plugins.llm.cassette"),
+    ("operators.llm", "cambrian.plugins.operators.llm"),
 ]

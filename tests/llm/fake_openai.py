@@ -1,0 +1,75 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for tests (stdlib only).
+
+``FakeOpenAI(script)`` answers each POST /v1/chat/completions with the next
+entry of ``script`` (the last one repeats): a reply text, or a (status, raw body)
+pair for errors, malformed and truncated bodies. Every request is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Union
+
+Reply = Union[str, tuple[int, str], Callable[[dict], Union[str, tuple[int, str]]]]
+
+
+def completion(text: str | None, *, finish_reason: str = "stop", prompt_tokens: int = 11,
+               completion_tokens: int = 7, model: str = "fake-model", usage: bool = True) -> str:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": finish_reason,
+                     "message": {"role": "assistant", "content": text}}],
+    }
+    if usage:
+        body["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                         "total_tokens": prompt_tokens + completion_tokens}
+    return json.dumps(body)
+
+
+class FakeOpenAI:
+    def __init__(self, script: list[Reply]) -> None:
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with lock:
+                    outer.requests.append(body)
+                    outer.headers.append(dict(self.headers))
+                    i = min(len(outer.requests), len(outer.script)) - 1
+                    reply = outer.script[i]
+                if callable(reply):
+                    reply = reply(body)
+                status, raw = (200, completion(reply)) if isinstance(reply, str) else reply
+                data = raw.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+        lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
