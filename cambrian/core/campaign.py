@@ -10,6 +10,7 @@ their history.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import random
@@ -31,6 +32,10 @@ from cambrian.core.records import (Candidate, Cost, EvalJob, EvalOutcome, Node, 
 from cambrian.core.store import Store
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
+# Budgets whose running evaluations are stopped when they run out (their use grows while an
+# evaluation runs); at the others (nodes, LLM tokens and cost) running evaluations finish.
+HARD_STOPS = ("wall_s", "eval_flops", "eval_gpu_s")
+_LLM_FIELDS = ("llm_prompt_tokens", "llm_completion_tokens", "llm_cost_usd")
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -102,6 +107,11 @@ class Campaign:
         self._executor_cls = self.pm.get("executor", config.executor.name)
         self.store: Store | None = None
         self.futures: dict[Future[EvalOutcome], str] = {}
+        # A write-through mirror of this campaign's search nodes: the store is written
+        # first, then the mirror, so hot paths never re-read and re-parse the whole store.
+        self.nodes: dict[str, Node] = {}
+        self._hashes: set[str] = set()
+        self._cost: dict[str | None, Cost] = {}
         self.listeners: list[Callable[[Campaign], None]] = []
 
     # -- construction -------------------------------------------------------------------
@@ -177,6 +187,15 @@ class Campaign:
         executor: Executor = self._executor_cls(**self.config.executor.options)
         self.executor = executor
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
+        self.nodes, self._hashes, self._cost = {}, set(), {}
+        for node in store.nodes(phase="search"):
+            self._remember(node, node.cost)
+        self._llm: dict[str | None, Cost] = {}  # every LLM call, also those that made no node
+        self._cancelling: set[str] = set()
+        for call in store.llm_calls():
+            self._spend_llm(call["agent"], Cost(llm_prompt_tokens=call["prompt_tokens"],
+                                                llm_completion_tokens=call["completion_tokens"],
+                                                llm_cost_usd=call["cost_usd"]))
         self._t0 = time.monotonic()
         try:
             self._restore(store, executor)
@@ -201,10 +220,24 @@ class Campaign:
     def elapsed(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._t0)
 
+    def _remember(self, node: Node, added_cost: Cost = Cost()) -> Node:
+        """Mirror a node already written to the store; ``added_cost`` is new spending."""
+        self.nodes[node.id] = node
+        self._hashes.add(node.candidate.hash)
+        for key in (None, node.agent):
+            self._cost[key] = self._cost.get(key, Cost()) + added_cost
+        return node
+
+    def count(self, agent: str | None = None) -> int:
+        return len(self.nodes) if agent is None else sum(n.agent == agent for n in self.nodes.values())
+
+    def spent(self, agent: str | None = None) -> Cost:
+        return self._cost.get(agent, Cost())
+
     def _restore(self, store: Store, executor: Executor) -> None:
         """Replay finished nodes into scaffolds; re-run evaluations that never finished."""
         by_name = {a.name: a for a in self.agents}
-        for node in store.nodes(phase="search"):
+        for node in list(self.nodes.values()):
             agent = by_name.get(node.agent)
             if agent is None:
                 continue
@@ -214,8 +247,44 @@ class Campaign:
                 store.log_event("node_requeued", agent=node.agent, node_id=node.id)
                 self._submit(store, executor, agent, node)
 
+    def _spend_llm(self, agent: str, cost: Cost) -> None:
+        for key in (None, agent):
+            self._llm[key] = self._llm.get(key, Cost()) + cost
+
+    def usage(self, agent: str | None = None) -> Cost:
+        """What counts against a budget: node costs, and LLM use from every call made.
+
+        LLM calls of steps that produced no node (failed, duplicate, analyze) are
+        in the store's llm_calls table but on no node, so LLM fields come from there.
+        """
+        nodes, calls = self.spent(agent), self._llm.get(agent, Cost())
+        return nodes.model_copy(update={f: max(getattr(nodes, f), getattr(calls, f)) for f in _LLM_FIELDS})
+
     def _budget_stop(self, store: Store) -> str | None:
-        return self.config.budget.exhausted(store.count_nodes(), self.elapsed(), store.total_cost())
+        return self.config.budget.exhausted(self.count(), self.elapsed(), self.usage())
+
+    def _agent_budget(self, store: Store, executor: Executor, agent: Agent) -> str | None:
+        """Stop ``agent`` at its own budget (and its running evaluations at a hard one)."""
+        used = agent.config.budget.exhausted(self.count(agent.name), self.elapsed(), self.usage(agent.name))
+        if used is not None and not agent.stopped:
+            agent.stopped = f"{used} (agent {agent.name})"
+            store.log_event("agent_stopped", agent=agent.name, reason=agent.stopped, budget=used)
+        if used in HARD_STOPS:
+            self._cancel(store, executor, agent.in_flight, used)
+        return used
+
+    def _cancel(self, store: Store, executor: Executor, node_ids: Any, budget: str) -> None:
+        for node_id in sorted(set(node_ids) - self._cancelling):
+            self._cancelling.add(node_id)
+            store.log_event("evaluation_cancelled", node_id=node_id, budget=budget)
+            executor.cancel(node_id)
+
+    def _wait_s(self) -> float:
+        """How long to wait for results: short enough to stop evaluations at a wall-clock limit."""
+        limits = [b.wall_s for b in [self.config.budget, *(a.config.budget for a in self.agents)]
+                  if b.wall_s is not None]
+        left = min(limits, default=math.inf) - self.elapsed()
+        return min(0.5, max(0.01, left))
 
     def _search(self, store: Store, executor: Executor) -> str:
         reason = "complete"
@@ -223,9 +292,11 @@ class Campaign:
             stop = self._budget_stop(store)
             if stop is not None and reason == "complete":
                 reason = stop
-                if stop == "wall_s":  # a running evaluation is stopped at the wall-clock limit
-                    for node_id in list(self.futures.values()):
-                        executor.cancel(node_id)
+                store.log_event("budget_exhausted", budget=stop)
+            if stop in HARD_STOPS:  # a running evaluation is stopped at the limit
+                self._cancel(store, executor, self.futures.values(), stop)
+            for agent in self.agents:
+                self._agent_budget(store, executor, agent)
             if stop is None:
                 for agent in self.agents:
                     self._fill(store, executor, agent)
@@ -233,7 +304,7 @@ class Campaign:
                 if stop is not None or all(a.stopped for a in self.agents):
                     break
                 continue
-            done, _ = wait(list(self.futures), timeout=0.5, return_when=FIRST_COMPLETED)
+            done, _ = wait(list(self.futures), timeout=self._wait_s(), return_when=FIRST_COMPLETED)
             for fut in done:
                 self._finish(store, fut)
             store.set_meta("elapsed_s", self.elapsed())
@@ -241,18 +312,16 @@ class Campaign:
                 listener(self)
         if reason == "complete":
             stopped = {a.stopped for a in self.agents}
-            reason = stopped.pop() if len(stopped) == 1 else "all agents stopped"
+            reason = stopped.pop() if len(stopped) == 1 else "all agents stopped: " + "; ".join(
+                f"{a.name}: {a.stopped}" for a in self.agents)
         return reason or "complete"
 
     def _fill(self, store: Store, executor: Executor, agent: Agent) -> None:
         """Ask ``agent`` for work while it and the executor have free slots."""
         while (not agent.stopped and len(agent.in_flight) < agent.config.max_in_flight
                and len(self.futures) < max(1, executor.workers)):
-            own = store.count_nodes(agent=agent.name)
-            used = agent.config.budget.exhausted(own, self.elapsed(), store.total_cost(agent=agent.name))
-            if used is not None:
-                agent.stopped = used
-                store.log_event("agent_stopped", agent=agent.name, reason=used)
+            own = self.count(agent.name)
+            if self._agent_budget(store, executor, agent) is not None:
                 return
             if self._budget_stop(store) is not None:
                 return
@@ -262,8 +331,8 @@ class Campaign:
     def _step(self, store: Store, executor: Executor, agent: Agent, own: int) -> bool:
         """One proposal; returns False when the agent has nothing to do right now."""
         rng = _rng(self.config.seed, agent.name, own, agent.idle_steps)
-        nodes = store.nodes(agent=agent.name, phase="search")
-        shared = [n for n in store.nodes(phase="search") if n.status.finished]
+        nodes = [n for n in self.nodes.values() if n.agent == agent.name]
+        shared = [n for n in self.nodes.values() if n.status.finished]
         view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
                           len(agent.in_flight), rng)
         proposal = agent.scaffold.propose(view)
@@ -277,7 +346,7 @@ class Campaign:
             raise CambrianError(f"scaffold {agent.scaffold.name!r} asked for a {proposal.role!r} "
                                 f"operator, which agent {agent.name!r} does not have")
         op = ops[0] if len(ops) == 1 else rng.choice(ops)
-        parents = [store.node(pid) for pid in proposal.parents]
+        parents = [self.nodes[pid] if pid in self.nodes else store.node(pid) for pid in proposal.parents]
         if agent.llm is not None:
             agent.llm.operator, agent.llm.cost = op.name, Cost()
         ctx = OperatorContext(
@@ -295,20 +364,25 @@ class Campaign:
         for text in ctx.new_notes:  # shared notes, fed to later prompts of every agent
             store.add_note(agent.name, text, node_id=parents[0].id if parents else None)
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
+        self._spend_llm(agent.name, step_cost)
         created = 0
         for cand in candidates:
+            if not self._room_for_node(agent):  # an operator may return several candidates
+                store.log_event("candidate_dropped", agent=agent.name, reason="node budget reached")
+                break
             try:
                 cand = self.domain.validate(cand)
             except ValueError as exc:
                 store.log_event("candidate_rejected", agent=agent.name, reason=str(exc)[:1000])
                 continue
-            if store.has_hash(cand.hash):
+            if cand.hash in self._hashes:
                 store.log_event("candidate_duplicate", agent=agent.name, hash=cand.hash)
                 continue
             node = Node(id=uuid.uuid4().hex[:12], agent=agent.name, operator=op.name,
                         parents=tuple(proposal.parents), candidate=cand,
                         seed=self.config.seed, cost=step_cost if created == 0 else Cost())
             store.add_node(node)
+            self._remember(node, node.cost)
             self._submit(store, executor, agent, node)
             created += 1
         if created == 0 and step_cost.llm_tokens:
@@ -319,11 +393,16 @@ class Campaign:
             store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
         return created > 0 or bool(ctx.new_notes)
 
+    def _room_for_node(self, agent: Agent) -> bool:
+        limits = ((self.config.budget.max_nodes, self.count()),
+                  (agent.config.budget.max_nodes, self.count(agent.name)))
+        return all(limit is None or used < limit for limit, used in limits)
+
     def _budget_left(self, store: Store, agent: Agent) -> dict[str, Any]:
         b = agent.config.budget
-        return {"nodes": None if b.max_nodes is None else b.max_nodes - store.count_nodes(agent=agent.name),
+        return {"nodes": None if b.max_nodes is None else b.max_nodes - self.count(agent.name),
                 "campaign_nodes": None if self.config.budget.max_nodes is None
-                else self.config.budget.max_nodes - store.count_nodes(),
+                else self.config.budget.max_nodes - self.count(),
                 "wall_s": None if self.config.budget.wall_s is None
                 else self.config.budget.wall_s - self.elapsed()}
 
@@ -335,7 +414,7 @@ class Campaign:
                        limits=self.config.sandbox.model_dump())
 
     def _submit(self, store: Store, executor: Executor, agent: Agent, node: Node) -> None:
-        store.set_status(node.id, NodeStatus.RUNNING)
+        self._remember(store.set_status(node.id, NodeStatus.RUNNING))
         fut = executor.submit(self.make_job(node))
         self.futures[fut] = node.id
         agent.in_flight.add(node.id)
@@ -343,7 +422,7 @@ class Campaign:
     def _finish(self, store: Store, fut: Future[EvalOutcome]) -> None:
         node_id = self.futures.pop(fut)
         outcome = fut.result()
-        node = store.record_outcome(outcome)
+        node = self._remember(store.record_outcome(outcome), outcome.cost)
         agent = next(a for a in self.agents if a.name == node.agent)
         agent.in_flight.discard(node_id)
         agent.scaffold.observe(node)

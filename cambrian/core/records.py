@@ -12,7 +12,7 @@ import json
 import math
 import time
 from enum import Enum
-from typing import Any
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -150,11 +150,13 @@ class Node(_Record):
         return m.value if m is not None and m.finite else None
 
 
-def best_nodes(nodes: list[Node], objective: MetricSpec) -> list[Node]:
-    """Valid nodes sorted best first; invalid nodes are never ranked."""
-    valid = [n for n in nodes if n.score(objective) is not None]
-    reverse = objective.direction == Direction.MAX
-    return sorted(valid, key=lambda n: (n.score(objective), n.created_at), reverse=reverse)
+def best_nodes(nodes: Iterable[Node], objective: MetricSpec) -> list[Node]:
+    """Valid nodes sorted best first (ties: older first); invalid nodes are never ranked."""
+    sign = -1.0 if objective.direction == Direction.MAX else 1.0
+    scored = [(sign * v, n.created_at, i, n) for i, n in enumerate(nodes)
+              if (v := n.score(objective)) is not None]
+    scored.sort(key=lambda t: t[:3])
+    return [t[3] for t in scored]
 
 
 class EvalJob(_Record):

@@ -145,7 +145,7 @@ class Store:
         return node
 
     def set_status(self, node_id: str, status: NodeStatus, **updates: Any) -> Node:
-        node = self.node(node_id)
+        node = self.node(node_id)  # read inside the store: another process may have written it
         return self.update_node(node.model_copy(update={"status": status, **updates}))
 
     def record_outcome(self, outcome: EvalOutcome) -> Node:
