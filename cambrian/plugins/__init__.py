@@ -6,6 +6,9 @@ Each entry is (plugin name, module path). Plugin modules must import cheaply
 
 BUILTINS: list[tuple[str, str]] = [
     ("scaffolds.random", "cambrian.plugins.scaffolds.random"),
+    ("scaffolds.greedy", "cambrian.plugins.scaffolds.greedy"),
+    ("scaffolds.mcts", "cambrian.plugins.scaffolds.mcts"),
+    ("scaffolds.evolutionary", "cambrian.plugins.scaffolds.evolutionary"),
     ("domains.toy", "cambrian.plugins.domains.toy"),
     ("evaluators.toy", "cambrian.plugins.evaluators.toy"),
     ("operators.vector", "cambrian.plugins.operators.vector"),
