@@ -5,7 +5,7 @@ Public API: the hook marker, the component base classes, the records, and
 """
 
 from cambrian.core.plugins import hookimpl
-from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, LLMBackend, LLMResponse,
+from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, LLMBackend, LLMResponse, Phase,
                                       Operator, OperatorContext, Proposal, Scaffold, SearchView)
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
                                    MetricSpec, Node, NodeStatus, best_nodes)
@@ -15,7 +15,7 @@ from cambrian.core.store import Store
 
 __all__ = [
     "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "LLMBackend", "LLMResponse", "Operator",
-    "OperatorContext", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
+    "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
     "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus",
     "best_nodes", "CambrianError", "Campaign", "CampaignResult", "Store",
 ]

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator,
+from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator, Phase,
                                       OperatorContext, Scaffold, SearchView)
 from cambrian.core.config import AgentConfig, CampaignConfig, load_config, parse_config
-from cambrian.core.errors import CambrianError, ConfigError
+from cambrian.core.errors import CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, EvalJob, EvalOutcome, Node, NodeStatus,
-                                   best_nodes)
+                                   best_nodes, canonical_json)
 from cambrian.core.store import Store
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
@@ -212,10 +212,50 @@ class Campaign:
         return result
 
     def domain_post_search(self, store: Store) -> None:
-        """Phases after search (aggregation, scaling, hidden evaluation), if the domain has them."""
-        post = getattr(self.domain, "post_search", None)
-        if post is not None:
-            post(self)
+        """Run the domain's phases after search, each once: a finished phase is skipped."""
+        for phase in self.domain.phases(self.config.phases):
+            key = f"phase:{phase.name}"
+            if store.get_meta(key) is not None:
+                continue
+            store.log_event("phase_started", phase=phase.name)
+            summary = phase.run(self)
+            store.set_meta(key, summary)
+            store.log_event("phase_done", phase=phase.name)
+
+    def evaluate(self, candidates: list[Candidate], *, phase: str, split: str = "val",
+                 seeds: tuple[int, ...] = (0,), evaluator_options: dict[str, Any] | None = None,
+                 agent: str = "campaign") -> list[Node]:
+        """Evaluate candidates outside search (a phase), each under every seed; block until done.
+
+        Node ids are derived from (phase, candidate, split, seed, evaluator options), so
+        calling this again after a crash reuses finished nodes and re-runs only the rest.
+        Returns the nodes in input order (candidate-major, then seed).
+        """
+        store, executor = self.open_store(), self.executor
+        options = {**self.evaluator.options, **(evaluator_options or {})}
+        wanted: list[Node] = []
+        pending: dict[Future[EvalOutcome], str] = {}
+        for cand in candidates:
+            for seed in seeds:
+                key = f"{phase}:{cand.hash}:{split}:{seed}:{canonical_json(options)}"
+                node_id = hashlib.sha256(key.encode()).hexdigest()[:12]
+                try:
+                    node = store.node(node_id)
+                except StoreError:
+                    node = Node(id=node_id, agent=agent, operator=phase, candidate=cand, split=split,
+                                seed=seed, phase=phase)
+                    store.add_node(node)
+                wanted.append(node)
+                if node.status.finished and node.status != NodeStatus.CANCELLED:
+                    continue
+                store.set_status(node_id, NodeStatus.RUNNING)
+                job = self.make_job(node, split=split, seed=seed).model_copy(
+                    update={"evaluator_options": options})
+                pending[executor.submit(job)] = node_id
+        for fut in pending:
+            node = store.record_outcome(fut.result())
+            self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
+        return [store.node(n.id) for n in wanted]
 
     def elapsed(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._t0)

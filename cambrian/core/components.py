@@ -55,6 +55,13 @@ class Domain(Component, ABC):
         """Named reference candidates evaluated by the same pipeline."""
         return {}
 
+    def phases(self, options: dict[str, Any]) -> list["Phase"]:
+        """Steps after search (aggregation, scaling, hidden evaluation), in order.
+
+        ``options`` is the campaign config's ``phases`` mapping.
+        """
+        return []
+
     def describe(self) -> str:
         """The task description given to LLM operators."""
         return self.description
@@ -109,6 +116,16 @@ class Evaluator(Component, ABC):
         Returns metric values (and optionally a Cost). Raise to fail the node;
         the message becomes the node's error.
         """
+
+
+class Phase(Component, ABC):
+    """A step after search. It must be idempotent: its evaluations go through
+    :meth:`Campaign.evaluate`, which reuses finished nodes, so a campaign killed
+    during a phase resumes it without repeating finished work."""
+
+    @abstractmethod
+    def run(self, campaign: Any) -> dict[str, Any]:
+        """Do the phase's work; return a JSON-able summary (stored as meta ``phase:<name>``)."""
 
 
 @dataclass
