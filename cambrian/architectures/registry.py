@@ -20,6 +20,9 @@ def register_primitive(primitive: Primitive | type[Primitive], *, replace: bool 
     name = getattr(inst, "name", "")
     if not name or not isinstance(name, str):
         raise SpecError(f"primitive {inst!r} has no name")
+    if not isinstance(inst, Primitive):
+        raise SpecError(f"primitive {name!r} ({type(inst).__qualname__}) must subclass "
+                        "cambrian.architectures.Primitive")
     if inst.kind not in ("token", "channel"):
         raise SpecError(f"primitive {name!r}: kind must be 'token' or 'channel', got {inst.kind!r}")
     old = _REGISTRY.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,7 +27,7 @@ class CausalSelfAttention(nn.Module):
         self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=False)
         self.o_proj.is_residual_out = True
         self.rotary = Rotary(head_dim, rope_theta) if rope else None
-        self.use_kernel = True  # tests switch this off to compare against SDPA
+        self.impl = "auto"  # "auto" (flash-attn on CUDA in half precision, else SDPA), "sdpa", "math"
         self._masks: dict[tuple, torch.Tensor] = {}
 
     def _window_mask(self, t: int, device: torch.device) -> torch.Tensor:
@@ -41,7 +43,7 @@ class CausalSelfAttention(nn.Module):
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
-        if (self.use_kernel and flash_attn_func is not None and x.is_cuda
+        if (self.impl == "auto" and flash_attn_func is not None and x.is_cuda
                 and x.dtype in (torch.float16, torch.bfloat16)):
             if self.rotary is not None:
                 q = self.rotary.apply(q.transpose(1, 2)).transpose(1, 2)
@@ -55,7 +57,12 @@ class CausalSelfAttention(nn.Module):
         if self.n_kv_heads != self.n_heads:
             rep = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        if self.window is None or self.window >= t:
+        if self.impl == "math":  # explicit products: the reference, and what FLOP counters see
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # (B, H, T, T)
+            allowed = self._window_mask(t, x.device) if self.window else torch.ones(
+                t, t, dtype=torch.bool, device=x.device).tril()
+            y = scores.masked_fill(~allowed, -math.inf).softmax(dim=-1) @ v
+        elif self.window is None or self.window >= t:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(t, x.device))

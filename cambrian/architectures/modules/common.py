@@ -52,3 +52,8 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """Depthwise causal conv. x: (B, C, T), weight: (C, 1, K) -> (B, C, T)."""
     k = weight.size(-1)
     return F.conv1d(F.pad(x, (k - 1, 0)), weight, bias, groups=x.size(1))
+
+
+def scan_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Recurrent states accumulate in fp32 (fp64 stays fp64, for references)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cambrian.architectures.modules.common import RMSNorm
+from cambrian.architectures.modules.common import RMSNorm, scan_dtype
 from cambrian.architectures.primitives.builtin import GLA_CHUNK
 
 MIN_LOG_DECAY = -5.0
@@ -97,7 +97,7 @@ class GatedLinearAttention(nn.Module):
         k, v = heads(self.k_proj(x), self.dk), heads(self.v_proj(x), self.dv)
         g = self.log_decay(x)
         dtype = x.dtype
-        q, k, v, g = (z.float() for z in (q, k, v, g))  # the state accumulates in fp32
+        q, k, v, g = (z.to(scan_dtype(dtype)) for z in (q, k, v, g))
         o = gla_chunked(q, k, v, g) if self.chunked else gla_sequential(q, k, v, g)
         o = self.head_norm(o.to(dtype)).transpose(1, 2).reshape(b, t, -1)  # (B, T, dv_total)
         return self.o_proj(o * F.silu(self.g_proj(x)))

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cambrian.architectures.modules.common import causal_conv1d
+from cambrian.architectures.modules.common import causal_conv1d, scan_dtype
 from cambrian.architectures.modules.selective_scan import selective_scan
 
 
@@ -48,7 +48,9 @@ class MambaMixer(nn.Module):
         dt, Bm, Cm = self.x_proj(xi.transpose(1, 2)).split(
             [self.dt_rank, self.d_state, self.d_state], dim=-1)  # (B, T, r), (B, T, N) x2
         delta = F.softplus(self.dt_proj(dt)).transpose(1, 2)  # (B, di, T)
-        A = -self.A_log.float().exp()  # (di, N)
-        y = selective_scan(xi.float(), delta.float(), A, Bm.float(), Cm.float(), self.scan_impl)
-        y = (y + xi.float() * self.D.float()[:, None]).to(dtype)  # (B, di, T)
+        f = scan_dtype(dtype)
+        A = -self.A_log.to(f).exp()  # (di, N)
+        xi = xi.to(f)
+        y = selective_scan(xi, delta.to(f), A, Bm.to(f), Cm.to(f), self.scan_impl)
+        y = (y + xi * self.D.to(f)[:, None]).to(dtype)  # (B, di, T)
         return self.out_proj(y.transpose(1, 2) * F.silu(z))

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cambrian.architectures.modules.common import RMSNorm, causal_conv1d
+from cambrian.architectures.modules.common import RMSNorm, causal_conv1d, scan_dtype
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
 
 try:
@@ -104,8 +104,9 @@ class Mamba2Mixer(nn.Module):
         xs = xs.reshape(b, t, self.n_heads, self.head_dim)
         Bm = Bm.reshape(b, t, self.n_groups, self.d_state)
         Cm = Cm.reshape(b, t, self.n_groups, self.d_state)
-        dt = F.softplus(dt.float() + self.dt_bias.float())  # (B, T, H)
-        A = -self.A_log.float().exp()  # (H,)
+        f = scan_dtype(dtype)
+        dt = F.softplus(dt.to(f) + self.dt_bias.to(f))  # (B, T, H)
+        A = -self.A_log.to(f).exp()  # (H,)
         impl = self.ssd_impl
         if impl == "auto":
             impl = "cuda" if x.is_cuda and mamba_chunk_scan_combined is not None else "chunked"
@@ -113,11 +114,11 @@ class Mamba2Mixer(nn.Module):
             y = mamba_chunk_scan_combined(xs, dt.to(xs.dtype), A, Bm, Cm, chunk_size=SSD_CHUNK)
         else:
             rep = self.n_heads // self.n_groups  # heads per group share B and C
-            Bh = Bm.float().repeat_interleave(rep, dim=2)
-            Ch = Cm.float().repeat_interleave(rep, dim=2)
+            Bh = Bm.to(f).repeat_interleave(rep, dim=2)
+            Ch = Cm.to(f).repeat_interleave(rep, dim=2)
             fn = ssd_chunked if impl == "chunked" else ssd_sequential
-            y = fn(xs.float() * dt[..., None], A * dt, Bh, Ch)  # (B, T, H, P)
-        y = y.float() + xs.float() * self.D.float()[:, None]
+            y = fn(xs.to(f) * dt[..., None], A * dt, Bh, Ch)  # (B, T, H, P)
+        y = y.to(f) + xs.to(f) * self.D.to(f)[:, None]
         y = y.reshape(b, t, self.d_inner).to(dtype)
         y = self.norm(y * F.silu(z))  # gated RMSNorm
         return self.out_proj(y)
