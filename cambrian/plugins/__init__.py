@@ -17,4 +17,5 @@ BUILTINS: list[tuple[str, str]] = [
     ("llm.transformers", "cambrian.plugins.llm.transformers_local"),
     ("llm.cassette", "cambrian.plugins.llm.cassette"),
     ("operators.llm", "cambrian.plugins.operators.llm"),
+    ("primitives.builtin", "cambrian.plugins.primitives"),
 ]
