@@ -4,7 +4,7 @@ The tree's root is virtual; drafts are its children, and every node's children
 are the nodes made from it (improve, or debug for a failed node). Each step
 walks down from the root, always to the child with the highest UCT score
 
-    Q/N + uct_c * sqrt(ln N_parent / N_child)
+    Q + uct_c * sqrt(ln N_parent / N_child)
 
 and expands the first node that still has room: the root drafts until it has
 ``n_drafts`` children, a valid node is improved until it has ``n_children``,
@@ -13,8 +13,10 @@ row) when the agent has a debug operator. A subtree with nothing to expand is
 skipped in favour of the next best child.
 
 Values: a node's value is its objective normalised over all of this agent's
-results seen so far (1 = best, 0 = worst; ``normalise`` minmax or rank), 0 for
-a failed node; N and Q = W/N sum over the node's subtree (the backup).
+results seen so far (1 = best, 0 = worst; ``normalise`` rank or minmax), 0 for
+a failed node. The backup sums visits N over the node's subtree; Q is the
+subtree's best value (``backup: max``, suited to optimisation, where only the
+best result counts) or its mean value (``backup: mean``, classic UCT).
 Evaluations still running count as a visit of value 0 on their ancestors (a
 virtual loss), so parallel proposals spread over the tree instead of
 re-expanding the same parent. Because values are renormalised as results
@@ -22,8 +24,8 @@ arrive, W and N are recomputed from the results at each step: the tree is a
 pure function of the stored nodes and survives a resume exactly.
 
 Options (defaults):
-  uct_c (0.5), n_children (3), n_drafts (5), max_debug_depth (3),
-  normalise ("rank"), analyze_every (0 = never).
+  uct_c (0.25, for values in [0, 1]), n_children (3), n_drafts (5), max_debug_depth (3),
+  normalise ("rank"), backup ("max"), analyze_every (0 = never).
 """
 
 from __future__ import annotations
@@ -42,11 +44,14 @@ class MCTSScaffold(Scaffold):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.uct_c = float(options.get("uct_c", 0.5))
+        self.uct_c = float(options.get("uct_c", 0.25))
         self.n_children = int(options.get("n_children", 3))
         self.n_drafts = int(options.get("n_drafts", 5))
         self.max_debug_depth = int(options.get("max_debug_depth", 3))
         self.normalise = str(options.get("normalise", "rank"))
+        self.backup_mode = str(options.get("backup", "max"))
+        if self.backup_mode not in ("mean", "max"):
+            raise ValueError(f"backup must be 'mean' or 'max', got {self.backup_mode!r}")
         self.analyze_every = int(options.get("analyze_every", 0))
         self.seen: dict[str, Node] = {}
         self._analyzed_upto: int | None = None
@@ -63,6 +68,7 @@ class MCTSScaffold(Scaffold):
         value = normalised(scores, view.objective, self.normalise)
         visits: dict[str, int] = {}
         wsum: dict[str, float] = {}
+        best: dict[str, float] = {}
         for n in view.nodes:  # creation order: sums come out the same on every rebuild
             if n.id in self.seen:
                 if n.status == NodeStatus.CANCELLED:
@@ -79,9 +85,13 @@ class MCTSScaffold(Scaffold):
             while cur is not None:
                 visits[cur.id] = visits.get(cur.id, 0) + 1
                 wsum[cur.id] = wsum.get(cur.id, 0.0) + v
+                best[cur.id] = max(best.get(cur.id, 0.0), v)
                 cur = by_id.get(cur.parents[0]) if cur.parents else None
             visits[ROOT] = visits.get(ROOT, 0) + 1
             wsum[ROOT] = wsum.get(ROOT, 0.0) + v
+            best[ROOT] = max(best.get(ROOT, 0.0), v)
+        if self.backup_mode == "max":  # Q = best value in the subtree: W = N * max
+            wsum = {k: best.get(k, 0.0) * n for k, n in visits.items()}
         return visits, wsum
 
     def _room(self, node: Node, kids: int, view: SearchView) -> str | None:
