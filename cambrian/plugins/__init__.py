@@ -13,6 +13,7 @@ BUILTINS: list[tuple[str, str]] = [
     ("evaluators.toy", "cambrian.plugins.evaluators.toy"),
     ("operators.vector", "cambrian.plugins.operators.vector"),
     ("executors.local", "cambrian.plugins.executors.local"),
+    ("executors.ray", "cambrian.plugins.executors.ray"),
     ("llm.openai", "cambrian.plugins.llm.openai_compat"),
     ("llm.transformers", "cambrian.plugins.llm.transformers_local"),
     ("llm.cassette", "cambrian.plugins.llm.cassette"),
