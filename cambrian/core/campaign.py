@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -113,6 +114,10 @@ class Campaign:
         self._hashes: set[str] = set()
         self._cost: dict[str | None, Cost] = {}
         self.listeners: list[Callable[[Campaign], None]] = []
+        self._lock = threading.RLock()
+        self._freed = threading.Condition()  # notified whenever an evaluation finishes
+        self._last_notice = 0.0
+
 
     # -- construction -------------------------------------------------------------------
 
@@ -176,6 +181,25 @@ class Campaign:
             store.log_event("campaign_resumed")
 
     def run(self) -> CampaignResult:
+        """Run (or resume) the campaign: agents search side by side, then the phases."""
+        from cambrian.core.coordinator import run_graph
+
+        store = self._prepare()
+        try:
+            run_graph(self)
+        finally:
+            self.executor.shutdown()
+            store.set_meta("elapsed_s", self.elapsed())
+        reason = self._reason()
+        result = self.result(reason)
+        store.log_event("campaign_end", reason=reason)
+        self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
+                                           summary={"counts": result.counts,
+                                                    "best": result.best.id if result.best else None})
+        return result
+
+    def _prepare(self) -> Store:
+        """Open the store, mirror it, and replay finished nodes into the scaffolds."""
         store = self.open_store()
         self._write_header(store)
         for agent in self.agents:
@@ -184,43 +208,49 @@ class Campaign:
                 agent.llm = MeteredLLM(inner, store, agent.name)
         self.pm.hook.cambrian_campaign_start(run_dir=str(self.run_dir),
                                              config=self.config.model_dump(mode="json"))
-        executor: Executor = self._executor_cls(**self.config.executor.options)
-        self.executor = executor
+        self.executor = self._executor_cls(**self.config.executor.options)
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
-        self.nodes, self._hashes, self._cost = {}, set(), {}
+        self.nodes, self._hashes, self._cost, self._counts = {}, set(), {}, {}
         for node in store.nodes(phase="search"):
             self._remember(node, node.cost)
         self._llm: dict[str | None, Cost] = {}  # every LLM call, also those that made no node
         self._cancelling: set[str] = set()
+        self._stop: str | None = None  # the campaign budget that ran out, if any
         for call in store.llm_calls():
             self._spend_llm(call["agent"], Cost(llm_prompt_tokens=call["prompt_tokens"],
                                                 llm_completion_tokens=call["completion_tokens"],
                                                 llm_cost_usd=call["cost_usd"]))
         self._t0 = time.monotonic()
-        try:
-            self._restore(store, executor)
-            reason = self._search(store, executor)
-            self.domain_post_search(store)
-        finally:
-            executor.shutdown()
-            store.set_meta("elapsed_s", self.elapsed())
-        result = self.result(reason)
-        store.log_event("campaign_end", reason=reason)
-        self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
-                                           summary={"counts": result.counts,
-                                                    "best": result.best.id if result.best else None})
-        return result
+        by_name = {a.name: a for a in self.agents}
+        for node in self.nodes.values():
+            if node.status.finished and node.agent in by_name:
+                by_name[node.agent].scaffold.observe(node)
+        return store
 
-    def domain_post_search(self, store: Store) -> None:
-        """Run the domain's phases after search, each once: a finished phase is skipped."""
-        for phase in self.domain.phases(self.config.phases):
-            key = f"phase:{phase.name}"
-            if store.get_meta(key) is not None:
-                continue
-            store.log_event("phase_started", phase=phase.name)
-            summary = phase.run(self)
-            store.set_meta(key, summary)
-            store.log_event("phase_done", phase=phase.name)
+    @property
+    def phases(self) -> list[Phase]:
+        if not hasattr(self, "_phases"):
+            self._phases = self.domain.phases(self.config.phases)
+        return self._phases
+
+    def run_phase(self, name: str) -> None:
+        """Run one post-search phase unless the store says it already finished."""
+        store = self.open_store()
+        phase = next(p for p in self.phases if p.name == name)
+        key = f"phase:{name}"
+        if store.get_meta(key) is not None:
+            return
+        store.log_event("phase_started", phase=name)
+        store.set_meta(key, phase.run(self))
+        store.log_event("phase_done", phase=name)
+
+    def _reason(self) -> str:
+        if self._stop is not None:
+            return self._stop
+        stopped = {a.stopped for a in self.agents}
+        if len(stopped) == 1:
+            return stopped.pop() or "complete"
+        return "all agents stopped: " + "; ".join(f"{a.name}: {a.stopped}" for a in self.agents)
 
     def evaluate(self, candidates: list[Candidate], *, phase: str, split: str = "val",
                  seeds: tuple[int, ...] = (0,), evaluator_options: dict[str, Any] | None = None,
@@ -262,6 +292,8 @@ class Campaign:
 
     def _remember(self, node: Node, added_cost: Cost = Cost()) -> Node:
         """Mirror a node already written to the store; ``added_cost`` is new spending."""
+        if node.id not in self.nodes:
+            self._counts[node.agent] = self._counts.get(node.agent, 0) + 1
         self.nodes[node.id] = node
         self._hashes.add(node.candidate.hash)
         for key in (None, node.agent):
@@ -269,23 +301,10 @@ class Campaign:
         return node
 
     def count(self, agent: str | None = None) -> int:
-        return len(self.nodes) if agent is None else sum(n.agent == agent for n in self.nodes.values())
+        return len(self.nodes) if agent is None else self._counts.get(agent, 0)
 
     def spent(self, agent: str | None = None) -> Cost:
         return self._cost.get(agent, Cost())
-
-    def _restore(self, store: Store, executor: Executor) -> None:
-        """Replay finished nodes into scaffolds; re-run evaluations that never finished."""
-        by_name = {a.name: a for a in self.agents}
-        for node in list(self.nodes.values()):
-            agent = by_name.get(node.agent)
-            if agent is None:
-                continue
-            if node.status.finished:
-                agent.scaffold.observe(node)
-            else:
-                store.log_event("node_requeued", agent=node.agent, node_id=node.id)
-                self._submit(store, executor, agent, node)
 
     def _spend_llm(self, agent: str, cost: Cost) -> None:
         for key in (None, agent):
@@ -326,53 +345,74 @@ class Campaign:
         left = min(limits, default=math.inf) - self.elapsed()
         return min(0.5, max(0.01, left))
 
-    def _search(self, store: Store, executor: Executor) -> str:
-        reason = "complete"
+    def run_agent(self, name: str) -> None:
+        """One agent's search loop; each agent runs in its own thread (a graph branch).
+
+        The agent proposes while it has free slots and budget, and waits only for its
+        own evaluations: no agent waits for another between steps. Shared state (the
+        node mirror, budgets, the executor's slots) is guarded by one lock, which is
+        not held while an operator (and its LLM) works.
+        """
+        store, executor = self.open_store(), self.executor
+        agent = next(a for a in self.agents if a.name == name)
+        with self._lock:  # evaluations of this agent that never finished run again
+            for node in [n for n in self.nodes.values() if n.agent == name and not n.status.finished]:
+                store.log_event("node_requeued", agent=name, node_id=node.id)
+                self._submit(store, executor, agent, node)
         while True:
-            stop = self._budget_stop(store)
-            if stop is not None and reason == "complete":
-                reason = stop
-                store.log_event("budget_exhausted", budget=stop)
-            if stop in HARD_STOPS:  # a running evaluation is stopped at the limit
-                self._cancel(store, executor, self.futures.values(), stop)
-            for agent in self.agents:
+            with self._lock:
+                stop = self._budget_stop(store)
+                if stop is not None and self._stop is None:
+                    self._stop = stop
+                    store.log_event("budget_exhausted", budget=stop)
+                if stop in HARD_STOPS:  # running evaluations are stopped at the limit
+                    self._cancel(store, executor, self.futures.values(), stop)
                 self._agent_budget(store, executor, agent)
             if stop is None:
-                for agent in self.agents:
-                    self._fill(store, executor, agent)
-            if not self.futures:
-                if stop is not None or all(a.stopped for a in self.agents):
-                    break
+                self._fill(store, executor, agent)
+            with self._lock:
+                mine = [f for f, nid in self.futures.items() if nid in agent.in_flight]
+            if not mine:
+                if stop is not None or agent.stopped:
+                    return
+                with self._freed:  # the executor is busy with other agents' work
+                    self._freed.wait(timeout=self._wait_s())
                 continue
-            done, _ = wait(list(self.futures), timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+            done, _ = wait(mine, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
             for fut in done:
                 self._finish(store, fut)
-            store.set_meta("elapsed_s", self.elapsed())
+            self._notify_listeners()
+
+    def _notify_listeners(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_notice < 0.25:
+                return
+            self._last_notice = now
+            self.open_store().set_meta("elapsed_s", self.elapsed())
             for listener in self.listeners:
                 listener(self)
-        if reason == "complete":
-            stopped = {a.stopped for a in self.agents}
-            reason = stopped.pop() if len(stopped) == 1 else "all agents stopped: " + "; ".join(
-                f"{a.name}: {a.stopped}" for a in self.agents)
-        return reason or "complete"
 
     def _fill(self, store: Store, executor: Executor, agent: Agent) -> None:
         """Ask ``agent`` for work while it and the executor have free slots."""
-        while (not agent.stopped and len(agent.in_flight) < agent.config.max_in_flight
-               and len(self.futures) < max(1, executor.workers)):
-            own = self.count(agent.name)
-            if self._agent_budget(store, executor, agent) is not None:
+        while True:
+            with self._lock:
+                if (agent.stopped or len(agent.in_flight) >= agent.config.max_in_flight
+                        or len(self.futures) >= max(1, executor.workers)
+                        or self._agent_budget(store, executor, agent) is not None
+                        or self._budget_stop(store) is not None):
+                    return
+            if not self._step(store, executor, agent, self.count(agent.name)):
                 return
-            if self._budget_stop(store) is not None:
-                return
-            if not self._step(store, executor, agent, own):
-                return
+
 
     def _step(self, store: Store, executor: Executor, agent: Agent, own: int) -> bool:
         """One proposal; returns False when the agent has nothing to do right now."""
         rng = _rng(self.config.seed, agent.name, own, agent.idle_steps)
-        nodes = [n for n in self.nodes.values() if n.agent == agent.name]
-        shared = [n for n in self.nodes.values() if n.status.finished]
+        with self._lock:
+            nodes = [n for n in self.nodes.values() if n.agent == agent.name]
+            shared = [n for n in self.nodes.values() if n.status.finished]
+
         view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
                           len(agent.in_flight), rng)
         proposal = agent.scaffold.propose(view)
@@ -404,9 +444,24 @@ class Campaign:
         for text in ctx.new_notes:  # shared notes, fed to later prompts of every agent
             store.add_note(agent.name, text, node_id=parents[0].id if parents else None)
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
+        with self._lock:
+            created = self._add_candidates(store, executor, agent, op, proposal.parents, candidates,
+                                           step_cost)
+        if created == 0 and step_cost.llm_tokens:
+            store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
+        agent.idle_steps = 0 if created or ctx.new_notes else agent.idle_steps + 1
+        if agent.idle_steps >= MAX_IDLE_STEPS:
+            agent.stopped = "stalled"
+            store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
+        return created > 0 or bool(ctx.new_notes)
+
+    def _add_candidates(self, store: Store, executor: Executor, agent: Agent, op: Operator,
+                        parents: tuple[str, ...], candidates: list[Candidate], step_cost: Cost) -> int:
+        """Validate, deduplicate, write and submit an operator's candidates (under the lock)."""
         self._spend_llm(agent.name, step_cost)
         created = 0
         for cand in candidates:
+
             if not self._room_for_node(agent):  # an operator may return several candidates
                 store.log_event("candidate_dropped", agent=agent.name, reason="node budget reached")
                 break
@@ -419,19 +474,14 @@ class Campaign:
                 store.log_event("candidate_duplicate", agent=agent.name, hash=cand.hash)
                 continue
             node = Node(id=uuid.uuid4().hex[:12], agent=agent.name, operator=op.name,
-                        parents=tuple(proposal.parents), candidate=cand,
+                        parents=tuple(parents), candidate=cand,
                         seed=self.config.seed, cost=step_cost if created == 0 else Cost())
             store.add_node(node)
             self._remember(node, node.cost)
             self._submit(store, executor, agent, node)
             created += 1
-        if created == 0 and step_cost.llm_tokens:
-            store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
-        agent.idle_steps = 0 if created or ctx.new_notes else agent.idle_steps + 1
-        if agent.idle_steps >= MAX_IDLE_STEPS:
-            agent.stopped = "stalled"
-            store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
-        return created > 0 or bool(ctx.new_notes)
+        return created
+
 
     def _room_for_node(self, agent: Agent) -> bool:
         limits = ((self.config.budget.max_nodes, self.count()),
@@ -460,13 +510,17 @@ class Campaign:
         agent.in_flight.add(node.id)
 
     def _finish(self, store: Store, fut: Future[EvalOutcome]) -> None:
-        node_id = self.futures.pop(fut)
         outcome = fut.result()
-        node = self._remember(store.record_outcome(outcome), outcome.cost)
-        agent = next(a for a in self.agents if a.name == node.agent)
-        agent.in_flight.discard(node_id)
-        agent.scaffold.observe(node)
+        with self._lock:
+            node_id = self.futures.pop(fut)
+            node = self._remember(store.record_outcome(outcome), outcome.cost)
+            agent = next(a for a in self.agents if a.name == node.agent)
+            agent.in_flight.discard(node_id)
+        with self._freed:
+            self._freed.notify_all()
+        agent.scaffold.observe(node)  # the agent's own thread: scaffolds need no lock
         self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
+
 
     # -- reading ------------------------------------------------------------------------
 

@@ -144,10 +144,10 @@ class Node(_Record):
 
     def score(self, objective: MetricSpec) -> float | None:
         """The objective's value, or None when the node is not a valid result."""
-        if self.status != NodeStatus.DONE:
+        if self.status is not NodeStatus.DONE:
             return None
         m = self.metrics.get(objective.name)
-        return m.value if m is not None and m.finite else None
+        return m.value if m is not None and math.isfinite(m.value) else None
 
 
 def best_nodes(nodes: Iterable[Node], objective: MetricSpec) -> list[Node]:
