@@ -53,9 +53,9 @@ def finish_job(job: EvalJob, proc: SandboxProcess) -> EvalOutcome:
     except Exception as exc:
         return EvalOutcome(node_id=job.node_id, status=NodeStatus.FAILED, cost=cost,
                            error=f"unreadable result file: {exc}")
-    if not res.network_isolated and not SandboxLimits(**job.limits).network:
+    if res.warnings:  # protections the OS did not grant (no namespaces, ...)
         outcome = outcome.model_copy(update={"artifacts": {**outcome.artifacts,
-                                                           "warning": "no network namespace"}})
+                                                           "warning": "; ".join(res.warnings)}})
     return outcome.model_copy(update={"cost": outcome.cost + cost})
 
 

@@ -3,7 +3,18 @@
 Each run gets its own working directory, a scrubbed environment (no API
 keys), rlimits on memory, CPU time, file size and processes, a new session
 (so a hard wall-clock timeout kills the whole process group) and, where the
-OS allows it, a fresh network namespace with no interfaces but loopback.
+OS allows it (``unshare``):
+
+- a fresh network namespace with no interfaces but a downed loopback;
+- a fresh PID namespace: the command is its init, so every descendant, even
+  one that left the session with ``setsid``, dies when it exits or is killed;
+- for code that is not trusted (``unprivileged=True``) and a campaign running
+  as root: a drop to a throw-away uid (``setpriv``), which owns only the work
+  directory. The rest of the filesystem (the run directory, the store, the
+  harness's result file) is then read-only to it, and RLIMIT_NPROC, which root
+  ignores, caps its processes and threads.
+
+What could not be applied is reported in :attr:`SandboxResult.warnings`.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,6 +51,9 @@ class SandboxResult:
     stdout_tail: str
     stderr_tail: str
     network_isolated: bool
+    pids_isolated: bool = False
+    uid: int | None = None  # the throw-away uid it ran as; None: the campaign's own user
+    warnings: tuple[str, ...] = ()  # protections this run lacked, in words (recorded with the node)
 
     @property
     def reason(self) -> str:
@@ -56,19 +71,81 @@ class SandboxResult:
         return f"exit code {self.returncode}" + (f": {last[-1].strip()}" if last else "")
 
 
-@functools.lru_cache(maxsize=1)
-def network_namespace_prefix() -> tuple[str, ...] | None:
-    """The command prefix that gives a child a fresh network namespace, or None."""
+def _works(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def namespace_prefix(network: bool = False) -> tuple[tuple[str, ...], bool, bool]:
+    """(command prefix, network isolated, pids isolated) for the namespaces this OS grants."""
     exe = shutil.which("unshare")
     if exe is None or not sys.platform.startswith("linux"):
+        return (), False, False
+    pid = ("--pid", "--fork", "--kill-child")
+    net = () if network else ("--net",)
+    for user in ((), ("--map-root-user",)):  # an unprivileged user needs a user namespace
+        for flags, isolated in (((*net, *pid), (not network, True)), (net, (not network, False))):
+            if flags and _works([exe, *user, *flags, "true"]):
+                return (exe, *user, *flags), *isolated
+    return (), False, False
+
+
+def network_namespace_prefix() -> tuple[str, ...] | None:
+    """The command prefix that gives a child a fresh network namespace, or None."""
+    prefix, net, _ = namespace_prefix(False)
+    return prefix if net else None
+
+
+UID_BASE, UID_SPAN = 40000, 20000  # throw-away uids for unprivileged runs (no passwd entry needed)
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str | None:
+    """``setpriv`` when this process is root and an unprivileged uid can run Python here."""
+    exe = shutil.which("setpriv")
+    if exe is None or os.geteuid() != 0:
         return None
-    for prefix in ((exe, "--net"), (exe, "--net", "--map-root-user")):
-        try:
-            if subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0:
-                return prefix
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-    return None
+    probe = [exe, f"--reuid={UID_BASE}", f"--regid={UID_BASE}", "--clear-groups", "--no-new-privs",
+             sys.executable, "-c", "import os; assert os.getuid() != 0"]
+    return exe if _works(probe) else None
+
+
+def _proc_owners() -> dict[int, int]:
+    """pid -> uid of every process visible in /proc."""
+    owners = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                owners[int(p.name)] = p.stat().st_uid
+            except OSError:
+                pass
+    return owners
+
+
+def _uids_in_use() -> set[int]:
+    return set(_proc_owners().values())
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    return [pid for pid, owner in _proc_owners().items() if owner == uid]
+
+
+def sandbox_uid() -> int | None:
+    """A fresh throw-away uid (own RLIMIT_NPROC count), or None where no uid drop is possible.
+
+    Random, not derived from the pid: every worker is pid 1 of its own PID namespace.
+    """
+    if _setpriv() is None:
+        return None
+    used = _uids_in_use()
+    for _ in range(16):
+        uid = UID_BASE + secrets.randbelow(UID_SPAN)
+        if uid not in used:
+            return uid
+    return uid
 
 
 def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -98,7 +175,7 @@ def _libc():
 PR_SET_PDEATHSIG = 1
 
 
-def _limit(limits: SandboxLimits):  # runs in the child between fork and exec
+def _limit(limits: SandboxLimits, drop_uid: int | None):  # runs in the child between fork and exec
     libc = _libc() if sys.platform.startswith("linux") else None
 
     def apply() -> None:
@@ -111,7 +188,7 @@ def _limit(limits: SandboxLimits):  # runs in the child between fork and exec
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits.cpu_s is not None:
             resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-        if os.getuid() != 0:  # root ignores RLIMIT_NPROC; the process-group kill still applies
+        if os.getuid() != 0 or drop_uid is not None:  # root ignores RLIMIT_NPROC: counted after the drop
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_procs, limits.max_procs))
 
     return apply
@@ -131,18 +208,23 @@ class SandboxProcess:
     """One sandboxed command; :meth:`wait` enforces the timeout; :meth:`kill` stops it."""
 
     def __init__(self, cmd: list[str], workdir: Path, limits: SandboxLimits,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, *, unprivileged: bool = False) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.limits = workdir, limits
-        prefix = () if limits.network else network_namespace_prefix()
-        self.network_isolated = bool(prefix) and not limits.network
+        prefix, self.network_isolated, self.pids_isolated = namespace_prefix(limits.network)
+        self.uid = sandbox_uid() if unprivileged else None
+        self.unprivileged = unprivileged
         self._out, self._err = workdir / "stdout.log", workdir / "stderr.log"
+        env = scrubbed_env(workdir, limits.threads, env)
+        if self.uid is not None:
+            _chown_tree(workdir, self.uid)
+            cmd = [_setpriv(), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                   "--no-new-privs", *cmd]
         self._start = time.monotonic()
         with open(self._out, "wb") as out, open(self._err, "wb") as err:
             self.proc = subprocess.Popen(
-                [*(prefix or ()), *cmd], cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, env=scrubbed_env(workdir, limits.threads, env),
-                preexec_fn=_limit(limits), close_fds=True,
+                [*prefix, *cmd], cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=err, env=env, preexec_fn=_limit(limits, self.uid), close_fds=True,
             )
         self._rusage: resource.struct_rusage | None = None
         self._status: int | None = None
@@ -167,6 +249,7 @@ class SandboxProcess:
         timed_out = self._waiter.is_alive()
         self.kill() if timed_out else self._kill_leftovers()
         self._waiter.join()
+        self._kill_uid()
         ru = self._rusage
         return SandboxResult(
             returncode=None if timed_out else self.proc.returncode,
@@ -177,7 +260,21 @@ class SandboxProcess:
             stdout_tail=_tail(self._out),
             stderr_tail=_tail(self._err),
             network_isolated=self.network_isolated,
+            pids_isolated=self.pids_isolated,
+            uid=self.uid,
+            warnings=tuple(self.warnings()),
         )
+
+    def warnings(self) -> list[str]:
+        out = []
+        if not self.network_isolated and not self.limits.network:
+            out.append("no network namespace: the code could reach the network")
+        if not self.pids_isolated:
+            out.append("no PID namespace: a process that leaves the session may outlive the run")
+        if self.unprivileged and self.uid is None:
+            out.append("ran as the campaign's own user (no root to drop from): its writes and "
+                       "process count are not contained")
+        return out
 
     def _kill_leftovers(self) -> None:
         # Children left in the group (daemonised forks) die with their parent.
@@ -186,7 +283,33 @@ class SandboxProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _kill_uid(self, attempts: int = 100) -> None:
+        """Kill every process of this run's throw-away uid and wait until none is left.
+
+        The PID namespace dies asynchronously once its init is killed; this makes
+        the end synchronous (and covers systems without PID namespaces).
+        """
+        if self.uid is None:
+            return
+        for _ in range(attempts):
+            pids = _pids_of_uid(self.uid)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.02)
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    os.chown(root, uid, uid)
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(base, name), uid, uid, follow_symlinks=False)
+
 
 def run_sandboxed(cmd: list[str], workdir: Path, limits: SandboxLimits,
-                  env: dict[str, str] | None = None) -> SandboxResult:
-    return SandboxProcess(cmd, workdir, limits, env).wait()
+                  env: dict[str, str] | None = None, *, unprivileged: bool = False) -> SandboxResult:
+    return SandboxProcess(cmd, workdir, limits, env, unprivileged=unprivileged).wait()

@@ -19,4 +19,7 @@ BUILTINS: list[tuple[str, str]] = [
     ("llm.cassette", "cambrian.plugins.llm.cassette"),
     ("operators.llm", "cambrian.plugins.operators.llm"),
     ("primitives.builtin", "cambrian.plugins.primitives"),
+    ("domains.python_task", "cambrian.plugins.domains.python_task"),
+    ("evaluators.code", "cambrian.plugins.evaluators.code"),
+    ("operators.seeds", "cambrian.plugins.operators.seeds"),
 ]

@@ -204,3 +204,33 @@ def test_api_key_never_reaches_the_store_or_run_files(tmp_path, monkeypatch):
     for f in (tmp_path / "run").rglob("*"):
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
+
+
+def test_a_third_party_backend_from_cambrian_llm_backends_drives_and_is_recorded(fresh_pm, tmp_path):
+    from cambrian import hookimpl
+
+    class Counting(LLMBackend):
+        name = "counting-test"
+        model = "counting"
+        calls = 0
+
+        def complete(self, messages, **kw):
+            Counting.calls += 1
+            return LLMResponse(text=f"```json\n[{Counting.calls}, 0, 0]\n```", prompt_tokens=5,
+                               completion_tokens=3, cost_usd=0.001)
+
+    class Plugin:
+        @hookimpl
+        def cambrian_llm_backends(self):
+            return [Counting]
+
+    fresh_pm.register(Plugin(), "counting-plugin")
+    cassette = tmp_path / "rec.jsonl"
+    llm = {"name": "record", "options": {"cassette": str(cassette), "inner": "counting-test"}}
+    result = Campaign.from_config(llm_toy_config(llm, budget={"max_nodes": 3}), tmp_path / "run").run()
+    assert result.counts == {"done": 3}
+    calls = Store(tmp_path / "run", create=False).llm_calls()
+    assert [c["model"] for c in calls] == ["counting"] * 3
+    assert sum(c["cost_usd"] for c in calls) == pytest.approx(0.003)
+    lines = cassette.read_text().splitlines()
+    assert len(lines) == 3 and '"[1, 0, 0]' not in lines[0] and "[1, 0, 0]" in lines[0]
