@@ -11,6 +11,8 @@ BUILTINS: list[tuple[str, str]] = [
     ("scaffolds.evolutionary", "cambrian.plugins.scaffolds.evolutionary"),
     ("domains.toy", "cambrian.plugins.domains.toy"),
     ("evaluators.toy", "cambrian.plugins.evaluators.toy"),
+    ("evaluators.lm", "cambrian.plugins.evaluators.lm"),
+    ("evaluators.synthetic", "cambrian.plugins.evaluators.synthetic"),
     ("operators.vector", "cambrian.plugins.operators.vector"),
     ("executors.local", "cambrian.plugins.executors.local"),
     ("executors.ray", "cambrian.plugins.executors.ray"),

@@ -1,0 +1,55 @@
+"""``synthetic``: train an architecture spec on each task of a synthetic suite; report accuracy.
+
+The candidate's content is an ArchSpec dict (its vocab and context are set per
+task). Options: suite ("mqar"; or "mad", "listops", "all"), tasks (a list of
+names overriding the suite), task_options ({task: {size options}}), n_train
+(4000), n_eval (500), batch_size (32), and the trainer's max_steps (300) /
+max_tokens / max_seconds, lr (3e-3), warmup_steps (20), schedule, weight_decay
+(0.0), grad_clip, precision, threads.
+
+Scores ``job.split`` with ``job.seed``. Metrics: accuracy (mean over tasks),
+acc_<task> per task, chance (mean), flops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cambrian import Cost, EvalJob, Evaluator, hookimpl
+
+TRAIN_KEYS = ("max_steps", "max_tokens", "max_seconds", "lr", "warmup_steps", "schedule", "decay_frac",
+              "weight_decay", "grad_clip", "grad_accum", "precision", "threads", "min_lr_frac")
+
+
+class SyntheticEvaluator(Evaluator):
+    name = "synthetic"
+
+    def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
+        from cambrian.scaling.runs import train_task
+        from cambrian.scaling.synthetic import SUITES, make_task
+        from cambrian.scaling.trainer import TrainConfig
+
+        o = self.options
+        names = o.get("tasks") or SUITES[o.get("suite", "mqar")]
+        train_opts = {"weight_decay": 0.0, **{k: o[k] for k in TRAIN_KEYS if k in o}}
+        if not any(k in train_opts for k in ("max_steps", "max_tokens", "max_seconds")):
+            train_opts["max_steps"] = 300
+        config = TrainConfig(**train_opts)
+        metrics: dict[str, float] = {}
+        accs, chances, flops = [], [], 0.0
+        for name in names:
+            task = make_task(name, **o.get("task_options", {}).get(name, {}))
+            r = train_task(job.candidate.content, task, config, n_train=int(o.get("n_train", 4000)),
+                           n_eval=int(o.get("n_eval", 500)), batch_size=int(o.get("batch_size", 32)),
+                           seed=job.seed, split=job.split)
+            metrics[f"acc_{name}"] = r["accuracy"]
+            accs.append(r["accuracy"])
+            chances.append(r["chance"])
+            flops += r["flops"]
+        metrics.update(accuracy=sum(accs) / len(accs), chance=sum(chances) / len(chances), flops=flops)
+        return metrics, Cost(flops=flops)
+
+
+@hookimpl
+def cambrian_evaluators():
+    return [SyntheticEvaluator]

@@ -1,0 +1,330 @@
+"""Language-model data: documents in, memory-mapped token shards out.
+
+Byte-level by default, so bits per byte compares across tokenizers; a
+transformers tokenizer is optional. Sources are lists of named documents:
+
+- :func:`stdlib_documents`: the Python standard library's sources, on every
+  machine with Python, no download (the built-in corpus);
+- :func:`text_documents`: local text files and folders;
+- :func:`hf_documents`: a Hugging Face ``datasets`` dataset (hub name, a local
+  ``save_to_disk`` folder, or a builder such as ``"text"`` with ``data_files``).
+
+Documents are split into train / val / hidden *by document* (a file never
+straddles two splits), deterministically from a hash of its name. Each split is
+tokenized once, streamed to a ``.bin`` shard under a cache folder keyed by the
+corpus content hash and the tokenizer, and read back with ``np.memmap``: a large
+corpus never sits in RAM twice and later runs reuse the shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sysconfig
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+SPLITS = ("train", "val", "hidden")
+Document = tuple[str, str]  # (name, text)
+
+# Folders of the standard library that hold tests or third-party code, not library source.
+_STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+# ----------------------------------------------------------------------------- tokenizers
+
+class Tokenizer(Protocol):
+    vocab_size: int
+    id: str  # part of the shard cache key
+
+    def encode(self, text: str) -> list[int] | bytes: ...
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: vocab 256, one token per byte."""
+
+    vocab_size = 256
+    id = "bytes"
+
+    def encode(self, text: str) -> bytes:
+        return text.encode("utf-8", errors="replace")
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+
+class HFTokenizer:
+    """A transformers tokenizer (hub name or local folder); documents end with EOS if it has one."""
+
+    def __init__(self, name_or_path: str) -> None:
+        from transformers import AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(name_or_path)
+        self.vocab_size = len(self.tok)
+        self.id = "hf-" + hashlib.sha256(name_or_path.encode()).hexdigest()[:12]
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tok.encode(text, add_special_tokens=False)
+        return ids + ([self.tok.eos_token_id] if self.tok.eos_token_id is not None else [])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.tok.decode(list(ids))
+
+
+def get_tokenizer(name: str | None) -> ByteTokenizer | HFTokenizer:
+    return ByteTokenizer() if name in (None, "", "bytes", "byte") else HFTokenizer(name)
+
+
+# ----------------------------------------------------------------------------- sources
+
+def stdlib_dir() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_documents(root: Path | None = None) -> Iterator[Document]:
+    """The standard library's ``.py`` sources without test folders, in sorted path order."""
+    root = root or stdlib_dir()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if _STDLIB_SKIP.intersection(rel.parts[:-1]):
+            continue
+        yield rel.as_posix(), path.read_text(encoding="utf-8", errors="replace")
+
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".csv", ".html", ".tex", ".c", ".h")
+
+
+def text_documents(paths: str | Path | Sequence[str | Path],
+                   suffixes: Sequence[str] = TEXT_SUFFIXES) -> Iterator[Document]:
+    """Local text files, and the files with one of ``suffixes`` under any folder given."""
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            for f in sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in suffixes):
+                yield f.relative_to(p).as_posix(), f.read_text(encoding="utf-8", errors="replace")
+        elif p.is_file():
+            yield p.name, p.read_text(encoding="utf-8", errors="replace")
+        else:
+            raise FileNotFoundError(f"no such text file or folder: {p}")
+
+
+def hf_documents(path: str, *, name: str | None = None, split: str = "train", text_field: str = "text",
+                 data_files: Any = None, **load_kwargs: Any) -> Iterator[Document]:
+    """Rows of a Hugging Face dataset as documents named by row index.
+
+    ``path`` is a folder written by ``Dataset.save_to_disk`` (loaded with
+    ``load_from_disk``), or anything ``datasets.load_dataset`` accepts (a hub
+    name, or a builder such as ``"text"``/``"json"`` with ``data_files``).
+    """
+    try:
+        import datasets
+    except ImportError as exc:  # an optional dependency
+        raise ImportError("Hugging Face corpora need the `datasets` package (pip install datasets)") from exc
+    p = Path(path)
+    if p.is_dir() and ((p / "state.json").exists() or (p / "dataset_dict.json").exists()):
+        ds = datasets.load_from_disk(str(p))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds[split]
+    else:
+        ds = datasets.load_dataset(path, name, split=split, data_files=data_files, **load_kwargs)
+    if text_field not in ds.column_names:
+        raise KeyError(f"dataset has no {text_field!r} column (columns: {ds.column_names})")
+    for i, row in enumerate(ds):
+        yield f"{split}/{i:09d}", str(row[text_field])
+
+
+# ----------------------------------------------------------------------------- splitting
+
+def _name_hash(name: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{name}".encode()).hexdigest()
+
+
+def assign_splits(names: Sequence[str], val_frac: float = 0.05, hidden_frac: float = 0.05,
+                  salt: str = "cambrian") -> dict[str, str]:
+    """Map each document name to a split, deterministically and by document.
+
+    Documents are ordered by a salted hash of their name; the first
+    ``val_frac`` go to val, the next ``hidden_frac`` to hidden (at least one
+    document each when there are three or more), the rest to train.
+    """
+    order = sorted(names, key=lambda n: _name_hash(n, salt))
+    n = len(order)
+    n_val = max(1, round(n * val_frac)) if n >= 3 else 0
+    n_hidden = max(1, round(n * hidden_frac)) if n >= 3 else 0
+    out = {name: "val" for name in order[:n_val]}
+    out.update({name: "hidden" for name in order[n_val:n_val + n_hidden]})
+    out.update({name: "train" for name in order[n_val + n_hidden:]})
+    return out
+
+
+# ----------------------------------------------------------------------------- corpus
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("CAMBRIAN_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "cambrian"
+
+
+def _token_dtype(vocab_size: int) -> np.dtype:
+    if vocab_size <= 256:
+        return np.dtype(np.uint8)
+    if vocab_size <= 65536:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Token shards of one corpus, memory-mapped read-only, one per split."""
+
+    name: str
+    content_hash: str  # sha256 over (document name, text hash, split) of every document
+    tokenizer_id: str
+    vocab_size: int
+    root: Path  # the shard folder
+    n_tokens: dict[str, int]
+    n_bytes: dict[str, int]
+    n_docs: dict[str, int]
+    _maps: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def tokens(self, split: str) -> np.ndarray:
+        """The split's tokens as a read-only memmap (shared by the OS page cache, not copied)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split not in self._maps:
+            if self.n_tokens[split] == 0:
+                self._maps[split] = np.zeros(0, dtype=_token_dtype(self.vocab_size))
+            else:
+                self._maps[split] = np.memmap(self.root / f"{split}.bin", mode="r",
+                                              dtype=_token_dtype(self.vocab_size))
+        return self._maps[split]
+
+    def bytes_per_token(self, split: str) -> float:
+        return self.n_bytes[split] / max(1, self.n_tokens[split])
+
+    @classmethod
+    def open(cls, root: Path) -> "Corpus":
+        meta = json.loads((root / "meta.json").read_text())
+        return cls(name=meta["name"], content_hash=meta["content_hash"], tokenizer_id=meta["tokenizer_id"],
+                   vocab_size=meta["vocab_size"], root=root, n_tokens=meta["n_tokens"],
+                   n_bytes=meta["n_bytes"], n_docs=meta["n_docs"])
+
+
+def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]], *, name: str,
+                 tokenizer: Any = None,
+                 cache_dir: str | Path | None = None, val_frac: float = 0.05,
+                 hidden_frac: float = 0.05) -> Corpus:
+    """Split, tokenize and shard ``documents``; reuse the shards when they already exist.
+
+    ``documents`` is a list, or a function returning a fresh iterator (so a
+    large source streams twice instead of being held): the first pass hashes
+    texts (keeping only names and digests), the second, only on a cache miss,
+    tokenizes one document at a time straight into the shard files.
+    """
+    tokenizer = tokenizer or ByteTokenizer()
+    stream = documents if callable(documents) else (lambda: iter(documents))
+    digests: dict[str, str] = {}
+    for n, t in stream():
+        if n in digests:
+            raise ValueError(f"document names must be unique; {n!r} repeats")
+        digests[n] = hashlib.sha256(t.encode("utf-8", errors="replace")).hexdigest()
+    split_of = assign_splits(list(digests), val_frac, hidden_frac)
+    h = hashlib.sha256()
+    for n in sorted(digests):
+        h.update(f"{n}\0{digests[n]}\0{split_of[n]}\n".encode())
+    content_hash = h.hexdigest()
+    root = Path(cache_dir or default_cache_dir()) / "corpora" / f"{content_hash[:20]}-{tokenizer.id}"
+    if (root / "meta.json").exists():
+        return Corpus.open(root)
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".build-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    dtype = _token_dtype(tokenizer.vocab_size)
+    files = {s: open(tmp / f"{s}.bin", "wb") for s in SPLITS}
+    n_tokens, n_bytes, n_docs = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
+    try:
+        for n, text in stream():
+            s = split_of[n]
+            ids = tokenizer.encode(text + "\n")
+            arr = np.frombuffer(ids, dtype=np.uint8) if isinstance(ids, bytes) else np.asarray(ids, dtype=dtype)
+            files[s].write(arr.astype(dtype, copy=False).tobytes())
+            n_tokens[s] += len(arr)
+            n_bytes[s] += len((text + "\n").encode("utf-8", errors="replace"))
+            n_docs[s] += 1
+    finally:
+        for f in files.values():
+            f.close()
+    meta = {"name": name, "content_hash": content_hash, "tokenizer_id": tokenizer.id,
+            "vocab_size": tokenizer.vocab_size, "n_tokens": n_tokens, "n_bytes": n_bytes, "n_docs": n_docs,
+            "splits": {"val_frac": val_frac, "hidden_frac": hidden_frac}}
+    for s in SPLITS:  # rename into place; a concurrent builder writes identical bytes
+        os.replace(tmp / f"{s}.bin", root / f"{s}.bin")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    os.replace(tmp / "meta.json", root / "meta.json")  # last: its presence marks the shards complete
+    tmp.rmdir()
+    return Corpus.open(root)
+
+
+def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_dir: str | Path | None = None,
+                val_frac: float = 0.05, hidden_frac: float = 0.05, **source_options: Any) -> Corpus:
+    """A corpus by source name: ``"stdlib"``, ``"text"`` (``paths=``) or ``"hf"`` (``path=`` ...)."""
+    if source == "stdlib":
+        docs: Callable[[], Iterable[Document]] = lambda: stdlib_documents(source_options.get("root"))
+        name = "stdlib"
+    elif source == "text":
+        docs = lambda: text_documents(source_options["paths"], source_options.get("suffixes", TEXT_SUFFIXES))
+        name = "text"
+    elif source == "hf":
+        docs = lambda: hf_documents(**source_options)
+        name = f"hf:{source_options.get('path')}"
+    else:
+        raise ValueError(f"unknown corpus source {source!r}; expected 'stdlib', 'text' or 'hf'")
+    return build_corpus(docs, name=name, tokenizer=get_tokenizer(tokenizer), cache_dir=cache_dir,
+                        val_frac=val_frac, hidden_frac=hidden_frac)
+
+
+# ----------------------------------------------------------------------------- batches
+
+class LMBatches:
+    """Seeded random windows of a token array: batch ``i`` is a pure function of (seed, i).
+
+    No sampler state to checkpoint: a resumed run asks for the same indices
+    and gets the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int = 0) -> None:
+        if len(tokens) < seq_len + 2:
+            raise ValueError(f"split has {len(tokens)} tokens, fewer than seq_len + 2 = {seq_len + 2}")
+        self.tokens, self.batch_size, self.seq_len, self.seed = tokens, batch_size, seq_len, seed
+
+    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, index])
+        starts = rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size)
+        window = np.stack([np.asarray(self.tokens[s:s + self.seq_len + 1], dtype=np.int64) for s in starts])
+        return window[:, :-1], window[:, 1:]  # inputs, next-token targets: (B, T) each
+
+
+def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int | None = None,
+                 batch_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive non-overlapping windows from the start of a split (deterministic scoring)."""
+    n = len(tokens) - 1
+    if max_tokens is not None:
+        n = min(n, max_tokens)
+    n_win = n // seq_len
+    if n_win == 0:
+        raise ValueError(f"split has too few tokens ({len(tokens)}) for one window of {seq_len}")
+    for b in range(0, n_win, batch_size):
+        rows = range(b, min(n_win, b + batch_size))
+        window = np.stack([np.asarray(tokens[r * seq_len:(r + 1) * seq_len + 1], dtype=np.int64) for r in rows])
+        yield window[:, :-1], window[:, 1:]
+
+
+def bits_per_byte(mean_nats_per_token: float, bytes_per_token: float = 1.0) -> float:
+    return mean_nats_per_token / math.log(2) / bytes_per_token
