@@ -1,0 +1,149 @@
+"""The ``compose`` evaluator: train the spec as a byte-level LM, score bpb and MQAR.
+
+Runs in the sandboxed evaluation worker. For one job it
+  1. opens the corpus (built once per cache folder; later jobs open the shards directly),
+  2. builds the spec's model with the job's seed and trains it on the ``train`` split for
+     ``train_tokens`` tokens (AdamW, warmup + cosine: :func:`cambrian.scaling.trainer.train`),
+  3. scores bits per byte on the first ``val_tokens`` tokens of the job's split
+     (``val`` during search, ``hidden`` in the final evaluation),
+  4. unless ``mqar_steps`` is 0, trains a fresh copy of the design on MQAR (multi-query
+     associative recall) and scores its accuracy on that split's MQAR stream,
+  5. saves the trained LM (``model.pt``: spec + state_dict) and its training curve
+     (``train.json``) in the job's work folder, where ``cambrian export`` and the
+     scaling fits find them.
+
+Metrics: score (the objective: bpb - mqar_weight * mqar_acc), bpb, mqar_acc, params,
+flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s,
+eval_s, setup_s (data + model construction), tokens_per_s.
+
+Evaluator options override the domain's training options for one evaluation (the
+scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cambrian import Cost, EvalJob, Evaluator
+from cambrian.plugins.domains.compose.domain import DEFAULTS, settings
+
+MODEL_FILE = "model.pt"
+CURVE_FILE = "train.json"
+TRAINING_KEYS = ("seq_len", "batch_size", "train_tokens", "val_tokens", "lr", "warmup_steps",
+                 "mqar_weight", "mqar_steps", "corpus", "cache_dir")
+
+
+def open_corpus(source: str, cache_dir: Path):
+    """The corpus shards, built on first use; a pointer file skips re-hashing the sources."""
+    from cambrian.scaling.data import Corpus, load_corpus
+
+    pointer = cache_dir / f"corpus-{source}.json"
+    if pointer.is_file():
+        root = Path(json.loads(pointer.read_text())["root"])
+        if (root / "meta.json").is_file():
+            return Corpus.open(root)
+    import fcntl
+
+    # One builder at a time: sandboxed workers may share a PID (their own namespaces),
+    # so the corpus builder's per-PID temporary folders could collide.
+    with open(cache_dir / "corpus.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        corpus = load_corpus(source, cache_dir=cache_dir)
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"root": str(corpus.root)}))
+        tmp.replace(pointer)
+    return corpus
+
+
+def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: float,
+                  threads: int | None) -> tuple[float, float]:
+    """Train a fresh model of ``spec`` on MQAR for ``steps`` and score it on ``split``: (acc, flops)."""
+    from cambrian.architectures import build_model, count
+    from cambrian.scaling.synthetic import MQAR, make_split
+    from cambrian.scaling.trainer import TrainConfig, accuracy, train
+
+    task = MQAR()
+    data = make_split(task, "train", steps * batch_size, seed=seed)
+
+    def batches(i: int):
+        sl = slice((i % steps) * batch_size, (i % steps + 1) * batch_size)
+        return data.inputs[sl], data.targets[sl]
+
+    model = build_model(spec, seed=seed + 1)
+    res = train(model, batches, TrainConfig(lr=lr, max_steps=steps, warmup_steps=min(20, steps // 5),
+                                            threads=threads, device="cpu", log_every=max(1, steps)),
+                flops_per_token=count(spec, task.seq_len).flops_per_token)
+    test = make_split(task, split, 256, seed=0)  # the same questions for every seed
+    return accuracy(model, test.inputs, test.targets, device="cpu"), res.flops
+
+
+def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: int, workdir: Path,
+              run_dir: Path, threads: int | None, save_model: bool = True) -> tuple[dict[str, float], Cost]:
+    import torch
+
+    from cambrian.architectures import ArchSpec, build_model, count
+    from cambrian.scaling.data import LMBatches, bits_per_byte, eval_windows
+    from cambrian.scaling.trainer import TrainConfig, mean_loss, train
+
+    t0 = time.perf_counter()
+    cache_dir = Path(s["cache_dir"]) if s["cache_dir"] else run_dir / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("CAMBRIAN_EXT_DIR", str(cache_dir / "ext"))  # compiled scans, once per cache
+    if threads:
+        torch.set_num_threads(threads)
+    corpus = open_corpus(s["corpus"], cache_dir)
+    spec = ArchSpec.from_dict(content)
+    seq_len = int(s["seq_len"])
+    counts = count(spec, seq_len)
+    model = build_model(spec, seed=seed)
+    batches = LMBatches(corpus.tokens("train"), int(s["batch_size"]), seq_len, seed=seed)
+    config = TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device="cpu",
+                         warmup_steps=int(s["warmup_steps"]), threads=threads, seed=seed, log_every=5)
+    setup_s = time.perf_counter() - t0
+    res = train(model, batches, config, flops_per_token=counts.flops_per_token)
+    if res.status != "completed":
+        raise RuntimeError(f"training stopped: {res.status} ({res.stop_reason})")
+    t1 = time.perf_counter()
+    nats, _ = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, int(s["val_tokens"])), device="cpu")
+    bpb = bits_per_byte(nats, corpus.bytes_per_token(split))
+    eval_s = time.perf_counter() - t1
+    mqar_acc, mqar_flops = math.nan, 0.0
+    if int(s["mqar_steps"]) > 0:
+        mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]), threads)
+    weight = float(s["mqar_weight"])
+    score = bpb - weight * mqar_acc if weight else bpb
+    metrics = {"score": score, "bpb": bpb, "params": float(counts.params),
+               "flops_per_token": counts.flops_per_token, "train_flops": res.flops,
+               "train_tokens": float(res.tokens), "train_loss": res.train_loss, "train_s": res.wall_s,
+               "eval_s": eval_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s}
+    if math.isfinite(mqar_acc):  # absent when MQAR is off (NaN does not survive JSON)
+        metrics["mqar_acc"] = mqar_acc
+    tokens_per_step = res.tokens / max(1, res.steps)
+    (workdir / CURVE_FILE).write_text(json.dumps({
+        "flops_per_token": counts.flops_per_token, "tokens_per_step": tokens_per_step,
+        "history": res.history, "bpb": bpb, "split": split, "seed": seed, "settings": s}))
+    if save_model:
+        torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), "seed": seed,
+                    "settings": s}, workdir / MODEL_FILE)
+    return metrics, Cost(flops=res.flops + mqar_flops)
+
+
+class ComposeEvaluator(Evaluator):
+    name = "compose"
+
+    def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
+        extra = {k: v for k, v in self.options.items() if k in TRAINING_KEYS}
+        unknown = sorted(set(self.options) - set(TRAINING_KEYS) - {"save_model", "scale"})
+        if unknown:
+            raise ValueError(f"compose evaluator: unknown option {unknown[0]!r} "
+                             f"(options: {', '.join(TRAINING_KEYS)}, save_model, scale)")
+        s = {**settings(job.domain_options), **extra}
+        assert set(s) <= set(DEFAULTS)
+        return run_proxy(job.candidate.content, s, split=job.split, seed=job.seed, workdir=workdir,
+                         run_dir=Path(job.run_dir), threads=job.limits.get("threads"),
+                         save_model=bool(self.options.get("save_model", True)))

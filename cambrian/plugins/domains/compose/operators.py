@@ -1,0 +1,145 @@
+"""Structured operators for ``spec`` candidates: no LLM, always valid output.
+
+spec-random (draft): a random layer pattern of the proxy depth from the domain's primitives
+  (at least one token mixer when the set has one).
+spec-mutate (improve): one edit of the parent: swap two layers, change a layer's primitive,
+  change one option of a layer, insert a layer or delete one (depth kept within bounds).
+  Option ``edits`` (1): edits applied in a row.
+spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
+  of two parents; option ``mode`` ("mixed": either, at random).
+
+Each operator retries (``tries``, default 20) until its candidate validates and differs from
+its parents; when every try fails it returns nothing (the engine counts an idle step).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+from cambrian import Candidate, Operator, OperatorContext
+from cambrian.plugins.domains.compose.patterns import Layer, minimal_layers, mutate_option
+
+
+def _token_mixers(primitives: tuple[str, ...]) -> list[str]:
+    from cambrian.architectures import get_primitive
+
+    return [p for p in primitives if get_primitive(p).kind == "token"]
+
+
+def _attempt(ctx: OperatorContext, make: Callable[[random.Random], list[Layer] | None],
+             tries: int) -> list[Candidate]:
+    """Call ``make`` until its layers validate into a candidate different from the parents."""
+    avoid = {p.candidate.hash for p in ctx.parents}
+    for _ in range(tries):
+        layers = make(ctx.rng)
+        if not layers:
+            continue
+        try:
+            cand = ctx.domain.spec(layers)
+        except ValueError:
+            continue
+        if cand.hash not in avoid:
+            return [cand]
+    return []
+
+
+class SpecOperator(Operator):
+    kinds = ("spec",)
+
+    @property
+    def tries(self) -> int:
+        return int(self.options.get("tries", 20))
+
+
+class SpecRandom(SpecOperator):
+    name = "spec-random"
+    role = "draft"
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        d = ctx.domain
+        prims, mixers = list(d.primitives), _token_mixers(d.primitives)
+        depth = int(ctx.options.get("depth", d.s["n_layers"]))
+
+        def make(rng: random.Random) -> list[Layer]:
+            names = [rng.choice(prims) for _ in range(depth)]
+            if mixers and not any(n in mixers for n in names):
+                names[rng.randrange(depth)] = rng.choice(mixers)
+            return [{"primitive": n, "options": {}} for n in names]
+
+        return _attempt(ctx, make, self.tries)
+
+
+def mutate(layers: list[Layer], domain: Any, rng: random.Random) -> list[Layer] | None:
+    """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply."""
+    layers = [dict(x) for x in layers]
+    n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
+    edits = ["swap", "primitive", "option"] + (["insert"] if n < hi else []) + (["delete"] if n > lo else [])
+    edit = rng.choice(edits)
+    if edit == "swap":
+        i, j = rng.sample(range(n), 2) if n > 1 else (0, 0)
+        if layers[i] == layers[j]:
+            return None
+        layers[i], layers[j] = layers[j], layers[i]
+    elif edit == "primitive":
+        i = rng.randrange(n)
+        others = [p for p in domain.primitives if p != layers[i]["primitive"]]
+        if not others:
+            return None
+        layers[i] = {"primitive": rng.choice(others), "options": {}}
+    elif edit == "option":
+        i = rng.randrange(n)
+        new = mutate_option(layers[i], domain.s["d_model"], rng)
+        if new is None:
+            return None
+        layers[i] = new
+    elif edit == "insert":
+        layers.insert(rng.randrange(n + 1), {"primitive": rng.choice(domain.primitives), "options": {}})
+    else:
+        del layers[rng.randrange(n)]
+    return layers
+
+
+class SpecMutate(SpecOperator):
+    name = "spec-mutate"
+    role = "improve"
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        base = minimal_layers(ctx.parents[0].candidate.content)
+        edits = int(ctx.options.get("edits", self.options.get("edits", 1)))
+
+        def make(rng: random.Random) -> list[Layer] | None:
+            layers: list[Layer] | None = base
+            for _ in range(edits):
+                layers = mutate(layers, ctx.domain, rng) if layers else None
+            return layers
+
+        return _attempt(ctx, make, self.tries)
+
+
+class SpecCrossover(SpecOperator):
+    name = "spec-crossover"
+    role = "crossover"
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        a, b = (minimal_layers(p.candidate.content) for p in ctx.parents[:2])
+        mode = str(ctx.options.get("mode", self.options.get("mode", "mixed")))
+        lo, hi = ctx.domain.s["min_layers"], ctx.domain.s["max_layers"]
+
+        def make(rng: random.Random) -> list[Layer] | None:
+            m = rng.choice(["one-point", "uniform"]) if mode == "mixed" else mode
+            x, y = (a, b) if rng.random() < 0.5 else (b, a)
+            if m == "one-point":
+                i, j = rng.randint(1, len(x)), rng.randint(0, len(y) - 1)
+                child = x[:i] + y[j:]
+            elif m == "uniform":
+                depth = rng.choice([len(x), len(y)])
+                child = [rng.choice([p for p in (x, y) if len(p) > k])[k] for k in range(depth)]
+            else:
+                raise ValueError(f"spec-crossover: mode must be one-point, uniform or mixed, got {m!r}")
+            return child if lo <= len(child) <= hi else None
+
+        return _attempt(ctx, make, self.tries)
+
+
+OPERATORS = [SpecRandom, SpecMutate, SpecCrossover]

@@ -1,0 +1,329 @@
+"""The compose pack's phases after search: aggregation, scaling steps, hidden evaluation.
+
+Every evaluation goes through :meth:`Campaign.evaluate` (deterministic node ids, finished
+nodes reused), and every choice is a pure function of stored nodes, so a campaign killed
+inside a phase resumes it and repeats nothing that finished.
+
+Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
+
+  aggregation: {top: 6, radius: null}
+    The ``top`` distinct designs of the search (by the objective) form the pool; the
+    cluster is the designs within ``radius`` layer edits (default: a quarter of the proxy
+    depth) of the best; a per-layer majority vote over the cluster (ties to the better
+    design) gives the aggregate design, evaluated like a search candidate.
+  scaling: {top_k: 2, baselines: [llama, composer], ladder: [...], level: 0.95}
+    Promotes the ``top_k`` designs (search and aggregate, deduplicated by canonical hash)
+    and the named baselines through the ladder. A rung is {name, d_model, depth (a factor of
+    the design's own depth), mode (stack | stretch), and training keys (train_tokens, ...)};
+    the first rung is the proxy itself, whose search results are reused. Per design, the
+    training curves of all rungs give loss-vs-compute points; their compute-efficient
+    frontier is fitted as L = a * C^-b (:func:`cambrian.scaling.fits.fit_power_law`, bootstrap
+    intervals), and "scales X% faster" compares b with the Llama-style baseline's
+    (:func:`compare_slopes`). Rank agreement: Spearman and Kendall between the proxy's and the
+    largest rung's ranking of the promoted designs.
+  hidden: {top_k: 2, seeds: [0, 1, 2], baselines: [llama], rung: null}
+    The ``top_k`` designs and the baselines, each trained with every seed and scored on the
+    hidden split (at the proxy scale, or at ``rung``). The best design "beats" the first
+    baseline only when its mean is lower by more than the sum of both seed standard
+    deviations; the verdict is stored either way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from cambrian import Candidate, Node, NodeStatus, Phase, best_nodes
+from cambrian.plugins.domains.compose.evaluator import CURVE_FILE, TRAINING_KEYS
+from cambrian.plugins.domains.compose.patterns import hamming, majority_vote, minimal_layers, resize
+
+DEFAULT_LADDER = [{"name": "proxy"},
+                  {"name": "x1.5", "d_model": 80, "depth": 1.5, "mode": "stack", "train_tokens": 300_000}]
+
+
+def pattern(content: dict[str, Any]) -> str:
+    from cambrian.architectures import ArchSpec
+
+    return ArchSpec.from_dict(content).pattern()
+
+
+def search_pool(campaign: Any) -> list[Node]:
+    """Valid search and aggregation nodes, best first, one per canonical hash."""
+    store = campaign.open_store()
+    nodes = store.nodes(phase="search") + store.nodes(phase="aggregation")
+    seen, out = set(), []
+    for n in best_nodes(nodes, campaign.objective):
+        if n.candidate.hash not in seen:
+            seen.add(n.candidate.hash)
+            out.append(n)
+    return out
+
+
+def node_summary(n: Node, objective: str) -> dict[str, Any]:
+    return {"node": n.id, "hash": n.candidate.hash, "agent": n.agent, "operator": n.operator,
+            "score": n.metrics[objective].value if objective in n.metrics else None,
+            "bpb": n.metrics["bpb"].value if "bpb" in n.metrics else None,
+            "pattern": pattern(n.candidate.content)}
+
+
+class Aggregation(Phase):
+    name = "aggregation"
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        domain, obj = campaign.domain, campaign.objective.name
+        top = search_pool(campaign)[:int(self.options.get("top", 6))]
+        if not top:
+            return {"skipped": "no valid search node"}
+        layers = {n.id: minimal_layers(n.candidate.content) for n in top}
+        radius = self.options.get("radius")
+        radius = int(radius) if radius is not None else max(1, domain.s["n_layers"] // 4)
+        cluster = [n for n in top if hamming(layers[top[0].id], layers[n.id]) <= radius]
+        out: dict[str, Any] = {"top": [node_summary(n, obj) for n in top], "radius": radius,
+                               "cluster": [n.id for n in cluster]}
+        if len(cluster) < 2:
+            out["aggregate"] = None
+            out["note"] = "the best design has no neighbour within the radius: nothing to vote"
+            return out
+        try:
+            cand = domain.spec(majority_vote([layers[n.id] for n in cluster]))
+        except ValueError as exc:
+            out["aggregate"], out["note"] = None, f"the voted design is invalid: {exc}"
+            return out
+        known = {n.candidate.hash: n for n in top}
+        if cand.hash in known:  # the vote reproduced a design already evaluated
+            node = known[cand.hash]
+        else:
+            node = campaign.evaluate([cand], phase="aggregation", split="val",
+                                     seeds=(campaign.config.seed,), agent="aggregation")[0]
+        out["aggregate"] = {"node": node.id, "hash": cand.hash, "pattern": pattern(cand.content),
+                            "status": node.status.value, "new": cand.hash not in known,
+                            "score": node.score(campaign.objective), "content": cand.content}
+        best = top[0].score(campaign.objective)
+        s = node.score(campaign.objective)
+        out["aggregate_beats_best"] = s is not None and s < best
+        return out
+
+
+# -- scaling ----------------------------------------------------------------------------------
+
+
+def at_rung(content: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any]:
+    """The design's spec at a ladder rung: wider (``d_model``) and deeper (``depth`` x, stacked
+    or stretched), with derivable options re-derived at the new width."""
+    from cambrian.architectures import ArchSpec
+
+    if rung.get("d_model") is None and rung.get("depth") in (None, 1, 1.0):
+        return content
+    layers = minimal_layers(content)
+    depth = max(1, round(len(layers) * float(rung.get("depth", 1.0))))
+    new = {**content, "d_model": int(rung.get("d_model", content["d_model"])),
+           "layers": resize(layers, depth, rung.get("mode", "stack"))}
+    if "seq_len" in rung:
+        new["max_seq_len"] = int(rung["seq_len"])
+    return ArchSpec.from_dict(new).to_dict()
+
+
+def rung_options(rung: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: rung[k] for k in TRAINING_KEYS if k in rung}, "scale": rung["name"]}
+
+
+def curve_points(run_dir: Path, node: Node, skip_frac: float = 0.2) -> list[tuple[float, float]]:
+    """(training FLOPs so far, train loss in bits per token) along a node's training run."""
+    path = run_dir / "evals" / node.id / "work" / CURVE_FILE
+    if not path.is_file():
+        return []
+    c = json.loads(path.read_text())
+    per_step = 3.0 * c["flops_per_token"] * c["tokens_per_step"]
+    hist = c["history"]
+    last = hist[-1][0] if hist else 0
+    return [(step * per_step, loss / math.log(2)) for step, loss in hist
+            if step > skip_frac * last and math.isfinite(loss) and loss > 0]
+
+
+def fit_design(points: list[tuple[float, float]], level: float) -> dict[str, Any] | None:
+    from cambrian.scaling.fits import fit_power_law, frontier
+
+    if len(points) < 3:
+        return None
+    C, L = zip(*points)
+    keep = frontier(C, L)
+    Cf, Lf = [C[i] for i in keep], [L[i] for i in keep]
+    if len(set(Cf)) < 3:
+        return None
+    fit = fit_power_law(Cf, Lf, level=level, n_boot=400)
+    return {"fit": fit, "a": fit.a, "b": fit.b, "b_ci": list(fit.ci["b"]), "n_points": len(Cf),
+            "points": [[c, l] for c, l in zip(Cf, Lf)]}
+
+
+def rank_agreement(xs: list[float], ys: list[float]) -> dict[str, Any]:
+    from scipy import stats
+
+    if len(xs) < 3:
+        return {"n": len(xs), "note": "fewer than 3 designs: no rank correlation"}
+    rho, p_rho = stats.spearmanr(xs, ys)
+    tau, p_tau = stats.kendalltau(xs, ys)
+    clean = lambda v: None if v is None or not math.isfinite(float(v)) else float(v)  # noqa: E731
+    return {"n": len(xs), "spearman": clean(rho), "spearman_p": clean(p_rho),
+            "kendall": clean(tau), "kendall_p": clean(p_tau)}
+
+
+def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, Any]]:
+    """The designs a phase carries forward: the best ``top_k`` and the named baselines."""
+    designs = [{"label": f"#{i + 1} {n.id}", "kind": n.phase, "hash": n.candidate.hash,
+                "candidate": n.candidate, "proxy_node": n}
+               for i, n in enumerate(search_pool(campaign)[:top_k])]
+    refs = campaign.domain.baselines()
+    for name in baselines:
+        if name not in refs:
+            raise ValueError(f"unknown baseline {name!r} (known: {', '.join(refs)})")
+        cand = refs[name]
+        same = next((d for d in designs if d["hash"] == cand.hash), None)
+        if same is not None:  # a search design equal to the baseline: one entry, both labels
+            same["label"] += f" = {name}"
+            same["baseline"] = name
+            continue
+        designs.append({"label": name, "kind": "baseline", "baseline": name, "hash": cand.hash,
+                        "candidate": cand, "proxy_node": None})
+    return designs
+
+
+class Scaling(Phase):
+    name = "scaling"
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        ladder = self.options.get("ladder") or DEFAULT_LADDER
+        level = float(self.options.get("level", 0.95))
+        designs = promoted(campaign, int(self.options.get("top_k", 2)),
+                           list(self.options.get("baselines", ["llama", "composer"])))
+        if not designs:
+            return {"skipped": "nothing to promote"}
+        run_dir = Path(campaign.run_dir)
+        seed = campaign.config.seed
+        for d in designs:
+            d["rungs"] = {}
+        for r, rung in enumerate(ladder):
+            todo = [d for d in designs if not (r == 0 and d["proxy_node"] is not None)]
+            cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung)) for d in todo]
+            nodes = campaign.evaluate(cands, phase=f"scale:{rung['name']}", split="val", seeds=(seed,),
+                                      evaluator_options=rung_options(rung) if r else None,
+                                      agent="scaling") if cands else []
+            for d, n in zip(todo, nodes):
+                d["rungs"][rung["name"]] = n
+            if r == 0:
+                for d in designs:
+                    if d["proxy_node"] is not None:
+                        d["rungs"][rung["name"]] = d["proxy_node"]
+        obj = campaign.objective.name
+        summary_designs = []
+        fits: dict[str, Any] = {}
+        for d in designs:
+            points = [p for n in d["rungs"].values() if n.status == NodeStatus.DONE
+                      for p in curve_points(run_dir, n)]
+            fit = fit_design(points, level)
+            fits[d["label"]] = fit
+            summary_designs.append({
+                "label": d["label"], "kind": d["kind"], "baseline": d.get("baseline"), "hash": d["hash"],
+                "pattern": pattern(d["candidate"].content),
+                "rungs": {name: {"node": n.id, "status": n.status.value, "error": n.error,
+                                 "score": n.metrics[obj].value if obj in n.metrics else None,
+                                 "bpb": n.metrics["bpb"].value if "bpb" in n.metrics else None,
+                                 "params": n.metrics["params"].value if "params" in n.metrics else None,
+                                 "train_flops": n.metrics["train_flops"].value if "train_flops" in n.metrics else None,
+                                 "pattern": pattern(n.candidate.content)}
+                          for name, n in d["rungs"].items()},
+                "fit": None if fit is None else {k: v for k, v in fit.items() if k != "fit"},
+            })
+        ref = next((d["label"] for d in designs if d.get("baseline") == "llama"), None)
+        from cambrian.scaling.fits import compare_slopes
+
+        for sd in summary_designs:
+            f, base = fits.get(sd["label"]), fits.get(ref) if ref else None
+            if f is not None and base is not None and sd["label"] != ref:
+                cmp = compare_slopes(f["fit"], base["fit"])
+                sd["vs_llama"] = {"percent_faster": cmp.percent_faster, "ci": list(cmp.ci),
+                                  "level": cmp.level, "text": str(cmp)}
+        first, last = ladder[0]["name"], ladder[-1]["name"]
+        both = [sd for sd in summary_designs if all(sd["rungs"].get(x, {}).get("score") is not None
+                                                     for x in (first, last))]
+        agreement = rank_agreement([sd["rungs"][first]["score"] for sd in both],
+                                   [sd["rungs"][last]["score"] for sd in both])
+        agreement.update({"from": first, "to": last, "designs": [sd["label"] for sd in both]})
+        return {"ladder": ladder, "reference": ref, "designs": summary_designs, "rank_agreement": agreement,
+                "fit_note": ("per design: L = a * C^-b fitted on the compute-efficient frontier of the training "
+                             "curves (train loss, bits per byte) of every rung; C = training FLOPs")}
+
+
+# -- hidden evaluation ------------------------------------------------------------------------
+
+
+def seed_stats(values: list[float]) -> dict[str, Any]:
+    return {"values": values, "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+class HiddenEvaluation(Phase):
+    name = "hidden"
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        seeds = tuple(int(s) for s in self.options.get("seeds", [0, 1, 2]))
+        baselines = list(self.options.get("baselines", ["llama"]))
+        designs = promoted(campaign, int(self.options.get("top_k", 2)), baselines)
+        rung = self.options.get("rung")
+        opts = rung_options(rung) if rung else None
+        cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung or {})) for d in designs]
+        nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
+                                  evaluator_options=opts, agent="hidden")
+        obj = campaign.objective.name
+        rows = []
+        for i, d in enumerate(designs):
+            mine = nodes[i * len(seeds):(i + 1) * len(seeds)]
+            vals = [n.metrics[obj].value for n in mine if n.status == NodeStatus.DONE and obj in n.metrics]
+            rows.append({"label": d["label"], "kind": d["kind"], "baseline": d.get("baseline"),
+                         "hash": d["hash"], "pattern": pattern(d["candidate"].content),
+                         "nodes": [n.id for n in mine], "failed": sum(n.status != NodeStatus.DONE for n in mine),
+                         **seed_stats(vals)})
+        return {"seeds": list(seeds), "rung": rung, "metric": obj, "designs": rows,
+                **verdict(rows, baselines[0] if baselines else None)}
+
+
+def verdict(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    """Does the best searched design beat ``baseline`` by more than the seed spread?"""
+    searched = [r for r in rows if r["kind"] != "baseline" and r["mean"] is not None and not r.get("baseline")]
+    base = next((r for r in rows if r.get("baseline") == baseline), None)
+    if not searched or base is None or base["mean"] is None:
+        return {"beats_baseline": None, "verdict": "no comparison: the best design or the baseline has no "
+                                                    "valid hidden result"}
+    best = min(searched, key=lambda r: r["mean"])
+    margin = base["mean"] - best["mean"]
+    spread = best["std"] + base["std"]
+    beats = margin > spread and best["n"] > 1 and base["n"] > 1
+    p = None
+    if best["n"] > 1 and base["n"] > 1 and (best["std"] or base["std"]):
+        from scipy import stats
+
+        p = float(stats.ttest_ind(best["values"], base["values"], equal_var=False).pvalue)
+    text = (f"{best['label']} ({best['pattern']}) {'beats' if beats else 'does not beat'} the {baseline} baseline "
+            f"on the hidden split: mean {best['mean']:.4f} vs {base['mean']:.4f} over {best['n']} seeds, "
+            f"margin {margin:+.4f} against a seed spread of {spread:.4f} (sum of the two standard deviations)")
+    return {"best": best["label"], "baseline": baseline, "margin": margin, "spread": spread,
+            "welch_p": p, "beats_baseline": bool(beats), "verdict": text}
+
+
+PHASES = {"aggregation": Aggregation, "scaling": Scaling, "hidden": HiddenEvaluation}
+
+
+def make_phases(domain: Any, options: dict[str, Any]) -> list[Phase]:
+    """The phases in order; ``options[name]`` is each one's mapping, ``false`` skips it."""
+    unknown = sorted(set(options) - set(PHASES))
+    if unknown:
+        raise ValueError(f"compose phases: unknown phase {unknown[0]!r} (phases: {', '.join(PHASES)})")
+    out = []
+    for name, cls in PHASES.items():
+        opts = options.get(name, {})
+        if opts is False:
+            continue
+        out.append(cls(**(opts or {})))
+    return out
