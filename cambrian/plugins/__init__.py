@@ -24,4 +24,5 @@ BUILTINS: list[tuple[str, str]] = [
     ("domains.python_task", "cambrian.plugins.domains.python_task"),
     ("evaluators.code", "cambrian.plugins.evaluators.code"),
     ("operators.seeds", "cambrian.plugins.operators.seeds"),
+    ("domains.compose", "cambrian.plugins.domains.compose"),
 ]
