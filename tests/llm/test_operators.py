@@ -234,3 +234,23 @@ def test_a_third_party_backend_from_cambrian_llm_backends_drives_and_is_recorded
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(0.003)
     lines = cassette.read_text().splitlines()
     assert len(lines) == 3 and '"[1, 0, 0]' not in lines[0] and "[1, 0, 0]" in lines[0]
+
+
+def test_llm_written_code_is_repaired_run_in_the_sandbox_and_scored(tmp_path):
+    """A recorded session on the python-task domain: a syntax error is repaired before evaluation."""
+    cassette = CASSETTES / "python_task_llm.jsonl"
+    cfg = {"name": "code-llm", "domain": {"name": "python-task", "options": {"task": "fit"}},
+           "executor": {"name": "local", "options": {"workers": 1}}, "budget": {"max_nodes": 3},
+           "sandbox": {"timeout_s": 60, "memory_mb": 1024},
+           "agents": [{"name": "coder", "scaffold": {"name": "random", "options": {"n_drafts": 2, "p_draft": 0.0}},
+                       "operators": ["llm-draft", "llm-improve"],
+                       "llm": {"name": "replay", "options": {"cassette": str(cassette), "mode": "sequential"}}}]}
+    result = Campaign.from_config(cfg, tmp_path / "run").run()
+    nodes = Store(tmp_path / "run", create=False).nodes()
+    assert result.counts == {"done": 3}
+    assert [n.candidate.meta["repairs"] for n in nodes] == [0, 1, 0]
+    losses = [n.metrics["loss"].value for n in nodes]
+    assert losses[0] > losses[1] > losses[2] == pytest.approx(0.0, abs=1e-12)
+    assert result.best.id == nodes[2].id and result.best.operator == "llm-improve"
+    repair_prompt = [line for line in cassette.read_text().splitlines()][2]
+    assert "the source does not compile: expected ':'" in repair_prompt
