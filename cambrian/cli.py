@@ -128,6 +128,16 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory.")) -> None:
     console.print(f"report: {write_report(run_dir)}")
 
 
+@app.command()
+def export(run_dir: Path = typer.Argument(..., help="Run directory."),
+           node: str = typer.Argument(..., help="Node id (or a unique prefix)."),
+           out: Path = typer.Option(..., "--out", help="Folder for the transformers model.")) -> None:
+    """Write a node's trained model as a transformers model directory (architecture specs)."""
+    from cambrian.plugins.domains.compose.export import export_node
+
+    console.print(f"exported: {export_node(run_dir, node, out)}")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

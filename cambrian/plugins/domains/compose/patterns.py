@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 from typing import Any
 
 Layer = dict[str, Any]  # {"primitive": name, "options": {...}}
@@ -45,11 +44,6 @@ def minimal_layers(spec: dict[str, Any]) -> list[Layer]:
     return out
 
 
-def layer_key(layer: Layer) -> str:
-    opts = ",".join(f"{k}={layer['options'][k]}" for k in sorted(layer.get("options") or {}))
-    return f"{layer['primitive']}({opts})" if opts else layer["primitive"]
-
-
 def resize(layers: list[Layer], depth: int, mode: str = "stack") -> list[Layer]:
     """The pattern at ``depth`` layers: ``stack`` repeats the whole pattern (abc -> abcabc),
     ``stretch`` repeats each layer in place (abc -> aabbcc); cut to ``depth`` when not a multiple."""
@@ -59,28 +53,6 @@ def resize(layers: list[Layer], depth: int, mode: str = "stack") -> list[Layer]:
     if mode == "stretch":
         return [dict(layers[min(n - 1, math.floor(j * n / depth))]) for j in range(depth)]
     raise ValueError(f"resize mode must be 'stack' or 'stretch', got {mode!r}")
-
-
-def majority_vote(patterns: list[list[Layer]]) -> list[Layer]:
-    """Per-layer majority vote over layer lists (best first; ties go to the better design).
-
-    The depth is the most common depth among the patterns; at each position only
-    the patterns long enough vote.
-    """
-    depth = Counter(len(p) for p in patterns).most_common(1)[0][0]
-    out = []
-    for i in range(depth):
-        votes = [layer_key(p[i]) for p in patterns if len(p) > i]
-        counts = Counter(votes)
-        top = max(counts.values())
-        winner = next(v for v in votes if counts[v] == top)  # first = best-ranked among the tied
-        out.append(next(p[i] for p in patterns if len(p) > i and layer_key(p[i]) == winner))
-    return out
-
-
-def hamming(a: list[Layer], b: list[Layer]) -> int:
-    """Positions where the layer differs, plus the difference in depth."""
-    return sum(layer_key(x) != layer_key(y) for x, y in zip(a, b)) + abs(len(a) - len(b))
 
 
 # -- option mutations -----------------------------------------------------------------------

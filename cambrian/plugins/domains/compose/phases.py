@@ -38,7 +38,7 @@ from typing import Any
 
 from cambrian import Candidate, Node, NodeStatus, Phase, best_nodes
 from cambrian.plugins.domains.compose.evaluator import CURVE_FILE, TRAINING_KEYS
-from cambrian.plugins.domains.compose.patterns import hamming, majority_vote, minimal_layers, resize
+from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
 
 DEFAULT_LADDER = [{"name": "proxy"},
                   {"name": "x1.5", "d_model": 80, "depth": 1.5, "mode": "stack", "train_tokens": 300_000}]
@@ -77,10 +77,12 @@ class Aggregation(Phase):
         top = search_pool(campaign)[:int(self.options.get("top", 6))]
         if not top:
             return {"skipped": "no valid search node"}
-        layers = {n.id: minimal_layers(n.candidate.content) for n in top}
+        from cambrian.scaling.ladder import layer_distance, majority_vote
+
         radius = self.options.get("radius")
         radius = int(radius) if radius is not None else max(1, domain.s["n_layers"] // 4)
-        cluster = [n for n in top if hamming(layers[top[0].id], layers[n.id]) <= radius]
+        best = top[0].candidate.content
+        cluster = [n for n in top if layer_distance(best, n.candidate.content) <= radius]
         out: dict[str, Any] = {"top": [node_summary(n, obj) for n in top], "radius": radius,
                                "cluster": [n.id for n in cluster]}
         if len(cluster) < 2:
@@ -88,7 +90,8 @@ class Aggregation(Phase):
             out["note"] = "the best design has no neighbour within the radius: nothing to vote"
             return out
         try:
-            cand = domain.spec(majority_vote([layers[n.id] for n in cluster]))
+            cand = domain.validate(Candidate(kind="spec", content=majority_vote(
+                [n.candidate.content for n in cluster])))
         except ValueError as exc:
             out["aggregate"], out["note"] = None, f"the voted design is invalid: {exc}"
             return out
@@ -158,16 +161,16 @@ def fit_design(points: list[tuple[float, float]], level: float) -> dict[str, Any
             "points": [[c, l] for c, l in zip(Cf, Lf)]}
 
 
-def rank_agreement(xs: list[float], ys: list[float]) -> dict[str, Any]:
-    from scipy import stats
+def agreement(first: dict[str, float], last: dict[str, float]) -> dict[str, Any]:
+    """Spearman and Kendall between two rungs' scores (:func:`cambrian.scaling.ladder.rank_agreement`)."""
+    from cambrian.scaling.ladder import rank_agreement
 
-    if len(xs) < 3:
-        return {"n": len(xs), "note": "fewer than 3 designs: no rank correlation"}
-    rho, p_rho = stats.spearmanr(xs, ys)
-    tau, p_tau = stats.kendalltau(xs, ys)
-    clean = lambda v: None if v is None or not math.isfinite(float(v)) else float(v)  # noqa: E731
-    return {"n": len(xs), "spearman": clean(rho), "spearman_p": clean(p_rho),
-            "kendall": clean(tau), "kendall_p": clean(p_tau)}
+    if len(set(first) & set(last)) < 3:
+        return {"n": len(set(first) & set(last)), "note": "fewer than 3 designs at both rungs: no rank correlation"}
+    ra = rank_agreement(first, last)
+    clean = lambda v: float(v) if math.isfinite(v) else None  # noqa: E731 - NaN is not JSON
+    return {"n": ra.n, "spearman": clean(ra.spearman), "spearman_p": clean(ra.spearman_p),
+            "kendall": clean(ra.kendall), "kendall_p": clean(ra.kendall_p)}
 
 
 def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, Any]]:
@@ -248,10 +251,10 @@ class Scaling(Phase):
         first, last = ladder[0]["name"], ladder[-1]["name"]
         both = [sd for sd in summary_designs if all(sd["rungs"].get(x, {}).get("score") is not None
                                                      for x in (first, last))]
-        agreement = rank_agreement([sd["rungs"][first]["score"] for sd in both],
-                                   [sd["rungs"][last]["score"] for sd in both])
-        agreement.update({"from": first, "to": last, "designs": [sd["label"] for sd in both]})
-        return {"ladder": ladder, "reference": ref, "designs": summary_designs, "rank_agreement": agreement,
+        ra = agreement({sd["label"]: sd["rungs"][first]["score"] for sd in both},
+                       {sd["label"]: sd["rungs"][last]["score"] for sd in both})
+        ra.update({"from": first, "to": last, "designs": [sd["label"] for sd in both]})
+        return {"ladder": ladder, "reference": ref, "designs": summary_designs, "rank_agreement": ra,
                 "fit_note": ("per design: L = a * C^-b fitted on the compute-efficient frontier of the training "
                              "curves (train loss, bits per byte) of every rung; C = training FLOPs")}
 

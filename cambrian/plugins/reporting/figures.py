@@ -1,0 +1,280 @@
+"""The report's figures, drawn with matplotlib (Agg) and saved as PNG.
+
+Each function takes plain records (nodes, phase summaries), draws one figure,
+saves it to ``path`` and returns the path, or returns None when there is
+nothing to draw (e.g. no scaling phase in this domain).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
+
+DPI = 110
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(names: list[str]) -> dict[str, Any]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _plt().close(fig)
+    return path
+
+
+def _metric(n: Node, name: str) -> float | None:
+    m = n.metrics.get(name)
+    return m.value if m is not None and math.isfinite(m.value) else None
+
+
+def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path,
+                k: int = 15, labels: dict[str, str] | None = None) -> Path | None:
+    top = best_nodes(nodes, objective)[:k]
+    if not top:
+        return None
+    plt, colors = _plt(), _colors(agents)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(top) + 1.2))
+    ys = list(range(len(top)))[::-1]
+    vals = [n.score(objective) for n in top]
+    ax.barh(ys, vals, color=[colors.get(n.agent, "grey") for n in top])
+    ax.set_yticks(ys, [f"{n.id} {(labels or {}).get(n.id, '')}"[:60] for n in top], fontsize=8)
+    lo, hi = min(vals), max(vals)
+    pad = max(1e-3, (hi - lo) * 0.15)
+    ax.set_xlim(lo - pad, hi + pad)
+    for y, v in zip(ys, vals):
+        ax.text(v, y, f" {v:.4f}", va="center", fontsize=7)
+    ax.set_xlabel(f"{objective.name} ({objective.direction.value}imise)")
+    ax.set_title("Leaderboard (search)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[a]) for a in agents]
+    ax.legend(handles, agents, fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def best_so_far(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path) -> Path | None:
+    """Best objective so far against cumulative evaluation FLOPs and wall time, per agent."""
+    if not best_nodes(nodes, objective):
+        return None
+    plt, colors = _plt(), _colors(agents)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sign = 1 if objective.direction.value == "min" else -1
+    use_flops = any(n.cost.flops > 0 for n in nodes)
+    t0 = min(n.created_at for n in nodes)
+    for agent in agents:
+        mine = sorted((n for n in nodes if n.agent == agent and n.status.finished), key=lambda n: n.updated_at)
+        spent, best, xs, ts, ys = 0.0, math.inf, [], [], []
+        for n in mine:
+            spent += n.cost.flops if use_flops else n.cost.wall_s
+            s = n.score(objective)
+            if s is not None:
+                best = min(best, sign * s)
+            if math.isfinite(best):
+                xs.append(spent)
+                ts.append(n.updated_at - t0)
+                ys.append(sign * best)
+        if xs:
+            axes[0].step(xs, ys, where="post", color=colors[agent], label=agent, marker="o", ms=3)
+            axes[1].step(ts, ys, where="post", color=colors[agent], label=agent, marker="o", ms=3)
+    axes[0].set_xlabel("cumulative training FLOPs of the agent" if use_flops else "cumulative evaluation s")
+    axes[1].set_xlabel("campaign wall time (s)")
+    for ax in axes:
+        ax.set_ylabel(f"best {objective.name} so far")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Best so far per agent")
+    return _save(fig, path)
+
+
+def search_graph(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path) -> Path | None:
+    """Every node at (creation order, objective); arrows from parents to children."""
+    if not nodes:
+        return None
+    plt, colors = _plt(), _colors(agents)
+    order = sorted(nodes, key=lambda n: n.created_at)
+    x = {n.id: i for i, n in enumerate(order)}
+    scores = [n.score(objective) for n in order]
+    valid = [s for s in scores if s is not None]
+    fail_y = (max(valid) + 0.1 * (max(valid) - min(valid) + 1e-3)) if valid else 0.0
+    y = {n.id: (s if s is not None else fail_y) for n, s in zip(order, scores)}
+    fig, ax = plt.subplots(figsize=(11, 5))
+    for n in order:
+        for p in n.parents:
+            if p in x:
+                ax.annotate("", xy=(x[n.id], y[n.id]), xytext=(x[p], y[p]),
+                            arrowprops={"arrowstyle": "->", "color": colors.get(n.agent, "grey"),
+                                        "alpha": 0.5, "lw": 0.8})
+    markers = {"draft": "o", "improve": "s", "crossover": "D"}
+    for n in order:
+        ok = n.status == NodeStatus.DONE
+        role = "draft" if not n.parents else ("crossover" if len(n.parents) > 1 else "improve")
+        ax.scatter(x[n.id], y[n.id], color=colors.get(n.agent, "grey"), marker=markers[role] if ok else "x",
+                   s=36, zorder=3)
+    if valid and len(valid) < len(scores):
+        ax.axhline(fail_y, color="grey", lw=0.5, ls=":")
+        ax.text(0, fail_y, " failed / invalid", fontsize=7, va="bottom", color="grey")
+    for a in agents:
+        ax.scatter([], [], color=colors[a], label=a)
+    for role, m in markers.items():
+        ax.scatter([], [], color="black", marker=m, label=role)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_xlabel("node (creation order)")
+    ax.set_ylabel(objective.name)
+    ax.set_title("Search graph: parents -> children")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both cost (x) and objective (y, lower is better)."""
+    front, best = [], math.inf
+    for px, py in sorted(points):
+        if py < best:
+            front.append((px, py))
+            best = py
+    return front
+
+
+def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path) -> Path | None:
+    """The objective against parameters and forward FLOPs per token, with the Pareto fronts."""
+    axes_metrics = [m for m in ("params", "flops_per_token") if any(_metric(n, m) for n in nodes)]
+    done = [n for n in nodes if n.score(objective) is not None]
+    if not axes_metrics or not done:
+        return None
+    plt, colors = _plt(), _colors(agents)
+    sign = 1 if objective.direction.value == "min" else -1
+    fig, axes = plt.subplots(1, len(axes_metrics), figsize=(5.5 * len(axes_metrics), 4), squeeze=False)
+    for ax, m in zip(axes[0], axes_metrics):
+        pts = [(_metric(n, m), n.score(objective), n.agent) for n in done if _metric(n, m)]
+        for a in agents:
+            mine = [(px, py) for px, py, ag in pts if ag == a]
+            if mine:
+                ax.scatter(*zip(*mine), color=colors[a], label=a, s=20)
+        front = pareto_front([(px, sign * py) for px, py, _ in pts])
+        ax.plot([p[0] for p in front], [sign * p[1] for p in front], "k--", lw=1, label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel(m)
+        ax.set_ylabel(objective.name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Quality against size and compute")
+    return _save(fig, path)
+
+
+def scaling_curves(summary: dict[str, Any] | None, path: Path) -> Path | None:
+    """Per design: frontier points of loss vs compute and the fitted power law."""
+    if not summary or not summary.get("designs"):
+        return None
+    designs = [d for d in summary["designs"] if d.get("fit")]
+    if not designs:
+        return None
+    import numpy as np
+
+    plt = _plt()
+    colors = _colors([d["label"] for d in designs])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for d in designs:
+        f, c = d["fit"], colors[d["label"]]
+        C = np.array([p[0] for p in f["points"]])
+        L = np.array([p[1] for p in f["points"]])
+        ax.scatter(C, L, color=c, s=14)
+        grid = np.geomspace(C.min(), C.max() * 1.5, 50)
+        extra = f" ({d['vs_llama']['percent_faster']:+.1f}% vs llama)" if d.get("vs_llama") else ""
+        ax.plot(grid, f["a"] * grid ** -f["b"], color=c,
+                label=f"{d['label']}: b={f['b']:.3f} [{f['b_ci'][0]:.3f}, {f['b_ci'][1]:.3f}]{extra}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("train loss (bits per byte)")
+    ax.set_title("Scaling: loss vs compute over the ladder, fits L = a C^-b")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def ladder_scores(summary: dict[str, Any] | None, path: Path) -> Path | None:
+    """Validation score of each promoted design at each rung (rank agreement at a glance)."""
+    if not summary or not summary.get("designs"):
+        return None
+    plt = _plt()
+    rungs = [r["name"] for r in summary["ladder"]]
+    colors = _colors([d["label"] for d in summary["designs"]])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for d in summary["designs"]:
+        ys = [d["rungs"].get(r, {}).get("score") for r in rungs]
+        xs = [i for i, v in enumerate(ys) if v is not None]
+        ax.plot(xs, [ys[i] for i in xs], marker="o", color=colors[d["label"]], label=d["label"],
+                ls="--" if d.get("kind") == "baseline" else "-")
+    ax.set_xticks(range(len(rungs)), rungs)
+    ax.set_ylabel("validation score")
+    ra = summary.get("rank_agreement", {})
+    title = "Ladder"
+    if ra.get("spearman") is not None:
+        title += f": Spearman {ra['spearman']:.2f}, Kendall {ra['kendall']:.2f} (n={ra['n']})"
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
+    if not summary or not summary.get("designs"):
+        return None
+    rows = [r for r in summary["designs"] if r.get("mean") is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    ys = list(range(len(rows)))[::-1]
+    for y, r in zip(ys, rows):
+        color = "tab:grey" if r.get("baseline") else "tab:blue"
+        ax.errorbar(r["mean"], y, xerr=r["std"], fmt="o", color=color, capsize=4)
+        ax.scatter(r["values"], [y] * len(r["values"]), color=color, s=10, alpha=0.5)
+    ax.set_yticks(ys, [f"{r['label']}\n{r['pattern'][:40]}" for r in rows], fontsize=7)
+    ax.set_xlabel(f"hidden-split {summary.get('metric', 'score')} (mean ± std over seeds {summary.get('seeds')})")
+    verdict = summary.get("beats_baseline")
+    ax.set_title("Hidden evaluation: " + ("beats the baseline" if verdict else
+                                          "no win beyond the seed spread" if verdict is False else "no verdict"))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Path | None:
+    """Wall time, training FLOPs and LLM tokens, per agent and per phase."""
+    if not nodes:
+        return None
+    plt = _plt()
+    groups: dict[str, list[Node]] = {}
+    for n in nodes:
+        key = n.agent if n.phase == "search" else f"phase {n.phase.split(':')[0]}"
+        groups.setdefault(key, []).append(n)
+    names = list(groups)
+    tokens = {k: 0 for k in names}
+    for c in llm_calls:
+        if c.get("agent") in tokens:
+            tokens[c["agent"]] += int(c.get("prompt_tokens", 0)) + int(c.get("completion_tokens", 0))
+    data = [("evaluation wall s", [sum(n.cost.wall_s for n in groups[k]) for k in names]),
+            ("training FLOPs", [sum(n.cost.flops for n in groups[k]) for k in names]),
+            ("LLM tokens", [tokens[k] for k in names])]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.35 * len(names) + 2))
+    for ax, (title, vals) in zip(axes, data):
+        ax.barh(range(len(names))[::-1], vals, color="tab:blue")
+        ax.set_yticks(range(len(names))[::-1], names, fontsize=8)
+        ax.set_title(f"{title} (total {sum(vals):.3g})", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("Costs per agent and phase")
+    return _save(fig, path)
