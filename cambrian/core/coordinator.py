@@ -1,7 +1,7 @@
 """Campaign coordination as a LangGraph graph, checkpointed to SQLite.
 
     START --Send--> agent(a1) ┐
-          --Send--> agent(a2) ├─> search_done -> phase(p1) -> phase(p2) -> ... -> END
+          --Send--> agent(a2) ├─> search_done -> phase_p1 -> phase_p2 -> ... -> END
           --Send--> agent(aN) ┘
 
 Each agent branch runs in its own thread and proceeds at its own pace (no
@@ -53,7 +53,7 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
     g.add_edge("agent", "search_done")
     prev = "search_done"
     for name in phases:
-        node = f"phase:{name}"
+        node = f"phase_{name}"
         g.add_node(node, lambda state, name=name: (campaign.run_phase(name), {"phases_done": [name]})[1])
         g.add_edge(prev, node)
         prev = node

@@ -123,3 +123,44 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     assert sorted(done_events) == sorted(after)  # each node finished exactly once
     assert [e["kind"] for e in s.events("campaign_resumed")] == ["campaign_resumed"]
     assert json.loads(json.dumps(s.get_meta("config")))["budget"]["max_nodes"] == 14
+
+
+def _phase_started(run: Path) -> bool:
+    s = Store(run, create=False)
+    try:
+        return bool(s.events("phase_started")) and any(
+            n.status == NodeStatus.DONE for n in s.nodes(phase="hidden"))
+    finally:
+        s.close()
+
+
+def test_sigkill_during_phase_then_resume_repeats_nothing(tmp_path):
+    cfg = _write_cfg(tmp_path, budget={"max_nodes": 6},
+                     domain={"name": "toy", "options": {"dim": 3, "sleep_s": 0.3}},
+                     phases={"hidden": {"top_k": 3, "seeds": [0, 1, 2]}})
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not ((run / Store.FILENAME).exists() and _phase_started(run)):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    s = Store(run, create=False)
+    hidden_before = {n.id: n.metrics["loss"].value for n in s.nodes(phase="hidden")
+                     if n.status == NodeStatus.DONE}
+    assert 1 <= len(hidden_before) < 9 and s.get_meta("phase:hidden") is None, "kill mid-phase"
+    s.close()
+    out = subprocess.run([*CLI, "resume", str(run), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    s = Store(run, create=False)
+    hidden = s.nodes(phase="hidden")
+    assert len(hidden) == 9 and all(n.status == NodeStatus.DONE for n in hidden)
+    assert all(n.split == "hidden" for n in hidden)
+    assert all({n.id: n.metrics["loss"].value for n in hidden}[k] == v for k, v in hidden_before.items())
+    done = [e["node_id"] for e in s.events("node_done")]
+    assert len(done) == len(set(done)) == 6 + 9  # every search and phase node evaluated once
+    summary = s.get_meta("phase:hidden")
+    assert len(summary["designs"]) == 3 and summary["seeds"] == [0, 1, 2]
+    assert all(d["mean"] is not None and len(d["values"]) == 3 for d in summary["designs"])
+    assert (run / "report.html").is_file()

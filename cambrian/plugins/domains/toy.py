@@ -5,13 +5,18 @@ test function (rastrigin, sphere or rosenbrock) plus Gaussian noise drawn from
 the evaluation seed. Evaluated in a sandboxed subprocess like any other domain.
 
 Options: dim (4), function ("rastrigin"), noise (0.01), bound (5.12), sleep_s (0.0).
+Phases (config ``phases.hidden``): ``{top_k: 3, seeds: [0, 1, 2]}`` re-evaluates the
+top designs on the hidden split under several seeds and reports mean and spread.
 """
 
 from __future__ import annotations
 
 import random
 
-from cambrian import Candidate, Domain, MetricSpec, hookimpl
+import statistics
+from typing import Any
+
+from cambrian import Candidate, Domain, MetricSpec, Phase, best_nodes, hookimpl
 
 
 class ToyDomain(Domain):
@@ -40,6 +45,9 @@ class ToyDomain(Domain):
     def seeds(self, rng: random.Random) -> list[Candidate]:
         return [self.sample(rng)]
 
+    def phases(self, options: dict[str, Any]) -> list[Phase]:
+        return [HiddenCheck(**options["hidden"])] if "hidden" in options else []
+
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
         x = candidate.content
@@ -47,6 +55,29 @@ class ToyDomain(Domain):
             raise ValueError(f"a toy candidate is a list of {self.dim} numbers")
         clipped = [round(min(self.bound, max(-self.bound, float(v))), 6) for v in x]
         return candidate.model_copy(update={"content": clipped})
+
+
+class HiddenCheck(Phase):
+    """Re-evaluate the search's top-k on the hidden split, each under several seeds."""
+
+    name = "hidden"
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        top = best_nodes(campaign.nodes.values(), campaign.objective)[: int(self.options.get("top_k", 3))]
+        seeds = tuple(self.options.get("seeds", (0, 1, 2)))
+        nodes = campaign.evaluate([n.candidate for n in top], phase=self.name, split="hidden", seeds=seeds)
+        obj = campaign.objective.name
+        rows = []
+        for i, origin in enumerate(top):
+            runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
+            vals = [n.metrics[obj].value for n in runs if n.score(campaign.objective) is not None]
+            rows.append({"label": origin.id, "pattern": str(origin.candidate.content),
+                         "val": origin.score(campaign.objective), "values": vals,
+                         "mean": statistics.fmean(vals) if vals else None,
+                         "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+                         "failed": len(runs) - len(vals)})
+        return {"metric": obj, "seeds": list(seeds), "designs": rows,
+                "verdict": f"top {len(top)} search designs re-evaluated on the hidden split"}
 
 
 @hookimpl
