@@ -10,8 +10,9 @@ sleeping the same durations, with the same tail; vs_ref = its time / ours.
 
 Modes: <executor>-<isolation>; isolation "process" starts a sandboxed Python
 process per evaluation (about 0.4-0.5 s of CPU each), "thread" evaluates in the
-worker (trusted evaluators). Ray runs as a local instance (num_cpus = the
-largest worker count, logical CPUs), warmed up before each measurement.
+worker thread (local) or in a threaded Ray actor (ray), for trusted
+evaluators. Ray runs as a local instance (num_cpus = the largest worker count,
+logical CPUs); each measurement follows a warm-up round.
 
     .venv/bin/python bench/executor_scaling.py [--workers 1,2,4,8,16,32,64]
         [--modes local-thread,ray-thread,local-process,ray-process] [--jobs-per-worker 12]
@@ -78,8 +79,9 @@ def main() -> None:
         import ray
 
         ray.init(num_cpus=max(counts), include_dashboard=False, log_to_driver=False)
-        nap = ray.remote(_nap)  # let Ray start its worker processes before measuring
-        ray.get([nap.remote(2.0) for _ in range(max(counts))])
+        if "ray-process" in modes:  # let Ray start its worker processes before measuring
+            nap = ray.remote(_nap)
+            ray.get([nap.remote(2.0) for _ in range(max(counts))])
     print(f"{'mode':>14} {'workers':>7} {'jobs':>5} {'ideal_s':>8} {'took_s':>8} {'share':>6} "
           f"{'ref_share':>9} {'vs_ref':>6}")
     at_max: dict[str, float] = {}

@@ -43,8 +43,10 @@ def test_local_and_ray_store_the_same_results(local_ray, tmp_path):
                                  tmp_path / "local").run()
     remote = Campaign.from_config(campaign_config({"name": "ray", "options": {"workers": 2, "cpus": 1}}),
                                   tmp_path / "ray").run()
-    assert local.reason == remote.reason == "max_nodes"
-    assert results(tmp_path / "local") == results(tmp_path / "ray")
+    trusted = Campaign.from_config(campaign_config({"name": "ray", "options": {
+        "workers": 2, "isolation": "thread"}}), tmp_path / "ray-thread").run()
+    assert local.reason == remote.reason == trusted.reason == "max_nodes"
+    assert results(tmp_path / "local") == results(tmp_path / "ray") == results(tmp_path / "ray-thread")
     assert len(results(tmp_path / "ray")) == 6
     assert (tmp_path / "ray" / "evals").is_dir()  # the sandboxed worker wrote its job and result
 
