@@ -64,7 +64,9 @@ def campaign(tmp_path_factory):
            "domain": {"name": "python-task", "options": {"seeds": list(sources.values())}},
            "executor": {"name": "local", "options": {"workers": 2}},
            "budget": {"max_nodes": len(sources)},
-           "sandbox": {"timeout_s": 10, "memory_mb": 1024, "max_procs": 32},
+           # The worker's timeout is generous (busy CI machines); the candidate's is short.
+           "evaluator": {"name": "python-code", "options": {"candidate_timeout_s": 6}},
+           "sandbox": {"timeout_s": 60, "memory_mb": 1024, "max_procs": 32},
            "agents": [{"name": "a", "operators": ["seeds"], "max_in_flight": 2}]}
     try:
         result = Campaign.from_config(cfg, run).run()
