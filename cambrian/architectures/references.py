@@ -18,10 +18,11 @@ from cambrian.architectures.spec import ArchSpec
 
 
 def _heads(d_model: int) -> int:
-    for h in (d_model // 64, 8, 4, 2, 1):
-        if h >= 1 and d_model % h == 0 and d_model // h >= 16:
-            return h
-    return 1
+    """Heads of 32 channels up to d_model 256, of 64 above; else the largest divisor that fits."""
+    head_dim = 32 if d_model <= 256 else 64
+    if d_model % head_dim == 0:
+        return d_model // head_dim
+    return next(h for h in range(max(1, d_model // head_dim), 0, -1) if d_model % h == 0)
 
 
 def _attn(d_model: int) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Training (fwd+bwd+AdamW) tokens/s of every token mixer at equal width, and
+Cambrian's Mamba against transformers' Mamba (its pure-torch fallback on CPU).
+
+Each model is 4 layers of one mixer only (no channel mixer), d_model 128, byte
+vocabulary, batch 16 x seq 256, as in MEASUREMENTS.md; the ratio column is against
+softmax attention measured in the same run. The transformers comparison uses
+batch 2 (its fallback needs seconds per step) for both sides.
+
+    .venv/bin/python bench/mixers.py [--steps 6] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from cambrian.architectures import ArchSpec, build_model
+
+MIXERS = [
+    ("attention", {}), ("attention", {"window": 64}), ("linear_attention", {}),
+    ("linear_attention", {"mode": "retention"}), ("mamba", {}), ("mamba2", {}), ("conv", {}),
+]
+
+
+def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out: out) -> float:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 256, (batch, seq + 1), generator=torch.Generator().manual_seed(0))
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(logits(model(x[:, :-1])).flatten(0, 1), x[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:  # two warm-up steps
+            times.append(time.perf_counter() - t0)
+    return batch * seq / statistics.median(times)
+
+
+def mixer_model(name: str, options: dict, scan: str | None = None):
+    spec = ArchSpec.from_dict({"d_model": 128, "max_seq_len": 256,
+                               "layers": [{"primitive": name, "options": options}] * 4})
+    model = build_model(spec, seed=0)
+    if scan:
+        for m in model.modules():
+            if hasattr(m, "scan_impl"):
+                m.scan_impl = scan
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-hf", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name, options in MIXERS + [("mamba", {"scan": "chunked"})]:
+        opts = {k: v for k, v in options.items() if k != "scan"}
+        label = name + "".join(f" {k}={v}" for k, v in options.items())
+        rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan")),
+                                              16, 256, args.steps)))
+    base = rows[0][1]
+    print(f"{'mixer (4 layers, d 128, 16 x 256)':42s} {'tok/s':>9s} {'vs attention':>12s}")
+    for label, tps in rows:
+        print(f"{label:42s} {tps:9,.0f} {tps / base:11.2f}x")
+    mamba = dict(rows)["mamba"]
+    line = f"mixers: cambrian mamba {mamba:,.0f} tok/s = {mamba / base:.2f}x attention {base:,.0f}"
+    if not args.skip_hf:
+        from transformers import MambaConfig, MambaForCausalLM
+
+        cfg = MambaConfig(vocab_size=256, hidden_size=128, state_size=16, expand=2, conv_kernel=4,
+                          num_hidden_layers=4, use_mambapy=False)
+        torch.manual_seed(0)
+        hf = MambaForCausalLM(cfg)
+        hf_tps = tokens_per_second(hf, 2, 256, 2, logits=lambda out: out.logits)
+        ours = tokens_per_second(mixer_model("mamba", {}), 2, 256, 4)
+        print(f"{'transformers MambaForCausalLM (batch 2)':42s} {hf_tps:9,.0f}")
+        print(f"{'cambrian mamba (batch 2)':42s} {ours:9,.0f}")
+        line += f"; vs transformers' Mamba fallback at batch 2: {ours:,.0f} vs {hf_tps:,.0f} tok/s = {ours / hf_tps:.0f}x"
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Training tokens/s of Cambrian's llama reference spec against a plain-torch nanoGPT.
+
+Both models (about 0.9M parameters: 4 layers, d_model 128, 4 heads, byte vocabulary)
+train with AdamW on the same random batches (16 x 256) in this one process; timed
+steps alternate between the two so machine load hits both alike. Also reports the
+achieved FLOP/s (count()'s 3 x forward FLOPs per token) against a measured
+torch.mm peak in fp32 and bf16.
+
+    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cambrian.architectures import build_model, count, reference_spec
+
+
+class NanoBlock(nn.Module):
+    def __init__(self, d: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d, bias=False), nn.LayerNorm(d, bias=False)
+        self.c_attn = nn.Linear(d, 3 * d, bias=False)
+        self.c_proj = nn.Linear(d, d, bias=False)
+        self.c_fc = nn.Linear(d, 4 * d, bias=False)
+        self.mlp_proj = nn.Linear(4 * d, d, bias=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's model.py in brief: learned positions, pre-LN blocks, tied head."""
+
+    def __init__(self, vocab: int, d: int, n_layers: int, n_heads: int, seq: int):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+        self.blocks = nn.ModuleList(NanoBlock(d, n_heads) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d, bias=False)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.wte.weight
+        for p in self.parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=256)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = reference_spec("llama", d_model=128, n_layers=4, vocab_size=256, max_seq_len=args.seq)
+    models = {"cambrian": build_model(spec, seed=0),
+              "nanogpt": NanoGPT(256, 128, 4, spec.layers[0].options["n_heads"], args.seq)}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, 256, (args.batch, args.seq + 1), generator=gen) for _ in range(4)]
+
+    def step(name: str, i: int) -> float:
+        x = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(models[name](x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+        return time.perf_counter() - t0
+
+    for i in range(3):
+        for name in models:
+            step(name, i)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(args.steps):
+        for name in (models if i % 2 == 0 else reversed(list(models))):
+            times[name].append(step(name, i))
+    tok = args.batch * args.seq
+    tps = {name: tok / statistics.median(ts) for name, ts in times.items()}
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+    c = count(spec, seq_len=args.seq)
+    achieved = c.training_flops_per_token * tps["cambrian"]
+    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"train_throughput: cambrian llama {params['cambrian'] / 1e6:.2f}M {tps['cambrian']:,.0f} tok/s, "
+          f"nanogpt {params['nanogpt'] / 1e6:.2f}M {tps['nanogpt']:,.0f} tok/s, "
+          f"ratio {tps['cambrian'] / tps['nanogpt']:.2f}x; achieved {achieved / 1e9:.1f} GFLOP/s = "
+          f"{100 * achieved / fp32:.0f}% of fp32 peak {fp32 / 1e9:.0f}, "
+          f"{100 * achieved / bf16:.0f}% of bf16 peak {bf16 / 1e9:.0f} GFLOP/s "
+          f"(threads {args.threads}, batch {args.batch}, seq {args.seq})")
+
+
+if __name__ == "__main__":
+    main()
