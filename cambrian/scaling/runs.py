@@ -95,6 +95,9 @@ def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 400
     if result.status != "completed":
         raise TrainingFailed(result)
     test = make_split(task, split, n_eval, seed)
-    acc = accuracy(model, test.inputs, test.targets, device=resolve_device(config.device))
-    return {"accuracy": acc, "chance": task.chance, "train_loss": result.train_loss, "flops": result.flops,
-            "steps": float(result.steps)}
+    device = resolve_device(config.device)
+    acc = accuracy(model, test.inputs, test.targets, device=device)
+    loss, _ = mean_loss(model, ((test.inputs[b:b + 256], test.targets[b:b + 256])
+                                for b in range(0, len(test.inputs), 256)), device)
+    return {"accuracy": acc, "loss": loss, "chance": task.chance, "train_loss": result.train_loss,
+            "flops": result.flops, "steps": float(result.steps)}

@@ -8,7 +8,7 @@ max_tokens / max_seconds, lr (3e-3), warmup_steps (20), schedule, weight_decay
 (0.0), grad_clip, precision, threads.
 
 Scores ``job.split`` with ``job.seed``. Metrics: accuracy (mean over tasks),
-acc_<task> per task, chance (mean), flops.
+acc_<task> per task, loss (mean scored cross-entropy), chance (mean), flops.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SyntheticEvaluator(Evaluator):
             train_opts["max_steps"] = 300
         config = TrainConfig(**train_opts)
         metrics: dict[str, float] = {}
-        accs, chances, flops = [], [], 0.0
+        accs, losses, chances, flops = [], [], [], 0.0
         for name in names:
             task = make_task(name, **o.get("task_options", {}).get(name, {}))
             r = train_task(job.candidate.content, task, config, n_train=int(o.get("n_train", 4000)),
@@ -44,9 +44,11 @@ class SyntheticEvaluator(Evaluator):
                            seed=job.seed, split=job.split)
             metrics[f"acc_{name}"] = r["accuracy"]
             accs.append(r["accuracy"])
+            losses.append(r["loss"])
             chances.append(r["chance"])
             flops += r["flops"]
-        metrics.update(accuracy=sum(accs) / len(accs), chance=sum(chances) / len(chances), flops=flops)
+        n = len(names)
+        metrics.update(accuracy=sum(accs) / n, loss=sum(losses) / n, chance=sum(chances) / n, flops=flops)
         return metrics, Cost(flops=flops)
 
 
