@@ -13,8 +13,9 @@ Runs in the sandboxed evaluation worker. For one job it
      scaling fits find them.
 
 Metrics: score (the objective: bpb - mqar_weight * mqar_acc), bpb, mqar_acc, params,
-flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s,
-eval_s, setup_s (data + model construction), tokens_per_s.
+flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s (the
+training loop), eval_s (bpb scoring), mqar_s (MQAR training and scoring), setup_s (data and
+model construction), tokens_per_s.
 
 Evaluator options override the domain's training options for one evaluation (the
 scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
@@ -35,7 +36,7 @@ from cambrian.plugins.domains.compose.domain import DEFAULTS, settings
 MODEL_FILE = "model.pt"
 CURVE_FILE = "train.json"
 TRAINING_KEYS = ("seq_len", "batch_size", "train_tokens", "val_tokens", "lr", "warmup_steps",
-                 "mqar_weight", "mqar_steps", "corpus", "cache_dir")
+                 "mqar_weight", "mqar_steps", "mqar_kv_pairs", "corpus", "cache_dir")
 
 
 def open_corpus(source: str, cache_dir: Path):
@@ -61,13 +62,18 @@ def open_corpus(source: str, cache_dir: Path):
 
 
 def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: float,
-                  threads: int | None) -> tuple[float, float]:
-    """Train a fresh model of ``spec`` on MQAR for ``steps`` and score it on ``split``: (acc, flops)."""
+                  threads: int | None, kv_pairs: int = 4) -> tuple[float, float]:
+    """Train a fresh model of ``spec`` on MQAR for ``steps`` and score it on ``split``: (acc, flops).
+
+    ``kv_pairs`` key-value pairs then as many queries, over 4 x ``kv_pairs`` keys and values
+    (chance: 1 / (4 x kv_pairs)); small, so that a proxy learns it in tens of steps.
+    """
     from cambrian.architectures import build_model, count
     from cambrian.scaling.synthetic import MQAR, make_split
     from cambrian.scaling.trainer import TrainConfig, accuracy, train
 
-    task = MQAR()
+    task = MQAR(num_kv_pairs=kv_pairs, num_queries=kv_pairs, num_keys=4 * kv_pairs,
+                num_values=4 * kv_pairs)
     data = make_split(task, "train", steps * batch_size, seed=seed)
 
     def batches(i: int):
@@ -113,14 +119,17 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     bpb = bits_per_byte(nats, corpus.bytes_per_token(split))
     eval_s = time.perf_counter() - t1
     mqar_acc, mqar_flops = math.nan, 0.0
+    t2 = time.perf_counter()
     if int(s["mqar_steps"]) > 0:
-        mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]), threads)
+        mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]),
+                                             threads, int(s["mqar_kv_pairs"]))
+    mqar_s = time.perf_counter() - t2
     weight = float(s["mqar_weight"])
     score = bpb - weight * mqar_acc if weight else bpb
     metrics = {"score": score, "bpb": bpb, "params": float(counts.params),
                "flops_per_token": counts.flops_per_token, "train_flops": res.flops,
                "train_tokens": float(res.tokens), "train_loss": res.train_loss, "train_s": res.wall_s,
-               "eval_s": eval_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s}
+               "eval_s": eval_s, "mqar_s": mqar_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s}
     if math.isfinite(mqar_acc):  # absent when MQAR is off (NaN does not survive JSON)
         metrics["mqar_acc"] = mqar_acc
     tokens_per_step = res.tokens / max(1, res.steps)

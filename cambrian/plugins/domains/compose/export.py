@@ -28,8 +28,9 @@ def _retrain(run_dir: Path, node, domain_options: dict, workdir: Path) -> None:
     extra = {k: v for k, v in job.get("evaluator_options", {}).items() if k in TRAINING_KEYS}
     s = {**settings(job.get("domain_options", domain_options)), **extra}
     workdir.mkdir(parents=True, exist_ok=True)
+    threads = (job.get("limits") or {}).get("threads", 1)  # as the evaluation ran: same float sums
     run_proxy(node.candidate.content, s, split=node.split, seed=node.seed, workdir=workdir,
-              run_dir=run_dir, threads=None)
+              run_dir=run_dir, threads=threads)
 
 
 def export_node(run_dir: str | Path, node_id: str, out: str | Path) -> Path:

@@ -15,7 +15,8 @@ its parents; when every try fails it returns nothing (the engine counts an idle 
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cambrian import Candidate, Operator, OperatorContext
 from cambrian.plugins.domains.compose.patterns import Layer, minimal_layers, mutate_option

@@ -168,7 +168,7 @@ def agreement(first: dict[str, float], last: dict[str, float]) -> dict[str, Any]
     if len(set(first) & set(last)) < 3:
         return {"n": len(set(first) & set(last)), "note": "fewer than 3 designs at both rungs: no rank correlation"}
     ra = rank_agreement(first, last)
-    clean = lambda v: float(v) if math.isfinite(v) else None  # noqa: E731 - NaN is not JSON
+    clean = lambda v: float(v) if math.isfinite(v) else None
     return {"n": ra.n, "spearman": clean(ra.spearman), "spearman_p": clean(ra.spearman_p),
             "kendall": clean(ra.kendall), "kendall_p": clean(ra.kendall_p)}
 

@@ -27,7 +27,7 @@ def primitive_lines(names: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def task_description(domain: "ComposeDomain") -> str:
+def task_description(domain: ComposeDomain) -> str:
     s = domain.s
     example = {**domain.dims, "layers": [
         {"primitive": domain.primitives[0], "options": {}},
@@ -36,17 +36,17 @@ def task_description(domain: "ComposeDomain") -> str:
              f"score = bpb - {s['mqar_weight']} * mqar_acc (MQAR associative-recall accuracy)")
     return "\n".join([
         "Design the layer stack of a byte-level causal language model by composing primitives.",
-        f"Each layer is a pre-norm residual block x = x + primitive(norm(x)). The model is a proxy: "
-        f"d_model {s['d_model']}, between {s['min_layers']} and {s['max_layers']} layers "
-        f"(reference depth {s['n_layers']}), context {s['seq_len']} bytes, trained from scratch on "
-        f"{s['train_tokens']:,} tokens of Python source code, then scored by validation bits per byte "
-        f"(bpb, lower is better). The objective is {score}; lower is better.",
-        "Token mixers move information across positions; channel mixers transform each position. "
-        "A good stack interleaves both; their ratio, order and options are what you decide.",
+        (f"Each layer is a pre-norm residual block x = x + primitive(norm(x)). The model is a proxy: "
+         f"d_model {s['d_model']}, between {s['min_layers']} and {s['max_layers']} layers "
+         f"(reference depth {s['n_layers']}), context {s['seq_len']} bytes, trained from scratch on "
+         f"{s['train_tokens']:,} tokens of Python source code, then scored by validation bits per byte "
+         f"(bpb, lower is better). The objective is {score}; lower is better."),
+        ("Token mixers move information across positions; channel mixers transform each position. "
+         "A good stack interleaves both; their ratio, order and options are what you decide."),
         "Allowed primitives:",
         *primitive_lines(domain.primitives),
-        "Answer with the complete spec as one ```json block: an object with d_model "
-        f"{s['d_model']}, vocab_size 256, max_seq_len {s['seq_len']} and a `layers` list, each layer "
-        "{\"primitive\": NAME, \"options\": {...}} (omit options to take the defaults). Example:",
+        ("Answer with the complete spec as one ```json block: an object with d_model "
+         f"{s['d_model']}, vocab_size 256, max_seq_len {s['seq_len']} and a `layers` list, each layer "
+         "{\"primitive\": NAME, \"options\": {...}} (omit options to take the defaults). Example:"),
         "```json\n" + json.dumps(example, indent=1) + "\n```",
     ])

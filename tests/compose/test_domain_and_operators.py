@@ -1,0 +1,212 @@
+"""The compose domain and its structured operators: always-valid specs, canonical dedup, prompts."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cambrian import Candidate, MetricSpec, Node, OperatorContext, hookimpl
+from cambrian.architectures import ArchSpec
+from cambrian.architectures.primitives.base import Flops, Option, Primitive
+from cambrian.plugins.domains.compose.domain import ComposeDomain
+from cambrian.plugins.domains.compose.operators import SpecCrossover, SpecMutate, SpecRandom
+from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
+from cambrian.plugins.domains.compose.phases import at_rung, verdict
+
+DOMAINS = {"former": ComposeDomain(family="former"), "hybrid": ComposeDomain(family="hybrid", n_layers=6)}
+
+
+def ctx(domain, parents, seed):
+    return OperatorContext(domain=domain, parents=parents, rng=random.Random(seed),
+                           objective=MetricSpec(name="score"), leaderboard=[], notes=[], budget_left={})
+
+
+def node(cand: Candidate, nid: str) -> Node:
+    return Node(id=nid, agent="a", operator="o", candidate=cand)
+
+
+def check_valid(domain, cand: Candidate) -> None:
+    spec = ArchSpec.from_dict(cand.content)
+    assert cand.content == spec.to_dict()  # canonical: defaults filled in
+    assert domain.s["min_layers"] <= spec.n_layers <= domain.s["max_layers"]
+    assert {layer.primitive for layer in spec.layers} <= set(domain.primitives)
+    assert domain.validate(cand).hash == cand.hash
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), family=st.sampled_from(sorted(DOMAINS)))
+def test_operators_always_produce_valid_new_specs(seed, family):
+    d = DOMAINS[family]
+    a = SpecRandom().apply(ctx(d, [], seed))[0]
+    b = SpecRandom().apply(ctx(d, [], seed + 1))[0]
+    for cand in (a, b):
+        check_valid(d, cand)
+        assert len(cand.content["layers"]) == d.s["n_layers"]
+    pa, pb = node(a, "a"), node(b, "b")
+    for op, parents in ((SpecMutate(), [pa]), (SpecMutate(edits=3), [pa]), (SpecCrossover(), [pa, pb]),
+                        (SpecCrossover(mode="uniform"), [pa, pb])):
+        out = op.apply(ctx(d, parents, seed))
+        assert len(out) == 1, op.name
+        check_valid(d, out[0])
+        assert out[0].hash not in {p.candidate.hash for p in parents}
+
+
+def test_crossover_of_identical_parents_gives_up_cleanly():
+    d = DOMAINS["former"]
+    a = d.spec(["attention", "swiglu"] * 4)
+    assert SpecCrossover(mode="uniform").apply(ctx(d, [node(a, "a"), node(a, "b")], 0)) == []
+
+
+def test_equivalent_specs_deduplicate_by_canonical_hash():
+    d = DOMAINS["former"]
+    short = d.spec(["attention", "swiglu"] * 4)
+    explicit = d.validate(Candidate(kind="spec", content={
+        "d_model": 64, "layers": [{"primitive": "attention", "options": {"n_heads": 4, "head_dim": 16}},
+                                  {"primitive": "swiglu", "options": {"hidden": 176}}] * 4}))
+    assert short.hash == explicit.hash
+    llama = d.baselines()["llama"]
+    assert d.validate(llama).hash == llama.hash  # baselines are canonical: they dedup against search
+    assert d.spec(["attention", "mlp"] * 4).hash != short.hash
+
+
+@pytest.mark.parametrize("content, reason", [
+    ({"d_model": 96, "layers": ["attention", "swiglu"] * 4}, "d_model must be 64"),
+    ({"layers": ["attention", "mamba"] * 4}, "not in this campaign's set"),
+    ({"layers": ["attention", "swiglu"]}, "allows 6 to 10"),
+    ({"layers": [{"primitive": "attention", "options": {"n_heads": 5}}] * 8}, "not divisible"),
+    ([1, 2], "JSON object"),
+])
+def test_validate_rejects_with_a_readable_reason(content, reason):
+    with pytest.raises(ValueError, match=reason):
+        DOMAINS["former"].validate(Candidate(kind="spec", content=content))
+
+
+def test_llm_reply_parses_through_the_domain():
+    d = DOMAINS["former"]
+    desc = d.describe()
+    for word in ("attention", "swiglu", "mlp", "```json", "bits per byte", "d_model 64"):
+        assert word in desc
+    reply = "Here is my design.\n```json\n" + json.dumps(
+        {"d_model": 64, "vocab_size": 256, "max_seq_len": 128,
+         "layers": [{"primitive": "attention"}, {"primitive": "mlp", "options": {"activation": "relu2"}}] * 4}) + "\n```"
+    cand = d.parse(reply)
+    check_valid(d, cand)
+    assert d.render(cand).startswith("```json")
+    with pytest.raises(ValueError, match="no ```json"):
+        d.parse("no block here")
+
+
+def test_baselines_and_seeds():
+    d = DOMAINS["hybrid"]
+    base = d.baselines()
+    assert set(base) == {"llama", "composer", "nemotron"}
+    prims = [layer["primitive"] for layer in base["nemotron"].content["layers"]]
+    assert "mamba2" in prims and "attention" in prims
+    assert [layer["primitive"] for layer in base["composer"].content["layers"][:3]] == ["attention", "mlp", "mlp"]
+    assert {c.hash for c in d.seeds(random.Random(0))} <= {c.hash for c in base.values()}
+
+
+def test_rungs_stack_and_stretch_rederive_options():
+    d = DOMAINS["former"]
+    cand = d.spec(["attention", "swiglu", "mlp"] + ["attention", "swiglu"] * 2 + ["mlp"])
+    layers = minimal_layers(cand.content)
+    assert layers[0] == {"primitive": "attention", "options": {}}
+    names = [x["primitive"] for x in layers]
+    assert [x["primitive"] for x in resize(layers, 16, "stack")] == names * 2
+    assert [x["primitive"] for x in resize(layers, 16, "stretch")] == [n for n in names for _ in (0, 1)]
+    big = at_rung(cand.content, {"name": "x", "d_model": 128, "depth": 1.5})
+    spec = ArchSpec.from_dict(big)
+    assert spec.d_model == 128 and spec.n_layers == 12
+    assert spec.layers[0].options["head_dim"] == 32  # re-derived at the new width, not frozen at 16
+
+
+def test_verdict_needs_a_margin_beyond_the_seed_spread():
+    def row(label, values, baseline=None):
+        import statistics
+        return {"label": label, "kind": "baseline" if baseline else "search", "baseline": baseline,
+                "pattern": label, "values": values, "mean": statistics.fmean(values),
+                "std": statistics.stdev(values), "n": len(values)}
+
+    clear = verdict([row("new", [2.00, 2.01, 2.02]), row("llama", [2.20, 2.21, 2.19], "llama")], "llama")
+    assert clear["beats_baseline"] is True and "beats the llama" in clear["verdict"]
+    noisy = verdict([row("new", [2.00, 2.30, 2.10]), row("llama", [2.20, 2.05, 2.25], "llama")], "llama")
+    assert noisy["beats_baseline"] is False and "does not beat" in noisy["verdict"]
+
+
+class Gain(Primitive):
+    name = "gain-compose-test"
+    kind = "channel"
+    description = "A learned per-channel gain."
+    options = (Option("init", float, 1.0, "initial gain"),)
+
+    def params(self, o, d):
+        return d
+
+    def flops(self, o, d, seq_len):
+        return Flops(0, other=d)
+
+    def build(self, o, spec, layer_index):  # pragma: no cover - never built here
+        raise NotImplementedError
+
+
+class GainPlugin:
+    @hookimpl
+    def cambrian_primitives(self):
+        return [Gain]
+
+
+def test_third_party_primitive_joins_the_search_space(fresh_pm):
+    from cambrian.architectures import unregister_primitive
+
+    fresh_pm.register(GainPlugin(), "gain-compose")
+    try:
+        d = ComposeDomain(primitives=["attention", "gain-compose-test"], n_layers=4)
+        assert "gain-compose-test" in d.describe()
+        seen = set()
+        for seed in range(10):
+            cand = SpecRandom().apply(ctx(d, [], seed))[0]
+            check_valid(d, cand)
+            seen |= {layer["primitive"] for layer in cand.content["layers"]}
+            mutated = SpecMutate().apply(ctx(d, [node(cand, "p")], seed))[0]
+            check_valid(d, mutated)
+        assert seen == {"attention", "gain-compose-test"}
+    finally:
+        fresh_pm.unregister("gain-compose")
+        unregister_primitive("gain-compose-test")
+
+
+def test_llm_improve_operator_works_on_specs_and_repairs_bad_replies():
+    from cambrian import LLMBackend, LLMResponse
+    from cambrian.plugins.operators.llm import LLMImprove
+
+    good = {"d_model": 64, "layers": [{"primitive": "attention"}, {"primitive": "swiglu"}] * 3
+            + [{"primitive": "mlp"}] * 2}
+
+    class Scripted(LLMBackend):
+        name = "scripted"
+
+        def __init__(self):
+            super().__init__()
+            self.replies = ["```json\n{\"d_model\": 64, \"layers\": [\"mamba\"]}\n```",  # invalid: repaired
+                            "Better:\n```json\n" + json.dumps(good) + "\n```"]
+            self.prompts = []
+
+        def complete(self, messages, **kw):
+            self.prompts.append(messages)
+            return LLMResponse(text=self.replies.pop(0), prompt_tokens=10, completion_tokens=5)
+
+    d = DOMAINS["former"]
+    parent = node(d.baselines()["llama"], "p")
+    llm = Scripted()
+    c = ctx(d, [parent], 0)
+    c.llm = llm
+    out = LLMImprove().apply(c)
+    check_valid(d, out[0])
+    assert out[0].hash == d.spec([x["primitive"] for x in good["layers"]]).hash
+    first_user = llm.prompts[0][-1]["content"]
+    assert "swiglu" in first_user and '"primitive"' in first_user  # task description and parent spec
+    assert "the proxy allows 6 to 10" in llm.prompts[1][-1]["content"]  # the repair quotes the reason
