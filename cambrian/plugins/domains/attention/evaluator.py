@@ -1,0 +1,193 @@
+"""The ``attention`` evaluator: the harness side of scoring a mixer design.
+
+Runs in the evaluation worker (trusted). It prepares data and probes, runs
+``runner.py`` with the candidate in a nested sandbox as a throw-away
+unprivileged uid (see cambrian/core/sandbox.py), then checks and scores the
+raw outputs the runner saved:
+
+- shape: the mixer maps [B, T, D] to [B, T, D];
+- causality: probe inputs that differ only from position ``cut`` on must give
+  the same outputs before ``cut`` (else: rejected, "peeks at future tokens");
+- MQAR / ListOps accuracy from argmax predictions against targets the
+  sandbox never received; LM bits per byte from per-position log-probabilities
+  (checked to be normalised) of the true next bytes.
+
+Options: candidate_timeout_s (None: 80% of the sandbox timeout), causal_tol (1e-4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from cambrian import EvalJob, Evaluator
+from cambrian.core.config import SandboxLimits
+from cambrian.core.sandbox import run_sandboxed
+from cambrian.plugins.domains.attention.domain import options_with_defaults
+
+RUNNER = Path(__file__).with_name("runner.py")
+LM_CHANCE_BPB = 8.0  # uniform over 256 bytes
+
+
+class DesignRejected(RuntimeError):
+    """The design ran but broke the interface (shape, causality, outputs)."""
+
+
+class NotCausal(DesignRejected):
+    pass
+
+
+def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
+    from cambrian.scaling.synthetic import make_split, make_task
+
+    keys = {"mqar": ("num_kv_pairs", "num_queries", "num_keys", "num_values"),
+            "listops": ("max_len", "max_depth", "max_args")}[name]
+    task = make_task(name, **{k: opts[k] for k in keys if k in opts})
+    train = make_split(task, "train", opts["n_train"], seed=seed)
+    evald = make_split(task, split, opts["n_eval"], seed=0)  # fixed, so designs compare on the same data
+    return task, train, evald
+
+
+def _corpus(settings: dict[str, Any], run_dir: str):
+    from cambrian.scaling.data import load_corpus
+
+    cache = settings.get("cache_dir") or str(Path(run_dir) / "cache")
+    return load_corpus(**settings["corpus"], cache_dir=cache)
+
+
+def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str, Any]:
+    """Write config, probes and task inputs for the runner; return what scoring needs."""
+    import numpy as np
+
+    m, tasks = settings["model"], settings["tasks"]
+    cand_dir.mkdir(parents=True, exist_ok=True)
+    (cand_dir / "mixer.py").write_text(job.candidate.content)
+    rng = np.random.default_rng([job.seed, 12345])
+    T, D = 32, m["d_model"]
+    cuts = [1, T // 2, T - 1]
+    x_a = rng.standard_normal((len(cuts), T, D)).astype(np.float32)
+    x_b = x_a.copy()
+    for i, c in enumerate(cuts):
+        x_b[i, c:] = rng.standard_normal((T - c, D))
+    np.savez(cand_dir / "probe.npz", x_a=x_a, x_b=x_b)
+    keep: dict[str, Any] = {"cuts": cuts, "probe_shape": x_a.shape}
+    runner_tasks = {}
+    for name, t in tasks.items():
+        if name == "lm":
+            from cambrian.scaling.data import eval_windows
+
+            corpus = _corpus(settings, job.run_dir)
+            train = np.asarray(corpus.tokens("train")[: t["train_tokens"]])
+            wins = list(eval_windows(corpus.tokens(job.split), t["seq_len"], t["eval_tokens"]))
+            xs = np.concatenate([w[0] for w in wins])
+            keep["lm"] = {"targets": np.concatenate([w[1] for w in wins]),
+                          "bytes_per_token": corpus.bytes_per_token(job.split)}
+            np.savez(cand_dir / "lm.npz", train_tokens=train, eval_inputs=xs)
+            runner_tasks[name] = {"vocab": corpus.vocab_size, "seq_len": t["seq_len"], **t}
+        else:
+            task, train, evald = _synthetic(name, t, job.split, job.seed)
+            np.savez(cand_dir / f"{name}.npz", train_inputs=train.inputs, train_targets=train.targets,
+                     eval_inputs=evald.inputs)
+            keep[name] = {"targets": evald.targets}
+            runner_tasks[name] = {"vocab": task.vocab_size, "seq_len": task.seq_len, **t}
+    config = {**m, "seed": job.seed, "tasks": runner_tasks, "cost_batch": settings["cost"]["batch"],
+              "cost_seq": settings["cost"]["seq"], "threads": 1}
+    (cand_dir / "config.json").write_text(json.dumps(config))
+    return keep
+
+
+def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
+    import numpy as np
+
+    y = np.load(out / "probe_out.npz")
+    ya, yb = y["y_a"], y["y_b"]
+    if ya.shape != tuple(keep["probe_shape"]):
+        raise DesignRejected(f"wrong output shape: Mixer returned {list(ya.shape)} for an input of "
+                             f"{list(keep['probe_shape'])} (it must return [B, T, d_model])")
+    if not (np.isfinite(ya).all() and np.isfinite(yb).all()):
+        raise DesignRejected("the mixer's output contains NaN or inf on a random input")
+    scale = 1.0 + float(np.abs(ya).max())
+    for i, cut in enumerate(keep["cuts"]):
+        diff = np.abs(ya[i, :cut] - yb[i, :cut]).max(axis=-1)  # (cut,)
+        if float(diff.max()) > tol * scale:
+            pos = int(np.argmax(diff > tol * scale))
+            raise NotCausal(f"not causal: the output at position {pos} changed when only positions "
+                            f">= {cut} of the input changed; the design peeks at future tokens")
+
+
+def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str, float]:
+    import numpy as np
+
+    from cambrian.scaling.synthetic import IGNORE
+
+    metrics: dict[str, float] = {}
+    parts: dict[str, float] = {}
+    for name in settings["tasks"]:
+        pred_path = out / f"{name}.npy"
+        if not pred_path.is_file():
+            raise DesignRejected(f"the runner saved no outputs for task {name!r}")
+        pred = np.load(pred_path)
+        targets = keep[name]["targets"]
+        if name == "lm":
+            logp = pred.astype(np.float32)
+            if logp.shape[:2] != targets.shape:
+                raise DesignRejected(f"LM outputs have shape {list(logp.shape)}, expected {list(targets.shape)}+[V]")
+            mass = np.exp(logp).sum(-1)
+            if not np.all(np.abs(mass - 1) < 0.05):
+                raise DesignRejected("the LM outputs are not normalised log-probabilities")
+            nats = -np.take_along_axis(logp, targets[..., None], -1).mean()
+            bpb = float(nats / math.log(2) / keep["lm"]["bytes_per_token"])
+            metrics["lm_bpb"] = bpb
+            parts[name] = max(0.0, 1.0 - bpb / LM_CHANCE_BPB)
+        else:
+            if pred.shape != targets.shape:
+                raise DesignRejected(f"{name} predictions have shape {list(pred.shape)}, expected {list(targets.shape)}")
+            mask = targets != IGNORE
+            acc = float((pred[mask] == targets[mask]).mean())
+            metrics[f"{name}_acc"] = acc
+            parts[name] = acc
+    w = settings["weights"]
+    total = sum(w.get(n, 0.0) for n in parts)
+    metrics["score"] = sum(w.get(n, 0.0) * v for n, v in parts.items()) / total if total else math.nan
+    return metrics
+
+
+class AttentionEvaluator(Evaluator):
+    name = "attention"
+
+    def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
+        settings = options_with_defaults(job.domain_options)
+        limits = SandboxLimits(**job.limits)
+        timeout = self.options.get("candidate_timeout_s") or max(1.0, 0.8 * limits.timeout_s)
+        nested = limits.model_copy(update={"timeout_s": float(timeout)})
+        cand_dir = workdir / "candidate"
+        keep = prepare(settings, job, cand_dir)
+        res = run_sandboxed([sys.executable, str(RUNNER)], cand_dir, nested, unprivileged=True)
+        out = cand_dir / "out"
+        (workdir / "sandbox.json").write_text(json.dumps(
+            {"uid": res.uid, "warnings": list(res.warnings), "wall_s": res.wall_s,
+             "returncode": res.returncode, "timed_out": res.timed_out}, indent=1))
+        err = out / "error.json"
+        if err.is_file() and not res.timed_out:
+            e = json.loads(err.read_text())
+            last = [ln for ln in e["error"].strip().splitlines() if ln.strip()]
+            raise DesignRejected(f"{e['stage']} failed: {last[-1] if last else 'unknown error'}\n{e['error']}")
+        if res.timed_out or res.returncode != 0 or not (out / "report.json").is_file():
+            from cambrian.plugins.evaluators.code import _explain
+
+            raise DesignRejected(f"the design failed: {_explain(res, nested)}")
+        check_probe(out, keep, float(self.options.get("causal_tol", 1e-4)))
+        report = json.loads((out / "report.json").read_text())
+        for name, t in report["tasks"].items():
+            if t["status"] != "completed":
+                raise DesignRejected(f"training on {name} stopped: {t['status']} ({t['reason']})")
+        metrics = score(settings, out, keep)
+        metrics["mixer_params"] = float(report["mixer_params"])
+        metrics["ms_per_step"] = float(report["ms_per_step"])
+        if "lm" in report["tasks"]:
+            metrics["lm_tokens_per_s"] = float(report["tasks"]["lm"]["tokens_per_s"])
+            metrics["model_params"] = float(report["tasks"]["lm"]["params"])
+        return metrics  # wall and CPU time (the nested run included) are measured by the parent

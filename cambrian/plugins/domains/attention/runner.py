@@ -1,0 +1,123 @@
+"""Runs one mixer design inside the sandbox: ``python runner.py`` in a prepared directory.
+
+The harness (the ``attention`` evaluator) writes ``mixer.py`` (the candidate),
+``config.json``, ``probe.npz`` and one ``<task>.npz`` per task. This script
+imports the design, runs the probes, trains a small model per task and saves
+raw outputs under ``out/``: the mixer's outputs on the probes, argmax
+predictions (synthetic tasks) or per-position log-probabilities (LM). It has
+no targets of the evaluation inputs and computes no metric: the harness
+checks causality and scores from these files. A failure writes
+``out/error.json`` with the stage it happened in.
+"""
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path("out")
+
+
+def fail(stage: str, message: str) -> None:
+    (OUT / "error.json").write_text(json.dumps({"stage": stage, "error": message[-3000:]}))
+    sys.exit(3)
+
+
+def build_lm(mixer_path: str, cfg: dict, vocab: int, seq_len: int, seed: int):
+    from cambrian.architectures import ArchSpec, build_model, register_primitive
+    from cambrian.plugins.domains.attention.primitive import MixerPrimitive
+
+    register_primitive(MixerPrimitive("candidate", mixer_path), replace=True)
+    layers = []
+    for _ in range(cfg["n_layers"]):
+        layers += [{"primitive": "candidate", "options": {"n_heads": cfg["n_heads"]}}, {"primitive": "swiglu"}]
+    spec = ArchSpec.from_dict({"d_model": cfg["d_model"], "vocab_size": vocab, "max_seq_len": seq_len,
+                               "pos": "none", "layers": layers})
+    return build_model(spec, seed=seed)
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    cfg = json.loads(Path("config.json").read_text())
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    torch.manual_seed(cfg["seed"])
+    report: dict = {}
+    try:
+        from cambrian.plugins.domains.attention.primitive import load_mixer_class
+
+        Mixer = load_mixer_class("mixer.py")  # relative: the sandbox's /tmp is private
+        mixer = Mixer(cfg["d_model"], cfg["n_heads"])
+    except Exception:
+        fail("import", traceback.format_exc(limit=-4))
+
+    probe = np.load("probe.npz")
+    try:
+        mixer.eval()
+        with torch.no_grad():
+            ya = mixer(torch.from_numpy(probe["x_a"]))
+            yb = mixer(torch.from_numpy(probe["x_b"]))
+        if not isinstance(ya, torch.Tensor):
+            raise TypeError(f"forward returned {type(ya).__name__}, not a tensor")
+        np.savez(OUT / "probe_out.npz", y_a=ya.float().numpy(), y_b=yb.float().numpy())
+    except Exception:
+        fail("forward", traceback.format_exc(limit=-4))
+
+    report["mixer_params"] = sum(p.numel() for p in mixer.parameters())
+    # measured cost: forward + backward of one mixer on a [batch, seq, d_model] input
+    x = torch.randn(cfg["cost_batch"], cfg["cost_seq"], cfg["d_model"], requires_grad=True)
+    try:
+        mixer.train()
+        mixer(x).sum().backward()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(3):
+            mixer(x).sum().backward()
+        report["ms_per_step"] = 1000 * (time.perf_counter() - t0) / 3
+    except Exception:
+        fail("backward", traceback.format_exc(limit=-4))
+
+    from cambrian.scaling.trainer import TrainConfig, train
+
+    report["tasks"] = {}
+    for name, t in cfg["tasks"].items():
+        data = np.load(f"{name}.npz")
+        try:
+            model = build_lm("mixer.py", cfg, t["vocab"], t["seq_len"], cfg["seed"])
+            if name == "lm":
+                tokens = data["train_tokens"]
+                from cambrian.scaling.data import LMBatches
+                batches = LMBatches(tokens, t["batch_size"], t["seq_len"], seed=cfg["seed"])
+            else:
+                xs, ys = data["train_inputs"], data["train_targets"]
+                bs = t["batch_size"]
+
+                def batches(i, xs=xs, ys=ys, bs=bs):
+                    rows = np.random.default_rng([cfg["seed"], i]).integers(0, len(xs), bs)
+                    return xs[rows], ys[rows]
+            tc = TrainConfig(lr=t["lr"], max_steps=t["steps"], warmup_steps=max(1, t["steps"] // 10),
+                             threads=int(cfg.get("threads", 1)), device="cpu", seed=cfg["seed"],
+                             log_every=max(1, t["steps"] // 5))
+            res = train(model, batches, tc)
+            report["tasks"][name] = {"status": res.status, "reason": res.stop_reason, "steps": res.steps,
+                                     "tokens_per_s": res.tokens_per_s, "train_loss": res.train_loss,
+                                     "params": sum(p.numel() for p in model.parameters())}
+            model.eval()
+            with torch.no_grad():
+                xs_eval = torch.from_numpy(data["eval_inputs"])
+                chunks = [model(xs_eval[i:i + 64]) for i in range(0, len(xs_eval), 64)]
+                logits = torch.cat(chunks).float()
+            if name == "lm":
+                np.save(OUT / f"{name}.npy", torch.log_softmax(logits, -1).half().numpy())
+            else:
+                np.save(OUT / f"{name}.npy", logits.argmax(-1).to(torch.int16).numpy())
+        except Exception:
+            fail(f"train:{name}", traceback.format_exc(limit=-4))
+    (OUT / "report.json").write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""An attention-design campaign end to end with replayed LLM replies (tests/data/cassettes/attention_campaign.jsonl):
+it drafts, debugs a broken design, improves a working one, rejects a design that peeks at future
+tokens, scores the softmax baseline the same way, and the report shows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from cambrian import Campaign, NodeStatus, Store
+from tests.attention.conftest import CASSETTES, TINY
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("attention") / "run"
+    cfg = {"name": "attention-replay", "seed": 0,
+           "domain": {"name": "attention", "options": TINY},
+           "executor": {"name": "local", "options": {"workers": 1}},
+           "budget": {"max_nodes": 6},
+           "sandbox": {"timeout_s": 300},
+           "phases": {"final": {"top_k": 1, "seeds": [0], "split": "hidden"}},
+           "agents": [{"name": "designer", "scaffold": {"name": "greedy", "options": {"n_drafts": 2, "debug_prob": 1.0}},
+                       "operators": ["llm-draft", "llm-improve", "llm-debug"],
+                       "llm": {"name": "replay", "options": {"cassette": str(CASSETTES / "attention_campaign.jsonl"),
+                                                             "mode": "sequential"}}}]}
+    result = Campaign.from_config(cfg, run_dir).run()
+    store = Store(run_dir, create=False)
+    nodes = sorted(store.nodes(phase="search"), key=lambda n: n.created_at)
+    final = store.get_meta("phase:final")
+    store.close()
+    return {"result": result, "nodes": nodes, "final": final, "dir": run_dir}
+
+
+def test_every_step_happened_in_order(run):
+    ops = [n.operator for n in run["nodes"]]
+    assert ops == ["llm-draft", "llm-draft", "llm-debug", "llm-improve", "llm-debug", "llm-improve"]
+    assert run["result"].reason == "max_nodes"
+
+
+def test_a_broken_design_is_debugged(run):
+    broken, fixed = run["nodes"][0], run["nodes"][2]
+    assert broken.status == NodeStatus.FAILED and "forward failed: NameError" in broken.error
+    assert fixed.parents == (broken.id,) and fixed.status == NodeStatus.DONE
+
+
+def test_a_design_that_peeks_at_future_tokens_is_rejected_with_that_reason(run):
+    leak = run["nodes"][3]
+    assert leak.operator == "llm-improve" and leak.status == NodeStatus.FAILED
+    assert "NotCausal" in leak.error and "peeks at future tokens" in leak.error
+    fix = run["nodes"][4]
+    assert fix.parents == (leak.id,) and fix.status == NodeStatus.DONE
+
+
+def test_working_designs_are_scored_on_every_task(run):
+    done = [n for n in run["nodes"] if n.status == NodeStatus.DONE]
+    assert len(done) == 4
+    for n in done:
+        m = {k: v.value for k, v in n.metrics.items()}
+        assert {"score", "mqar_acc", "listops_acc", "lm_bpb", "mixer_params", "ms_per_step"} <= set(m)
+        assert 0 <= m["mqar_acc"] <= 1 and 0 <= m["listops_acc"] <= 1 and 0 < m["lm_bpb"] < 9
+        assert m["score"] == pytest.approx((m["mqar_acc"] + m["listops_acc"] + 1 - m["lm_bpb"] / 8) / 3)
+    improve = run["nodes"][5]
+    assert improve.status == NodeStatus.DONE and improve.parents[0] in {n.id for n in done}
+
+
+def test_the_softmax_baseline_is_scored_the_same_way_on_the_hidden_split(run):
+    rows = {r["label"]: r for r in run["final"]["designs"]}
+    assert run["final"]["split"] == "hidden"
+    assert rows["baseline:softmax"]["failed"] == 0 and 0 < rows["baseline:softmax"]["mean"] < 1
+    assert len(rows) == 2
+
+
+def test_the_report_shows_the_rejections(run):
+    from cambrian.plugins.reporting.report import write_report
+
+    page = write_report(run["dir"]).read_text()
+    assert "peeks at future tokens" in page and "NameError" in page
