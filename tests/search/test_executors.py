@@ -61,3 +61,24 @@ def test_ray_evaluation_is_stopped_at_the_wall_clock_limit(local_ray, tmp_path):
     nodes = Store(tmp_path / "run", create=False).nodes()
     assert len(nodes) == 2 and all(n.status == NodeStatus.CANCELLED for n in nodes)
     assert _alive(tmp_path / "run") == []  # the tasks took their sandboxed processes down
+
+
+def _sleeper(tmp_path, node_id, sleep_s):
+    from cambrian import Candidate, EvalJob
+
+    return EvalJob(node_id=node_id, run_dir=str(tmp_path), domain="toy",
+                   domain_options={"dim": 2, "function": "sphere", "sleep_s": sleep_s}, evaluator="toy",
+                   candidate=Candidate(kind="vector", content=[0.5, 0.5]))
+
+
+def test_local_executor_isolation_modes(tmp_path):
+    local = get_plugin_manager().get("executor", "local")
+    with pytest.raises(ValueError, match="isolation"):
+        local(isolation="container")
+    ex = local(workers=2, isolation="thread")
+    fast, slow = ex.submit(_sleeper(tmp_path, "fast", 0.0)), ex.submit(_sleeper(tmp_path, "slow", 3.0))
+    assert fast.result(timeout=60).status == NodeStatus.DONE
+    assert fast.result().metrics["loss"].value == pytest.approx(0.5, abs=0.1)  # 2 * 0.5^2 + noise
+    ex.cancel("slow")  # an in-process evaluation can't be killed: it resolves as cancelled now
+    assert slow.result(timeout=1).status == NodeStatus.CANCELLED
+    ex.shutdown()

@@ -41,6 +41,10 @@ class LocalExecutor(Executor):
         if isolation not in ("process", "thread"):
             raise ValueError(f"local executor: isolation must be 'process' or 'thread', got {isolation!r}")
         self.isolation = isolation
+        if isolation == "thread":
+            from cambrian.core.plugins import get_plugin_manager
+
+            get_plugin_manager()  # load plugins once, before worker threads race to do it
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cambrian-eval")
         self._procs: dict[str, Any] = {}
         self._futures: dict[str, Future[EvalOutcome]] = {}

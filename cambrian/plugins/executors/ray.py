@@ -54,6 +54,11 @@ def _evaluate(job_json: str, isolation: str) -> str:
 class _EvalActor:
     """Runs evaluations in its threads (Ray's max_concurrency), for isolation: thread."""
 
+    def __init__(self) -> None:
+        from cambrian.core.plugins import get_plugin_manager
+
+        get_plugin_manager()  # load plugins once, before threads race to do it
+
     def run(self, job_json: str) -> str:
         return _evaluate(job_json, "thread")
 
