@@ -15,7 +15,7 @@ Runs in the sandboxed evaluation worker. For one job it
 Metrics: score (the objective: bpb - mqar_weight * mqar_acc), bpb, mqar_acc, params,
 flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s (the
 training loop), eval_s (bpb scoring), mqar_s (MQAR training and scoring), setup_s (data and
-model construction), tokens_per_s.
+model construction), tokens_per_s; train_cpu_s and score_cpu_s (bpb and MQAR) in CPU seconds.
 
 Evaluator options override the domain's training options for one evaluation (the
 scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
@@ -111,7 +111,9 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     config = TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device="cpu",
                          warmup_steps=int(s["warmup_steps"]), threads=threads, seed=seed, log_every=5)
     setup_s = time.perf_counter() - t0
+    c0 = time.process_time()  # CPU seconds too: wall time says little on a shared machine
     res = train(model, batches, config, flops_per_token=counts.flops_per_token)
+    train_cpu_s = time.process_time() - c0
     if res.status != "completed":
         raise RuntimeError(f"training stopped: {res.status} ({res.stop_reason})")
     t1 = time.perf_counter()
@@ -124,12 +126,14 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
         mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]),
                                              threads, int(s["mqar_kv_pairs"]))
     mqar_s = time.perf_counter() - t2
+    score_cpu_s = time.process_time() - c0 - train_cpu_s
     weight = float(s["mqar_weight"])
     score = bpb - weight * mqar_acc if weight else bpb
     metrics = {"score": score, "bpb": bpb, "params": float(counts.params),
                "flops_per_token": counts.flops_per_token, "train_flops": res.flops,
                "train_tokens": float(res.tokens), "train_loss": res.train_loss, "train_s": res.wall_s,
-               "eval_s": eval_s, "mqar_s": mqar_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s}
+               "eval_s": eval_s, "mqar_s": mqar_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s,
+               "train_cpu_s": train_cpu_s, "score_cpu_s": score_cpu_s}
     if math.isfinite(mqar_acc):  # absent when MQAR is off (NaN does not survive JSON)
         metrics["mqar_acc"] = mqar_acc
     tokens_per_step = res.tokens / max(1, res.steps)

@@ -1,0 +1,112 @@
+"""A 2-agent compose campaign end to end on tiny settings: search, phases, report, export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cambrian import Campaign, NodeStatus
+from tests.compose.tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("compose") / "run"
+    campaign = Campaign.from_config(tiny_config(max_nodes=5), run_dir)
+    result = campaign.run()
+    return campaign, result
+
+
+def test_search_and_phases_are_stored(run):
+    campaign, result = run
+    store = campaign.open_store()
+    search = store.nodes(phase="search")
+    assert len(search) == 5 and {n.agent for n in search} == {"greedy", "evolutionary"}
+    assert result.best is not None and result.best.status == NodeStatus.DONE
+    assert len({n.candidate.hash for n in search}) == len(search)  # deduplicated by canonical hash
+    m = result.best.metrics
+    assert 0 < m["bpb"].value < 9 and m["score"].value == m["bpb"].value  # mqar_weight 0: score = bpb
+    assert 0 <= m["mqar_acc"].value <= 1 and m["params"].value > 0 and result.best.cost.flops > 0
+
+    agg = store.get_meta("phase:aggregation")
+    assert agg["top"][0]["node"] == result.best.id
+    scaling = store.get_meta("phase:scaling")
+    labels = [d["label"] for d in scaling["designs"]]
+    assert any(d.get("baseline") == "llama" for d in scaling["designs"]), labels
+    for d in scaling["designs"]:
+        assert set(d["rungs"]) == {"proxy", "x2"}
+        assert d["rungs"]["x2"]["params"] > d["rungs"]["proxy"]["params"]  # wider and deeper
+        assert d["fit"] is not None and d["fit"]["b"] > 0
+    assert any("vs_llama" in d for d in scaling["designs"]) or len(scaling["designs"]) == 1
+    hidden = store.get_meta("phase:hidden")
+    assert hidden["seeds"] == [0, 1] and isinstance(hidden["beats_baseline"], bool)
+    assert hidden["verdict"] and all(r["n"] == 2 for r in hidden["designs"])
+    hidden_nodes = store.nodes(phase="hidden")
+    assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == {0, 1}
+
+
+def test_phases_are_idempotent(run):
+    campaign, _ = run
+    store = campaign.open_store()
+    before = {n.id for n in store.nodes()}
+    designs = store.get_meta("phase:hidden")["designs"]
+    from cambrian.plugins.domains.compose.phases import HiddenEvaluation
+
+    again = HiddenEvaluation(top_k=1, seeds=[0, 1], baselines=["llama"]).run(campaign)  # no executor needed:
+    assert {n.id for n in store.nodes()} == before  # every node is reused, none re-run
+    assert [r["mean"] for r in again["designs"]] == [r["mean"] for r in designs]
+
+
+def test_report_has_html_and_figures(run):
+    from cambrian.plugins.reporting.report import write_report
+
+    campaign, _ = run
+    page = write_report(campaign.run_dir)
+    html = page.read_text()
+    figs = campaign.run_dir / "figures"
+    for name in ("leaderboard", "best_so_far", "search_graph", "quality_vs_cost", "scaling", "ladder",
+                 "hidden", "costs"):
+        png = figs / f"{name}.png"
+        assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG", name
+    assert html.count("data:image/png;base64,") == 8
+    for text in ("Scaling steps", "Hidden evaluation", "Aggregation", "Rank agreement", "Verdict"):
+        assert text in html
+
+
+def test_export_loads_with_transformers_in_a_fresh_process(run, tmp_path):
+    from cambrian.plugins.domains.compose.export import export_node
+
+    campaign, result = run
+    out = export_node(campaign.run_dir, result.best.id, tmp_path / "hf")
+    code = ("import json, sys, torch\n"
+            "from transformers import AutoModelForCausalLM\n"
+            f"m = AutoModelForCausalLM.from_pretrained({str(out)!r}, trust_remote_code=True)\n"
+            "x = torch.tensor([list(b'def f(')])\n"
+            "y = m.generate(x, max_new_tokens=4, do_sample=False)\n"
+            "print(json.dumps({'shape': list(y.shape), 'loss': float(m(x, labels=x).loss)}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["shape"] == [1, 10] and 0 < got["loss"] < 10
+    meta = json.loads((out / "cambrian_node.json").read_text())
+    assert meta["node"] == result.best.id and meta["spec"] == result.best.candidate.content
+
+
+def test_export_retrains_when_the_weights_are_missing(run, tmp_path):
+    import torch
+
+    from cambrian.plugins.domains.compose.evaluator import MODEL_FILE
+    from cambrian.plugins.domains.compose.export import export_node
+
+    campaign, result = run
+    saved = campaign.run_dir / "evals" / result.best.id / "work" / MODEL_FILE
+    original = torch.load(saved, weights_only=False)
+    saved.unlink()
+    export_node(campaign.run_dir, result.best.id, tmp_path / "hf2")
+    again = torch.load(saved, weights_only=False)
+    for k, v in original["state_dict"].items():  # same seed and budget: the same weights
+        assert torch.allclose(v, again["state_dict"][k], atol=1e-5), k
