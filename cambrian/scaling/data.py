@@ -87,14 +87,21 @@ def stdlib_dir() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
+def stdlib_files(root: Path | None = None) -> list[Path]:
+    """The standard library's ``.py`` files, sorted, pruning test and third-party folders."""
+    root = root or stdlib_dir()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP]
+        out += [Path(dirpath) / f for f in filenames if f.endswith(".py")]
+    return sorted(out)
+
+
 def stdlib_documents(root: Path | None = None) -> Iterator[Document]:
     """The standard library's ``.py`` sources without test folders, in sorted path order."""
     root = root or stdlib_dir()
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if _STDLIB_SKIP.intersection(rel.parts[:-1]):
-            continue
-        yield rel.as_posix(), path.read_text(encoding="utf-8", errors="replace")
+    for path in stdlib_files(root):
+        yield path.relative_to(root).as_posix(), path.read_text(encoding="utf-8", errors="replace")
 
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".csv", ".html", ".tex", ".c", ".h")
@@ -272,9 +279,47 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
     return Corpus.open(root)
 
 
+def _files_fingerprint(files: Iterable[Path], extra: str) -> str:
+    """A cheap key for a set of files: names, sizes and modification times (stat only, no reads)."""
+    h = hashlib.sha256(extra.encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _source_files(source: str, options: dict[str, Any]) -> list[Path] | None:
+    if source == "stdlib":
+        return stdlib_files(options.get("root"))
+    if source == "text":
+        items = options["paths"]
+        items = [items] if isinstance(items, (str, Path)) else items
+        suffixes = options.get("suffixes", TEXT_SUFFIXES)
+        return [f for p in map(Path, items)
+                for f in (sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in suffixes)
+                          if p.is_dir() else [p])]
+    return None  # Hugging Face datasets: always hashed (the library caches its own files)
+
+
 def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_dir: str | Path | None = None,
                 val_frac: float = 0.05, hidden_frac: float = 0.05, **source_options: Any) -> Corpus:
-    """A corpus by source name: ``"stdlib"``, ``"text"`` (``paths=``) or ``"hf"`` (``path=`` ...)."""
+    """A corpus by source name: ``"stdlib"``, ``"text"`` (``paths=``) or ``"hf"`` (``path=`` ...).
+
+    For file sources a stat-only fingerprint (names, sizes, mtimes) points to
+    the shards built before, so a warm load reads no source text at all; any
+    change to the files misses the index and re-hashes the contents.
+    """
+    cache = Path(cache_dir or default_cache_dir())
+    tok = get_tokenizer(tokenizer)
+    files = _source_files(source, source_options)
+    index = None
+    if files is not None:
+        fp = _files_fingerprint(files, f"{source}:{tok.id}:{val_frac}:{hidden_frac}")
+        index = cache / "corpora" / "index" / f"{fp}.json"
+        if index.is_file():
+            root = Path(json.loads(index.read_text())["root"])
+            if (root / "meta.json").is_file():
+                return Corpus.open(root)
     if source == "stdlib":
         docs: Callable[[], Iterable[Document]] = lambda: stdlib_documents(source_options.get("root"))
         name = "stdlib"
@@ -286,8 +331,14 @@ def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_d
         name = f"hf:{source_options.get('path')}"
     else:
         raise ValueError(f"unknown corpus source {source!r}; expected 'stdlib', 'text' or 'hf'")
-    return build_corpus(docs, name=name, tokenizer=get_tokenizer(tokenizer), cache_dir=cache_dir,
-                        val_frac=val_frac, hidden_frac=hidden_frac)
+    corpus = build_corpus(docs, name=name, tokenizer=tok, cache_dir=cache, val_frac=val_frac,
+                          hidden_frac=hidden_frac)
+    if index is not None:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"root": str(corpus.root)}))
+        os.replace(tmp, index)
+    return corpus
 
 
 # ----------------------------------------------------------------------------- batches
