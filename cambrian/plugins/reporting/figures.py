@@ -62,7 +62,7 @@ def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
     ax.set_xlabel(f"{objective.name} ({objective.direction.value}imise)")
     ax.set_title("Leaderboard (search)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[a]) for a in agents]
-    ax.legend(handles, agents, fontsize=8, loc="lower right")
+    ax.legend(handles, agents, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -165,8 +165,13 @@ def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str],
             if mine:
                 ax.scatter(*zip(*mine), color=colors[a], label=a, s=20)
         front = pareto_front([(px, sign * py) for px, py, _ in pts])
-        ax.plot([p[0] for p in front], [sign * p[1] for p in front], "k--", lw=1, label="Pareto front")
-        ax.set_xscale("log")
+        ax.plot([p[0] for p in front], [sign * p[1] for p in front], "k--", lw=1, marker="o", ms=9,
+                mfc="none", label="Pareto front", drawstyle="steps-post")
+        xs = [px for px, _, _ in pts]
+        if max(xs) > 10 * min(xs):  # log only when the sizes span a decade
+            ax.set_xscale("log")
+        else:
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         ax.set_xlabel(m)
         ax.set_ylabel(objective.name)
         ax.grid(alpha=0.3)
@@ -272,9 +277,14 @@ def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Pat
             ("LLM tokens", [tokens[k] for k in names])]
     fig, axes = plt.subplots(1, 3, figsize=(13, 0.35 * len(names) + 2))
     for ax, (title, vals) in zip(axes, data):
+        ax.set_title(f"{title} (total {sum(vals):.3g})", fontsize=9)
+        if not any(vals):
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes, color="grey")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         ax.barh(range(len(names))[::-1], vals, color="tab:blue")
         ax.set_yticks(range(len(names))[::-1], names, fontsize=8)
-        ax.set_title(f"{title} (total {sum(vals):.3g})", fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Costs per agent and phase")
     return _save(fig, path)

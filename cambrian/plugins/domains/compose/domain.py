@@ -15,9 +15,9 @@ Options (defaults):
   d_model (64), n_layers (8): the proxy width and depth;
   min_layers / max_layers (n_layers - 2 / n_layers + 2): depth bounds for mutations
     and for LLM proposals;
-  seq_len (64), batch_size (32), train_tokens (200_000), val_tokens (32_768),
-  lr (6e-3), warmup_steps (10): the proxy training budget (see evaluator.py; about 100
-  optimizer steps, 15-25 CPU-seconds for a 0.2M-parameter proxy);
+  seq_len (128), batch_size (16), train_tokens (150_000), val_tokens (32_768),
+  lr (6e-3), warmup_steps (10): the proxy training budget (see evaluator.py; about 75
+  optimizer steps, about 20 CPU-seconds for a 0.2M-parameter proxy);
   mqar_weight (0.0): score = bpb - mqar_weight * mqar_acc; mqar_steps (60) trains a
     fresh copy of the design on MQAR (mqar_kv_pairs (4) pairs and queries, 4 x that many
     keys and values) for that many steps of 32 sequences (0 = skip MQAR);
@@ -40,8 +40,8 @@ BLOCK_LAYERS = {"llama": 2, "composer": 3, "hybrid": 2}  # residual layers per r
 
 DEFAULTS: dict[str, Any] = {
     "family": "former", "primitives": None, "d_model": 64, "n_layers": 8,
-    "min_layers": None, "max_layers": None, "seq_len": 64, "batch_size": 32,
-    "train_tokens": 200_000, "val_tokens": 32_768, "lr": 6e-3, "warmup_steps": 10,
+    "min_layers": None, "max_layers": None, "seq_len": 128, "batch_size": 16,
+    "train_tokens": 150_000, "val_tokens": 32_768, "lr": 6e-3, "warmup_steps": 10,
     "mqar_weight": 0.0, "mqar_steps": 60, "mqar_kv_pairs": 4, "corpus": "stdlib", "cache_dir": None,
 }
 

@@ -50,10 +50,10 @@ def pattern(content: dict[str, Any]) -> str:
     return ArchSpec.from_dict(content).pattern()
 
 
-def search_pool(campaign: Any) -> list[Node]:
-    """Valid search and aggregation nodes, best first, one per canonical hash."""
+def search_pool(campaign: Any, phases: tuple[str, ...] = ("search", "aggregation")) -> list[Node]:
+    """Valid nodes of ``phases``, best first, one per canonical hash."""
     store = campaign.open_store()
-    nodes = store.nodes(phase="search") + store.nodes(phase="aggregation")
+    nodes = [n for p in phases for n in store.nodes(phase=p)]
     seen, out = set(), []
     for n in best_nodes(nodes, campaign.objective):
         if n.candidate.hash not in seen:
@@ -74,7 +74,9 @@ class Aggregation(Phase):
 
     def run(self, campaign: Any) -> dict[str, Any]:
         domain, obj = campaign.domain, campaign.objective.name
-        top = search_pool(campaign)[:int(self.options.get("top", 6))]
+        # Search nodes only: on a resume, this phase's own node must not change its input.
+        pool = search_pool(campaign, ("search",))
+        top = pool[:int(self.options.get("top", 6))]
         if not top:
             return {"skipped": "no valid search node"}
         from cambrian.scaling.ladder import layer_distance, majority_vote
@@ -95,7 +97,7 @@ class Aggregation(Phase):
         except ValueError as exc:
             out["aggregate"], out["note"] = None, f"the voted design is invalid: {exc}"
             return out
-        known = {n.candidate.hash: n for n in top}
+        known = {n.candidate.hash: n for n in pool}
         if cand.hash in known:  # the vote reproduced a design already evaluated
             node = known[cand.hash]
         else:
