@@ -138,6 +138,46 @@ def export(run_dir: Path = typer.Argument(..., help="Run directory."),
     console.print(f"exported: {export_node(run_dir, node, out)}")
 
 
+attention_app = typer.Typer(help="The attention pack: register a passing mixer design as a primitive.",
+                            no_args_is_help=True)
+app.add_typer(attention_app, name="attention")
+
+
+@attention_app.command("register")
+def attention_register(run_dir: Path = typer.Argument(..., help="Run directory of an attention campaign."),
+                       node: str = typer.Argument(..., help="Id of a node whose design passed evaluation."),
+                       name: str = typer.Option(..., "--name", help="Primitive name for specs, e.g. my_mixer."),
+                       folder: Optional[Path] = typer.Option(None, "--dir", help="Designs folder (default "
+                                                             "$CAMBRIAN_PRIMITIVES_DIR or ~/.cambrian/primitives)."),
+                       overwrite: bool = typer.Option(False, "--overwrite")) -> None:
+    """Register a design as a primitive: specs (compose campaigns and their workers) may then name it."""
+    from cambrian.plugins.domains.attention.designs import register_node
+
+    try:
+        path = register_node(run_dir, node, name, folder, overwrite=overwrite)
+    except ValueError as exc:
+        raise CambrianError(str(exc)) from None
+    console.print(f"registered primitive {name!r}: {path}")
+
+
+script_app = typer.Typer(help="The script pack: keep/discard history of a script campaign.", no_args_is_help=True)
+app.add_typer(script_app, name="script")
+
+
+@script_app.command("results")
+def script_results(run_dir: Path = typer.Argument(..., help="Run directory of a script campaign.")) -> None:
+    """Write results.tsv and results.html (keep/discard per agent) and print the table."""
+    from cambrian.plugins.domains.script.history import results_table, write_results
+
+    for path in write_results(run_dir):
+        console.print(f"wrote {path}")
+    for agent, rows in results_table(run_dir).items():
+        for d in rows:
+            value = "-" if d.value is None else f"{d.value:.4f}"
+            console.print(f"{agent}\t{d.node_id}\t{d.operator}\t{value}\t{d.decision}\t{d.reason}",
+                          highlight=False)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

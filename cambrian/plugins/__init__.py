@@ -20,9 +20,11 @@ BUILTINS: list[tuple[str, str]] = [
     ("llm.transformers", "cambrian.plugins.llm.transformers_local"),
     ("llm.cassette", "cambrian.plugins.llm.cassette"),
     ("operators.llm", "cambrian.plugins.operators.llm"),
-    ("primitives.builtin", "cambrian.plugins.primitives"),
     ("domains.python_task", "cambrian.plugins.domains.python_task"),
     ("evaluators.code", "cambrian.plugins.evaluators.code"),
     ("operators.seeds", "cambrian.plugins.operators.seeds"),
+    ("primitives.builtin", "cambrian.plugins.primitives"),
     ("domains.compose", "cambrian.plugins.domains.compose"),
+    ("domains.attention", "cambrian.plugins.domains.attention"),
+    ("domains.script", "cambrian.plugins.domains.script"),
 ]

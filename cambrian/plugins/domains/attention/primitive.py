@@ -12,8 +12,8 @@ pack measures cost instead. No torch at module level.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
+import types
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,19 @@ ENTRY = "Mixer"
 
 @lru_cache(maxsize=64)
 def load_mixer_class(path: str) -> type:
-    """Import the module at ``path`` (under a name derived from its content) and return ``Mixer``."""
+    """Import the module at ``path`` (under a name derived from its content) and return ``Mixer``.
+
+    The file is read and executed by the path as given, never made absolute: in the
+    sandbox only relative paths resolve (a private /tmp, parent folders it may not enter).
+    """
     source = Path(path).read_text()
     modname = "cambrian_mixer_" + hashlib.sha256(source.encode()).hexdigest()[:12]
     if modname not in sys.modules:
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[modname] = module
+        module = types.ModuleType(modname)
+        module.__file__ = path
+        sys.modules[modname] = module  # before exec: dataclasses and pickling look it up
         try:
-            spec.loader.exec_module(module)
+            exec(compile(source, path, "exec"), module.__dict__)
         except BaseException:
             del sys.modules[modname]
             raise

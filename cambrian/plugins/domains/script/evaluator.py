@@ -96,6 +96,8 @@ def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimit
     cmd = python_command(task.run_command())
     env = {"TASK_SEED": str(seed), "TASK_TIME_BUDGET_S": str(task.budgets.time_s),
            "TASK_SEQ_LEN": str(task.budgets.seq_len)}
+    if "target_bpb" in task.options:
+        env["TASK_TARGET_BPB"] = str(task.options["target_bpb"])
     return run_sandboxed(cmd, run_dir, limits, env, unprivileged=True)
 
 

@@ -7,9 +7,25 @@ from its relative path and imports the task's own modules (``prepare.py``)
 from the working directory, also by relative path. Standard library only.
 """
 
+import importlib.abc
 import importlib.util
 import os
 import sys
+
+
+class RelativeLoader(importlib.abc.Loader):
+    """Executes a module file by its relative path (``spec_from_file_location`` would make it absolute)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module) -> None:
+        module.__file__ = self.path
+        with open(self.path) as f:
+            exec(compile(f.read(), self.path, "exec"), module.__dict__)
 
 
 class WorkdirFinder:
@@ -21,8 +37,8 @@ class WorkdirFinder:
             return None
         for rel in (f"{name}.py", os.path.join(name, "__init__.py")):
             if os.path.isfile(rel):
-                return importlib.util.spec_from_file_location(
-                    name, rel, submodule_search_locations=[name] if rel.endswith("__init__.py") else None)
+                package = rel.endswith("__init__.py")
+                return importlib.util.spec_from_loader(name, RelativeLoader(rel), is_package=package)
         return None
 
 
