@@ -18,6 +18,7 @@ corpus never sits in RAM twice and later runs reuse the shards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -216,7 +217,7 @@ class Corpus:
         return self.n_bytes[split] / max(1, self.n_tokens[split])
 
     @classmethod
-    def open(cls, root: Path) -> "Corpus":
+    def open(cls, root: Path) -> Corpus:
         meta = json.loads((root / "meta.json").read_text())
         return cls(name=meta["name"], content_hash=meta["content_hash"], tokenizer_id=meta["tokenizer_id"],
                    vocab_size=meta["vocab_size"], root=root, n_tokens=meta["n_tokens"],
@@ -254,9 +255,9 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
     tmp = root / f".build-{os.getpid()}"
     tmp.mkdir(exist_ok=True)
     dtype = _token_dtype(tokenizer.vocab_size)
-    files = {s: open(tmp / f"{s}.bin", "wb") for s in SPLITS}
     n_tokens, n_bytes, n_docs = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
-    try:
+    with contextlib.ExitStack() as stack:
+        files = {s: stack.enter_context(open(tmp / f"{s}.bin", "wb")) for s in SPLITS}
         for n, text in stream():
             s = split_of[n]
             ids = tokenizer.encode(text + "\n")
@@ -265,9 +266,6 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
             n_tokens[s] += len(arr)
             n_bytes[s] += len((text + "\n").encode("utf-8", errors="replace"))
             n_docs[s] += 1
-    finally:
-        for f in files.values():
-            f.close()
     meta = {"name": name, "content_hash": content_hash, "tokenizer_id": tokenizer.id,
             "vocab_size": tokenizer.vocab_size, "n_tokens": n_tokens, "n_bytes": n_bytes, "n_docs": n_docs,
             "splits": {"val_frac": val_frac, "hidden_frac": hidden_frac}}

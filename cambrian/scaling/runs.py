@@ -15,7 +15,14 @@ import numpy as np
 
 from cambrian.scaling.data import Corpus, LMBatches, bits_per_byte, eval_windows
 from cambrian.scaling.synthetic import Task, TaskData, make_split
-from cambrian.scaling.trainer import TrainConfig, TrainResult, accuracy, mean_loss, resolve_device, train
+from cambrian.scaling.trainer import (
+    TrainConfig,
+    TrainResult,
+    accuracy,
+    mean_loss,
+    resolve_device,
+    train,
+)
 
 
 class TrainingFailed(RuntimeError):

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -298,7 +298,3 @@ def accuracy(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, batch_si
         count += int(mask.sum())
     model.train(was_training)
     return right / max(1, count)
-
-
-def with_budget(config: TrainConfig, **changes: Any) -> TrainConfig:
-    return replace(config, **changes)

@@ -3,8 +3,17 @@ import json
 import numpy as np
 import pytest
 
-from cambrian.scaling.data import (ByteTokenizer, HFTokenizer, LMBatches, assign_splits, bits_per_byte,
-                                   build_corpus, eval_windows, load_corpus, stdlib_documents)
+from cambrian.scaling.data import (
+    ByteTokenizer,
+    HFTokenizer,
+    LMBatches,
+    assign_splits,
+    bits_per_byte,
+    build_corpus,
+    eval_windows,
+    load_corpus,
+    stdlib_documents,
+)
 
 
 def test_stdlib_corpus_splits_by_file_and_is_cached(stdlib_corpus, tmp_path):

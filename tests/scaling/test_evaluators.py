@@ -8,7 +8,7 @@ from cambrian.core.evaluation import run_job
 from cambrian.plugins.evaluators.lm import LMEvaluator
 
 SPEC = reference_spec("llama", d_model=32, n_layers=1, max_seq_len=32).to_dict()
-LM_OPTIONS = dict(max_steps=10, seq_len=32, batch_size=8, eval_tokens=2048, threads=1)
+LM_OPTIONS = {"max_steps": 10, "seq_len": 32, "batch_size": 8, "eval_tokens": 2048, "threads": 1}
 
 
 def job(tmp_path, evaluator, options, split="val", seed=0, node="n1"):

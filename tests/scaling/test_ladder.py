@@ -1,8 +1,20 @@
 import pytest
 
 from cambrian.architectures import ArchSpec, count, reference_spec
-from cambrian.scaling.ladder import (SCALES, Rung, analyse_ladder, at_scale, cluster_of_best, extrapolate,
-                                     majority_vote, promote, rank_agreement, scale_budget, stack, stretch)
+from cambrian.scaling.ladder import (
+    SCALES,
+    Rung,
+    analyse_ladder,
+    at_scale,
+    cluster_of_best,
+    extrapolate,
+    majority_vote,
+    promote,
+    rank_agreement,
+    scale_budget,
+    stack,
+    stretch,
+)
 
 
 def test_stack_and_stretch():

@@ -1,6 +1,5 @@
 """End-to-end: real specs from cambrian.architectures trained on real data."""
 
-import pytest
 
 from cambrian.architectures import reference_spec
 from cambrian.scaling.runs import train_lm, train_task
@@ -20,7 +19,7 @@ def test_llama_reference_learns_the_stdlib_corpus_reproducibly(stdlib_corpus):
     assert m["train_tokens"] == 250 * 16 * 64 and m["flops"] == 3 * m["flops_per_token"] * m["train_tokens"]
 
 
-MQAR = dict(num_kv_pairs=4, num_queries=4, num_keys=8, num_values=8)
+MQAR = {"num_kv_pairs": 4, "num_queries": 4, "num_keys": 8, "num_values": 8}
 
 
 def test_attention_learns_mqar_where_an_mlp_only_model_stays_at_chance():

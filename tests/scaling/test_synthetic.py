@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from cambrian.scaling.synthetic import (IGNORE, LISTOPS_OPS, SUITES, TASKS, ListOps, Memorization, make_split,
-                                        make_task, _listops_eval)
+from cambrian.scaling.synthetic import (
+    IGNORE,
+    LISTOPS_OPS,
+    SUITES,
+    TASKS,
+    ListOps,
+    Memorization,
+    _listops_eval,
+    make_split,
+    make_task,
+)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
