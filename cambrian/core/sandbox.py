@@ -12,7 +12,9 @@ OS allows it (``unshare``):
   as root: a drop to a throw-away uid (``setpriv``), which owns only the work
   directory. The rest of the filesystem (the run directory, the store, the
   harness's result file) is then read-only to it, and RLIMIT_NPROC, which root
-  ignores, caps its processes and threads.
+  ignores, caps its processes and threads. A mount namespace also makes the
+  world-writable places read-only to it (/tmp, /var/tmp; its own work directory
+  inside them excepted) and gives it an empty /dev/shm.
 
 What could not be applied is reported in :attr:`SandboxResult.warnings`.
 """
@@ -53,6 +55,7 @@ class SandboxResult:
     network_isolated: bool
     pids_isolated: bool = False
     uid: int | None = None  # the throw-away uid it ran as; None: the campaign's own user
+    tmp_locked: bool = False  # /tmp, /var/tmp read-only (but its workdir), own /dev/shm
     warnings: tuple[str, ...] = ()  # protections this run lacked, in words (recorded with the node)
 
     @property
@@ -131,6 +134,30 @@ def _uids_in_use() -> set[int]:
 
 def _pids_of_uid(uid: int) -> list[int]:
     return [pid for pid, owner in _proc_owners().items() if owner == uid]
+
+
+# Run as root inside a fresh mount namespace (private propagation, so nothing leaks out),
+# before the uid drop: the world-writable directories become read-only binds of themselves
+# (still readable), the work directory inside them stays writable, and /dev/shm is a fresh
+# small tmpfs. Exit 97 if any step fails (the probe below makes that unexpected).
+_LOCK_TMP = """W="$1"; shift
+for d in /tmp /var/tmp; do
+  if [ -d "$d" ] && [ ! -L "$d" ]; then
+    mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
+  fi
+done
+case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" || exit 97;; esac
+mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
+exec "$@"
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _lock_tmp_ok() -> bool:
+    exe = shutil.which("unshare")
+    if exe is None or shutil.which("mount") is None or not os.path.exists("/bin/sh"):
+        return False
+    return _works([exe, "--mount", "/bin/sh", "-c", _LOCK_TMP.format(mb=1), "sh", "/", "true"])
 
 
 def sandbox_uid() -> int | None:
@@ -213,6 +240,7 @@ class SandboxProcess:
         self.workdir, self.limits = workdir, limits
         prefix, self.network_isolated, self.pids_isolated = namespace_prefix(limits.network)
         self.uid = sandbox_uid() if unprivileged else None
+        self.tmp_locked = False
         self.unprivileged = unprivileged
         self._out, self._err = workdir / "stdout.log", workdir / "stderr.log"
         env = scrubbed_env(workdir, limits.threads, env)
@@ -220,6 +248,11 @@ class SandboxProcess:
             _chown_tree(workdir, self.uid)
             cmd = [_setpriv(), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                    "--no-new-privs", *cmd]
+            if prefix and _lock_tmp_ok():  # no writable /tmp, /var/tmp, /dev/shm of the machine
+                prefix = (prefix[0], "--mount", *prefix[1:])
+                cmd = ["/bin/sh", "-c", _LOCK_TMP.format(mb=min(limits.file_size_mb, 1024)), "sh",
+                       os.path.realpath(workdir), *cmd]
+                self.tmp_locked = True
         self._start = time.monotonic()
         with open(self._out, "wb") as out, open(self._err, "wb") as err:
             self.proc = subprocess.Popen(
@@ -261,6 +294,7 @@ class SandboxProcess:
             stderr_tail=_tail(self._err),
             network_isolated=self.network_isolated,
             pids_isolated=self.pids_isolated,
+            tmp_locked=self.tmp_locked,
             uid=self.uid,
             warnings=tuple(self.warnings()),
         )
@@ -271,6 +305,8 @@ class SandboxProcess:
             out.append("no network namespace: the code could reach the network")
         if not self.pids_isolated:
             out.append("no PID namespace: a process that leaves the session may outlive the run")
+        if self.uid is not None and not self.tmp_locked:
+            out.append("no mount namespace: /tmp, /var/tmp and /dev/shm stay writable to it")
         if self.unprivileged and self.uid is None:
             out.append("ran as the campaign's own user (no root to drop from): its writes and "
                        "process count are not contained")

@@ -65,8 +65,8 @@ def campaign(tmp_path_factory):
            "executor": {"name": "local", "options": {"workers": 2}},
            "budget": {"max_nodes": len(sources)},
            # The worker's timeout is generous (busy CI machines); the candidate's is short.
-           "evaluator": {"name": "python-code", "options": {"candidate_timeout_s": 6}},
-           "sandbox": {"timeout_s": 60, "memory_mb": 1024, "max_procs": 32},
+           "evaluator": {"name": "python-code", "options": {"candidate_timeout_s": 8}},
+           "sandbox": {"timeout_s": 60, "memory_mb": 256, "max_procs": 32},
            "agents": [{"name": "a", "operators": ["seeds"], "max_in_flight": 2}]}
     try:
         result = Campaign.from_config(cfg, run).run()
@@ -104,7 +104,7 @@ def test_good_code_scores_zero_loss(campaign):
     ("segfault", "SIGSEGV"),
     ("hang", "timed out after"),
     ("fork_bomb", "process limit: at most 32"),
-    ("memory", "out of memory: the limit is 1024 MB"),
+    ("memory", "out of memory: the limit is 256 MB"),
     ("write_store", "Permission denied"),
     ("write_result", "Permission denied"),
     ("network", "no network in the sandbox"),

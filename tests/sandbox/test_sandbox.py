@@ -92,3 +92,29 @@ def _uid(proc: Path) -> int | None:
         return proc.stat().st_uid
     except OSError:
         return None
+
+
+@ROOT_ONLY
+def test_world_writable_places_are_read_only_but_the_workdir(request):
+    if not sandbox._lock_tmp_ok():
+        pytest.skip("no mount namespace on this machine")
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # under /tmp, like most test run directories
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    readable = base / "data.txt"
+    readable.write_text("data")
+    tmp_path = base
+    marker = f"cambrian-sandbox-{os.getpid()}"
+    code = (f"import os\nprint(open({str(readable)!r}).read())\n"
+            f"for d in ('/tmp', '/var/tmp'):\n    try:\n        open(d + '/{marker}', 'w')\n"
+            "    except OSError as e:\n        print(e.errno)\n"
+            f"open('/dev/shm/{marker}', 'w').write('x')\n"
+            "open(os.path.join(os.getcwd(), 'mine.txt'), 'w').write('ok')\n")
+    res = run_sandboxed(py(code), tmp_path / "w", SandboxLimits(timeout_s=60), unprivileged=True)
+    assert res.returncode == 0, res.stderr_tail
+    assert res.tmp_locked and res.stdout_tail.split() == ["data", "30", "30"]  # EROFS twice
+    assert (tmp_path / "w" / "mine.txt").read_text() == "ok"
+    assert not any(Path(d, marker).exists() for d in ("/tmp", "/var/tmp", "/dev/shm"))
