@@ -9,6 +9,7 @@ their history.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import os
@@ -28,7 +29,7 @@ from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse,
 from cambrian.core.config import AgentConfig, CampaignConfig, load_config, parse_config
 from cambrian.core.errors import CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
-from cambrian.core.records import (Candidate, Cost, EvalJob, EvalOutcome, Node, NodeStatus,
+from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Node, NodeStatus,
                                    best_nodes, canonical_json)
 from cambrian.core.store import Store
 
@@ -211,6 +212,7 @@ class Campaign:
         self.executor = self._executor_cls(**self.config.executor.options)
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
         self.nodes, self._hashes, self._cost, self._counts = {}, set(), {}, {}
+        self._board: list[tuple[float, float, str]] = []  # valid nodes, best first
         for node in store.nodes(phase="search"):
             self._remember(node, node.cost)
         self._llm: dict[str | None, Cost] = {}  # every LLM call, also those that made no node
@@ -294,11 +296,20 @@ class Campaign:
         """Mirror a node already written to the store; ``added_cost`` is new spending."""
         if node.id not in self.nodes:
             self._counts[node.agent] = self._counts.get(node.agent, 0) + 1
+        old = self.nodes.get(node.id)
+        if (value := node.score(self.objective)) is not None and (old is None or not old.status.finished):
+            sign = -1.0 if self.objective.direction == Direction.MAX else 1.0
+            bisect.insort(self._board, (sign * value, node.created_at, node.id))
         self.nodes[node.id] = node
         self._hashes.add(node.candidate.hash)
         for key in (None, node.agent):
             self._cost[key] = self._cost.get(key, Cost()) + added_cost
         return node
+
+    def top(self, k: int) -> list[Node]:
+        """The k best valid search nodes (kept sorted as results arrive)."""
+        with self._lock:
+            return [self.nodes[i] for _, _, i in self._board[:k]]
 
     def count(self, agent: str | None = None) -> int:
         return len(self.nodes) if agent is None else self._counts.get(agent, 0)
@@ -431,7 +442,7 @@ class Campaign:
             agent.llm.operator, agent.llm.cost = op.name, Cost()
         ctx = OperatorContext(
             domain=self.domain, parents=parents, rng=rng, objective=self.objective,
-            leaderboard=best_nodes(shared, self.objective)[:10], notes=store.notes(limit=20),
+            leaderboard=self.top(10), notes=store.notes(limit=20),
             budget_left=self._budget_left(store, agent), llm=agent.llm,
             persona=agent.config.persona, options=proposal.options,
         )
