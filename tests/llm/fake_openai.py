@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any, Union
 
-Reply = Union[str, tuple[int, str], Callable[[dict], Union[str, tuple[int, str]]]]
+Reply = Union[str, tuple[int, str], Callable[[dict], str | tuple[int, str]]]
 
 
 def completion(text: str | None, *, finish_reason: str = "stop", prompt_tokens: int = 11,
@@ -66,10 +67,10 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()

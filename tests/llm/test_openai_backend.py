@@ -69,9 +69,8 @@ def test_network_error_is_retried_then_raises():
     (completion(None), "empty reply"),
 ])
 def test_malformed_empty_and_truncated_bodies_raise(body, match):
-    with FakeOpenAI([(200, body)]) as srv:
-        with pytest.raises(LLMError, match=match):
-            backend(srv).complete([{"role": "user", "content": "x"}])
+    with FakeOpenAI([(200, body)]) as srv, pytest.raises(LLMError, match=match):
+        backend(srv).complete([{"role": "user", "content": "x"}])
 
 
 def test_truncated_reply_text_is_returned_for_the_operator_to_repair():

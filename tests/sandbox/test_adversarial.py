@@ -75,7 +75,7 @@ def campaign(tmp_path_factory):
     nodes = {next(k for k, v in sources.items() if v == n.candidate.content): n
              for n in Store(run, create=False).nodes()}
     try:
-        conn, _ = listener.accept()
+        listener.accept()[0].close()
         connected = True
     except BlockingIOError:
         connected = False

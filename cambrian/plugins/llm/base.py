@@ -6,7 +6,8 @@ import hashlib
 import json
 import random
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from cambrian import CambrianError
 
