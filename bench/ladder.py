@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=0.1, help="fraction of each scale's token budget")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-tokens", type=int, default=16384)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "cambrian"))
     args = ap.parse_args(argv)
 
@@ -47,14 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in SCALE_NAMES:
         s = get_scale(name)
         scales.append(type(s)(**{**s.__dict__, "train_tokens": int(s.train_tokens * args.budget)}))
-    rungs = run_ladder(specs(), scales, lm_train_fn(corpus, seed=args.seed, eval_tokens=32768,
-                                                     threads=args.threads))
+    def show(r):
+        print(f"{r.spec_name:<10} {r.scale:<9} {r.params:>9.0f} {r.flops:>12.3e} {r.loss:>8.4f} {r.wall_s:>7.1f}",
+              flush=True)
+
+    print(f"{'spec':<10} {'scale':<9} {'params':>9} {'train FLOPs':>12} {'val bpb':>8} {'wall s':>7}")
+    rungs = run_ladder(specs(), scales, lm_train_fn(corpus, seed=args.seed, eval_tokens=args.eval_tokens,
+                                                     threads=args.threads), on_rung=show)
     res = analyse_ladder(rungs, baseline="llama")
     wall = time.perf_counter() - t0
 
-    print(f"{'spec':<10} {'scale':<9} {'params':>9} {'train FLOPs':>12} {'val bpb':>8} {'wall s':>7}")
-    for r in rungs:
-        print(f"{r.spec_name:<10} {r.scale:<9} {r.params:>9.0f} {r.flops:>12.3e} {r.loss:>8.4f} {r.wall_s:>7.1f}")
     print("\nfitted bpb = a * C^-b (95% bootstrap CI)")
     for name, fit in res.fits.items():
         lo, hi = fit.ci["b"]

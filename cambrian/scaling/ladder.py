@@ -252,9 +252,10 @@ class LadderResult:
 
 def run_ladder(specs: Mapping[str, Any], scales: Sequence[str | Scale],
                train_fn: Callable[[dict[str, Any], Scale], tuple[float, float]],
-               mode: Literal["stack", "stretch"] = "stack") -> list[Rung]:
+               mode: Literal["stack", "stretch"] = "stack",
+               on_rung: Callable[[Rung], None] | None = None) -> list[Rung]:
     """Train every spec at every scale; ``train_fn(spec_at_scale, scale) -> (loss, train_flops)``."""
-    from cambrian.architectures import count
+    from cambrian.architectures import ArchSpec, count
 
     rungs = []
     for scale in map(get_scale, scales):
@@ -262,7 +263,10 @@ def run_ladder(specs: Mapping[str, Any], scales: Sequence[str | Scale],
             big = at_scale(spec, scale, mode)
             t0 = time.perf_counter()
             loss, flops = train_fn(big, scale)
-            rungs.append(Rung(name, scale.name, float(count(big).params), flops, loss, time.perf_counter() - t0))
+            params = float(count(ArchSpec.from_dict(big)).params)
+            rungs.append(Rung(name, scale.name, params, flops, loss, time.perf_counter() - t0))
+            if on_rung is not None:
+                on_rung(rungs[-1])
     return rungs
 
 

@@ -75,3 +75,22 @@ def test_analyse_ladder_fits_compares_and_extrapolates():
     proxy = reference_spec("llama", d_model=64, n_layers=2, max_seq_len=128)
     C, pred, lo, hi = extrapolate(res.fits["base"], proxy, "350m")
     assert C > 1e18 and lo <= pred <= hi
+
+
+def test_run_ladder_grows_each_spec_to_each_scale():
+    from cambrian.scaling.ladder import run_ladder
+
+    seen = []
+
+    def train_fn(spec, scale):  # stands in for training: loss falls with width
+        seen.append((scale.name, spec["d_model"], len(spec["layers"])))
+        return 10.0 / spec["d_model"], float(spec["d_model"]) ** 3
+
+    specs = {"llama": reference_spec("llama", d_model=32, n_layers=2, max_seq_len=64).to_dict(),
+             "composer": reference_spec("composer", d_model=32, n_layers=1, max_seq_len=64).to_dict()}
+    shown = []
+    rungs = run_ladder(specs, ["cpu-0.1m", "cpu-0.5m"], train_fn, mode="stretch", on_rung=shown.append)
+    assert [(r.spec_name, r.scale) for r in rungs] == [("llama", "cpu-0.1m"), ("composer", "cpu-0.1m"),
+                                                       ("llama", "cpu-0.5m"), ("composer", "cpu-0.5m")]
+    assert seen[0] == ("cpu-0.1m", 64, 4) and seen[2] == ("cpu-0.5m", 96, 8) and shown == rungs
+    assert all(r.params > 0 for r in rungs)

@@ -34,3 +34,18 @@ def test_attention_learns_mqar_where_an_mlp_only_model_stays_at_chance():
     mlp = train_task(mlp_only, task, config, n_train=10000, n_eval=300, batch_size=64)
     assert att["accuracy"] > 0.9
     assert mlp["accuracy"] < task.chance + 0.1
+
+
+def test_command_line_trains_a_spec_and_writes_json(tmp_path, stdlib_corpus):
+    import json
+    import subprocess
+    import sys
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(reference_spec("llama", d_model=32, n_layers=1, max_seq_len=32).to_json())
+    out = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-m", "cambrian.scaling.train", "--spec", str(spec), "--max-steps", "3",
+                    "--seq-len", "32", "--batch-size", "4", "--eval-tokens", "1024", "--precision", "fp32",
+                    "--cache-dir", str(stdlib_corpus.root.parent.parent), "--out", str(out)], check=True)
+    result = json.loads(out.read_text())
+    assert result["status"] == "completed" and result["metrics"]["steps"] == 3 and result["metrics"]["bpb"] > 0
