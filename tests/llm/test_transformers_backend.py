@@ -62,3 +62,12 @@ def test_local_model_as_an_agents_llm(tmp_path):
     calls = Store(tmp_path / "run", create=False).llm_calls()
     assert len(calls) == engine.MAX_IDLE_STEPS and all(c["ok"] and c["completion_tokens"] >= 1 for c in calls)
     assert {c["model"] for c in calls} == {"tiny"}
+
+
+@pytest.mark.gpu
+def test_local_model_on_cuda_in_bf16(tmp_path):
+    save_tiny_model(tmp_path / "tiny", TEMPLATE)
+    llm = get_plugin_manager().get("llm", "transformers")(path=str(tmp_path / "tiny"), max_new_tokens=4,
+                                                          device="cuda", dtype="bfloat16")
+    r = llm.complete([{"role": "user", "content": "hi"}])
+    assert 1 <= r.completion_tokens <= 4 and r.prompt_tokens == len("<user>hi\n<assistant>")
