@@ -58,11 +58,12 @@ class TransformersBackend(LLMBackend):
         self._load()
         enc = self._tok(self.prompt_text(messages), return_tensors="pt", add_special_tokens=False)
         ids = enc["input_ids"].to(self.device)  # (1, T)
-        sample = self.temperature > 0
+        temperature = float(kwargs.get("temperature", self.temperature))  # operators may override
+        sample = temperature > 0
         gen_kw: dict[str, Any] = {"max_new_tokens": int(kwargs.get("max_tokens", self.max_new_tokens)),
                                   "do_sample": sample}
         if sample:
-            gen_kw.update(temperature=self.temperature, top_p=self.top_p)
+            gen_kw.update(temperature=temperature, top_p=self.top_p)
         pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else self._tok.eos_token_id
         torch.manual_seed(self.seed)
         with torch.no_grad():
