@@ -23,8 +23,8 @@ def local_ray():
 def campaign_config(executor, **over):
     cfg = {"name": "exec", "seed": 7,
            "domain": {"name": "toy", "options": {"dim": 2, "function": "rastrigin"}},
-           "executor": executor, "budget": {"max_nodes": 6},
-           "agents": [{"name": "a", "scaffold": {"name": "greedy", "options": {"n_drafts": 3}}}]}
+           "executor": executor, "budget": {"max_nodes": 4},
+           "agents": [{"name": "a", "scaffold": {"name": "greedy", "options": {"n_drafts": 2}}}]}
     cfg.update(over)
     return cfg
 
@@ -47,7 +47,7 @@ def test_local_and_ray_store_the_same_results(local_ray, tmp_path):
         "workers": 2, "isolation": "thread"}}), tmp_path / "ray-thread").run()
     assert local.reason == remote.reason == trusted.reason == "max_nodes"
     assert results(tmp_path / "local") == results(tmp_path / "ray") == results(tmp_path / "ray-thread")
-    assert len(results(tmp_path / "ray")) == 6
+    assert len(results(tmp_path / "ray")) == 4
     assert (tmp_path / "ray" / "evals").is_dir()  # the sandboxed worker wrote its job and result
 
 
