@@ -90,3 +90,17 @@ def test_a_seed_change_is_not_an_improvement():
     assert [d[f"n{i}"].decision for i in range(5)] == ["keep", "discard", "crash", "keep", "discard"]
     assert "within the seed margin 0.0500" in d["n1"].reason
     assert d["n3"].incumbent == "n0" and d["n4"].incumbent == "n3"
+
+
+def test_speedrun_validity_and_speedup_recovered():
+    from cambrian.plugins.domains.script.evaluator import ScriptEvaluator, TargetNotReached
+
+    task = load_task("speedrun-cpu").with_overrides({"reference": {"baseline_cpu_s": 20.0, "record_cpu_s": 10.0}})
+    ev = ScriptEvaluator()
+    runs = [{"hidden_bpb": 4.1, "visible_val_bpb": 4.15, "cpu_s": 14.0, "wall_s": 20.0},
+            {"hidden_bpb": 4.2, "visible_val_bpb": 4.18, "cpu_s": 16.0, "wall_s": 22.0}]
+    out = ev.aggregate(task, "lm-target", runs)
+    assert out["train_cpu_s"] == 15.0 and out["speedup_recovered"] == pytest.approx(0.5)
+    slow = [dict(r, hidden_bpb=4.5) for r in runs]
+    with pytest.raises(TargetNotReached, match="above the target"):
+        ev.aggregate(task, "lm-target", slow)

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cambrian import EvalJob, Evaluator
+from cambrian import EvalJob, Evaluator, Metric
 from cambrian.core.config import SandboxLimits
 from cambrian.core.sandbox import SandboxResult, run_sandboxed
 
@@ -96,6 +96,8 @@ def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimit
     cmd = python_command(task.run_command())
     env = {"TASK_SEED": str(seed), "TASK_TIME_BUDGET_S": str(task.budgets.time_s),
            "TASK_SEQ_LEN": str(task.budgets.seq_len)}
+    if data is not None:  # the script's own val estimate then scores the same windows as the harness
+        env["TASK_EVAL_TOKENS"] = str(data["eval_tokens"])
     if "target_bpb" in task.options:
         env["TASK_TARGET_BPB"] = str(task.options["target_bpb"])
     return run_sandboxed(cmd, run_dir, limits, env, unprivileged=True)
@@ -131,7 +133,7 @@ def check_claim(printed: dict[str, float], name: str, measured: float, lower_bet
 class ScriptEvaluator(Evaluator):
     name = "script"
 
-    def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
+    def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float | Metric]:
         from cambrian.plugins.domains.script.domain import task_from_options
 
         task = task_from_options(job.domain_options)
@@ -149,7 +151,10 @@ class ScriptEvaluator(Evaluator):
             if res.timed_out or res.returncode != 0:
                 raise ScriptFailed(f"run {r} (seed {seed}) failed: {res.reason}\n{_tail(res.stderr_tail)}")
             runs.append(self.score_run(task, mode, rd, res, data))
-        return self.aggregate(task, mode, runs)
+        values = self.aggregate(task, mode, runs)
+        directions = {m.name: m.direction for m in task.metrics}  # e.g. speedup_recovered: max
+        return {k: Metric(name=k, value=v, direction=directions[k]) if k in directions else v
+                for k, v in values.items()}
 
     def score_run(self, task, mode: str, rd: Path, res: SandboxResult, data) -> dict[str, float]:
         tol = float(self.options.get("claim_tolerance", 0.02))

@@ -21,7 +21,7 @@ SEQ_LEN = int(os.environ.get("TASK_SEQ_LEN", "64"))  # the harness scores window
 TIME_BUDGET_S = float(os.environ.get("TASK_TIME_BUDGET_S", "8"))  # training budget, CPU seconds
 SEED = int(os.environ.get("TASK_SEED", "0"))
 TARGET_BPB = float(os.environ.get("TASK_TARGET_BPB", "nan"))  # speedrun: stop once val reaches it
-EVAL_TOKENS = 32768  # of the val split, for the script's own estimate
+EVAL_TOKENS = int(os.environ.get("TASK_EVAL_TOKENS", "32768"))  # val tokens scored, as the harness does
 OUT = Path("out")
 
 
