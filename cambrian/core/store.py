@@ -154,7 +154,8 @@ class Store:
             "status": outcome.status, "metrics": outcome.metrics,
             "cost": node.cost + outcome.cost, "error": outcome.error,
         })
-        return self.update_node(node, payload={"error": outcome.error} if outcome.error else None)
+        payload = {k: v for k, v in (("error", outcome.error), ("artifacts", outcome.artifacts)) if v}
+        return self.update_node(node, payload=payload)  # sandbox warnings travel in artifacts
 
     def node(self, node_id: str) -> Node:
         rows = self._query("SELECT record FROM nodes WHERE id=?", (node_id,))
