@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import json
 
-from cambrian import (Candidate, Cost, EvalJob, Evaluator, LLMBackend, LLMResponse, Operator,
-                      OperatorContext, hookimpl)
+from cambrian import (
+    Candidate,
+    Cost,
+    EvalJob,
+    Evaluator,
+    LLMBackend,
+    LLMResponse,
+    Operator,
+    OperatorContext,
+    hookimpl,
+)
 
 
 class CountingLLM(LLMBackend):

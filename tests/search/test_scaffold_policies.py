@@ -22,7 +22,10 @@ def scaffold(name, **options):
     return get_plugin_manager().get("scaffold", name)(**options)
 
 
-def view(nodes, roles=ROLES, objective=MetricSpec(name="loss"), seed=0):
+LOSS = MetricSpec(name="loss")
+
+
+def view(nodes, roles=ROLES, objective=LOSS, seed=0):
     in_flight = sum(not n.status.finished for n in nodes)
     return SearchView("a", list(nodes), [], objective, roles, in_flight, random.Random(seed))
 

@@ -42,10 +42,10 @@ def best_by_scaffold(tmp_path_factory):
         result = c.run()
         assert result.reason.startswith("all agents stopped") or "max_nodes" in result.reason
         store = c.open_store()
-        for name in best:
+        for name, values in best.items():
             nodes = store.nodes(agent=name)
             assert len(nodes) == NODES  # the same budget for every policy
-            best[name].append(best_nodes(nodes, c.objective)[0].score(c.objective))
+            values.append(best_nodes(nodes, c.objective)[0].score(c.objective))
     return best
 
 
@@ -92,7 +92,7 @@ def test_scaffold_state_rebuilt_from_the_store_equals_the_live_state(tmp_path):
         ref = agent.config.scaffold
         rebuilt = _replayed(ref.name, ref.options, nodes)
 
-        def view(seed=0):
+        def view(seed=0, agent=agent, nodes=nodes):
             return SearchView(agent.name, nodes, [], live.objective, tuple(agent.operators), 0,
                               random.Random(seed))
 

@@ -76,7 +76,7 @@ class LocalExecutor(Executor):
             else:
                 outcome = EvalOutcome(node_id=job.node_id, status=NodeStatus.CANCELLED,
                                       error="stopped before it started")
-        except Exception as exc:  # the future never raises: failures are outcomes
+        except Exception as exc:  # noqa: BLE001 - the future never raises: failures are outcomes
             outcome = EvalOutcome(node_id=job.node_id, status=NodeStatus.FAILED,
                                   error=f"executor error: {type(exc).__name__}: {exc}")
         self._resolve(job.node_id, outcome)

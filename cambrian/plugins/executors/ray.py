@@ -112,7 +112,7 @@ class RayExecutor(Executor):
             return
         try:
             outcome = EvalOutcome.model_validate_json(ray_future.result())
-        except BaseException as exc:  # the future never raises: failures are outcomes
+        except BaseException as exc:  # noqa: BLE001 - the future never raises: failures are outcomes
             if cancelled:
                 outcome = EvalOutcome(node_id=node_id, status=NodeStatus.CANCELLED,
                                       error="stopped: budget exhausted")

@@ -34,7 +34,13 @@ import math
 from typing import Any
 
 from cambrian import Node, NodeStatus, Proposal, Scaffold, SearchView, hookimpl
-from cambrian.plugins.scaffolds.tree import analyze_due, children_of, debug_depth, is_failed, normalised
+from cambrian.plugins.scaffolds.tree import (
+    analyze_due,
+    children_of,
+    debug_depth,
+    is_failed,
+    normalised,
+)
 
 ROOT = ""
 
