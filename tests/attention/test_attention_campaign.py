@@ -76,3 +76,20 @@ def test_the_report_shows_the_rejections(run):
 
     page = write_report(run["dir"]).read_text()
     assert "peeks at future tokens" in page and "NameError" in page
+
+
+def test_a_passing_design_registers_with_one_command_and_a_failed_one_does_not(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from cambrian.cli import app
+    from cambrian.plugins.domains.attention.designs import design_primitives
+
+    good, leak = run["nodes"][2], run["nodes"][3]
+    cli = CliRunner()
+    res = cli.invoke(app, ["attention", "register", str(run["dir"]), good.id, "--name", "alibi_fixed",
+                           "--dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "alibi_fixed.py").read_text() == good.candidate.content
+    assert [p.name for p in design_primitives(tmp_path)] == ["alibi_fixed"]
+    res = cli.invoke(app, ["attention", "register", str(run["dir"]), leak.id, "--name", "leaky", "--dir", str(tmp_path)])
+    assert res.exit_code != 0 and not (tmp_path / "leaky.py").exists()

@@ -27,5 +27,5 @@ def test_baseline_val_bpb_is_reproducible_within_the_recorded_seed_spread(tmp_pa
     spread = task.baseline.seed_spread
     assert m["repeats"] == 2 and m["seed_spread"] == spread > 0
     assert m["val_bpb_spread"] == pytest.approx(abs(m["val_bpb_run0"] - m["val_bpb_run1"]))
-    assert m["val_bpb_spread"] <= spread
-    assert abs(m["val_bpb"] - task.baseline.value("val_bpb")) <= spread
+    assert m["val_bpb_spread"] <= spread, m
+    assert abs(m["val_bpb"] - task.baseline.value("val_bpb")) <= spread, m
