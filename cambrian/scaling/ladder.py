@@ -278,7 +278,9 @@ def lm_train_fn(corpus: Any, seed: int = 0, eval_tokens: int = 32768,
 
     def fn(spec: dict[str, Any], scale: Scale) -> tuple[float, float]:
         tokens, _ = scale_budget(spec, scale)
-        config = TrainConfig(lr=scale.lr, max_tokens=tokens, warmup_steps=20, threads=threads)
+        steps = max(1, tokens // (scale.batch_size * scale.seq_len))
+        config = TrainConfig(lr=scale.lr, max_tokens=tokens, warmup_steps=max(1, min(20, steps // 5)),
+                             threads=threads)
         run = train_lm(spec, corpus, config, batch_size=scale.batch_size, seq_len=scale.seq_len, seed=seed,
                        eval_tokens=eval_tokens)
         return run.metrics["bpb"], run.metrics["flops"]

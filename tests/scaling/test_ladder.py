@@ -32,10 +32,12 @@ def test_cpu_scales_are_about_their_nominal_size_for_a_llama_pattern():
 
 
 def test_at_scale_rederives_dims_and_keeps_head_size():
-    proxy = reference_spec("llama", d_model=128, n_layers=2, max_seq_len=64)  # 2 heads of 64
+    proxy = reference_spec("llama", d_model=128, n_layers=2, max_seq_len=64)
+    head_dim = proxy.layers[0].options["head_dim"]
     big = at_scale(proxy, "350m", mode="stretch")
     attn = big["layers"][0]
-    assert big["d_model"] == 1024 and attn["options"]["n_heads"] == 16 and attn["options"]["head_dim"] == 64
+    assert big["d_model"] == 1024 and attn["options"]["head_dim"] == head_dim
+    assert attn["options"]["n_heads"] == 1024 // head_dim
     assert big["layers"][-1]["options"]["hidden"] > 2 * 1024  # the MLP re-derived its width
     assert [layer["primitive"] for layer in big["layers"][:24]] == ["attention"] * 12 + ["swiglu"] * 12
     tokens, flops = scale_budget(big, "350m")
