@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points, version
 from typing import Any
@@ -163,15 +164,18 @@ def _cambrian_version() -> str:
 
 
 _manager: PluginManager | None = None
+_manager_lock = threading.Lock()
 
 
 def get_plugin_manager() -> PluginManager:
-    """The process-wide plugin manager, loading plugins on first use."""
+    """The process-wide plugin manager, loading plugins on first use (thread-safe)."""
     global _manager
-    if _manager is None:
-        _manager = PluginManager()
-        _manager.load_default_plugins()
-    return _manager
+    with _manager_lock:
+        if _manager is None:
+            pm = PluginManager()
+            pm.load_default_plugins()
+            _manager = pm  # published only once fully loaded
+        return _manager
 
 
 def reset_plugin_manager() -> None:
