@@ -164,7 +164,7 @@ def _cambrian_version() -> str:
 
 
 _manager: PluginManager | None = None
-_manager_lock = threading.Lock()
+_manager_lock = threading.RLock()  # re-entrant: a plugin may ask for the manager at import
 
 
 def get_plugin_manager() -> PluginManager:
