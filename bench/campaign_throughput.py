@@ -15,7 +15,8 @@ the reference CPU cost per candidate. The result line gives the campaign's CPU p
 as a ratio of that reference. Wall-clock shares are printed too (they are only meaningful on
 an otherwise idle machine).
 
-    .venv/bin/python bench/campaign_throughput.py [--nodes 8] [--workers 2] [--train-tokens 200000]
+    .venv/bin/python bench/campaign_throughput.py [--nodes 8] [--workers 2] [--train-tokens N]
+    .venv/bin/python bench/campaign_throughput.py --run runs/demo    # account a finished run
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from pathlib import Path
 from cambrian import Campaign, NodeStatus
 
 
-def config(nodes: int, workers: int, train_tokens: int, mqar_steps: int) -> dict:
+def config(nodes: int, workers: int, train_tokens: int | None) -> dict:
     return {
         "name": "throughput", "seed": 0,
-        "domain": {"name": "compose", "options": {"train_tokens": train_tokens, "mqar_steps": mqar_steps}},
+        "domain": {"name": "compose", "options": {"train_tokens": train_tokens} if train_tokens else {}},
         "executor": {"name": "local", "options": {"workers": workers}},
         "sandbox": {"threads": 1},
         "budget": {"max_nodes": nodes},
@@ -49,20 +50,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--train-tokens", type=int, default=200_000)
-    ap.add_argument("--mqar-steps", type=int, default=60)
+    ap.add_argument("--train-tokens", type=int, default=None, help="default: the domain's")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="account the search nodes of this finished run instead of running a campaign "
+                         "(the campaign process's own CPU is then not counted)")
     ap.add_argument("--reference", type=int, default=2, help="candidates re-trained in-process as the reference")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        campaign = Campaign.from_config(config(args.nodes, args.workers, args.train_tokens, args.mqar_steps),
-                                        run_dir)
-        t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-        campaign.run()
-        wall = time.perf_counter() - t0
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
-        coord_cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+        if args.run is not None:
+            run_dir = args.run
+            campaign = Campaign.resume(run_dir)
+            wall, coord_cpu = float(campaign.open_store().get_meta("elapsed_s", 0.0)), 0.0
+        else:
+            run_dir = Path(tmp) / "run"
+            campaign = Campaign.from_config(config(args.nodes, args.workers, args.train_tokens), run_dir)
+            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            campaign.run()
+            wall = time.perf_counter() - t0
+            c1 = resource.getrusage(resource.RUSAGE_SELF)
+            coord_cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
         nodes = [n for n in campaign.open_store().nodes(phase="search") if n.status == NodeStatus.DONE]
         m = lambda n, k: n.metrics[k].value if k in n.metrics else 0.0
         train_cpu = sum(m(n, "train_cpu_s") for n in nodes)
@@ -76,10 +83,11 @@ def main() -> None:
         import torch
 
         from cambrian.plugins.domains.compose.domain import settings
-        from cambrian.plugins.domains.compose.evaluator import run_proxy
+        from cambrian.plugins.domains.compose.evaluator import open_corpus, run_proxy
 
         torch.set_num_threads(1)
         s = settings(campaign.config.domain.options)
+        open_corpus(s["corpus"], Path(s["cache_dir"] or run_dir / "cache"))  # built by the campaign: not timed
         ref = []
         for n in nodes[:args.reference]:
             t = time.process_time()

@@ -8,7 +8,7 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
 
   aggregation: {top: 6, radius: null}
     The ``top`` distinct designs of the search (by the objective) form the pool; the
-    cluster is the designs within ``radius`` layer edits (default: a quarter of the proxy
+    cluster is the designs within ``radius`` layer differences (default: half the proxy
     depth) of the best; a per-layer majority vote over the cluster (ties to the better
     design) gives the aggregate design, evaluated like a search candidate.
   scaling: {top_k: 2, baselines: [llama, composer], ladder: [...], level: 0.95}
@@ -82,7 +82,7 @@ class Aggregation(Phase):
         from cambrian.scaling.ladder import layer_distance, majority_vote
 
         radius = self.options.get("radius")
-        radius = int(radius) if radius is not None else max(1, domain.s["n_layers"] // 4)
+        radius = int(radius) if radius is not None else max(1, domain.s["n_layers"] // 2)
         best = top[0].candidate.content
         cluster = [n for n in top if layer_distance(best, n.candidate.content) <= radius]
         out: dict[str, Any] = {"top": [node_summary(n, obj) for n in top], "radius": radius,
