@@ -6,7 +6,8 @@ spec-mutate (improve): one edit of the parent: swap two layers, change a layer's
   change one option of a layer, insert a layer or delete one (depth kept within bounds).
   Option ``edits`` (1): edits applied in a row.
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
-  of two parents; option ``mode`` ("mixed": either, at random).
+  of two parents; option ``mode`` ("mixed": either, at random). When random tries find no new
+  child (near-identical parents), every one-point cut pair is tried once before giving up.
 
 Each operator retries (``tries``, default 20) until its candidate validates and differs from
 its parents; when every try fails it returns nothing (the engine counts an idle step).
@@ -140,7 +141,20 @@ class SpecCrossover(SpecOperator):
                 raise ValueError(f"spec-crossover: mode must be one-point, uniform or mixed, got {m!r}")
             return child if lo <= len(child) <= hi else None
 
-        return _attempt(ctx, make, self.tries)
+        out = _attempt(ctx, make, self.tries)
+        if out or mode == "uniform":
+            return out
+        # Near-identical parents rarely give a new child by chance: try every cut pair once.
+        cuts = [(x, y, i, j) for x, y in ((a, b), (b, a)) for i in range(1, len(x) + 1) for j in range(len(y))]
+        ctx.rng.shuffle(cuts)
+        it = iter(cuts)
+
+        def next_cut(rng: random.Random) -> list[Layer] | None:
+            x, y, i, j = next(it)
+            child = x[:i] + y[j:]
+            return child if lo <= len(child) <= hi else None
+
+        return _attempt(ctx, next_cut, len(cuts))
 
 
 OPERATORS = [SpecRandom, SpecMutate, SpecCrossover]
