@@ -62,7 +62,7 @@ class NanoGPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     times = []
