@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml examples/cambrian-example-plugin/pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cambrian run --default --out runs/demo
+	$(BIN)/cambrian run --default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
