@@ -16,7 +16,7 @@ def run(tmp_path_factory):
     run_dir = traversable_dir(tmp_path_factory.mktemp("attention")) / "run"
     cfg = {"name": "attention-replay", "seed": 0,
            "domain": {"name": "attention", "options": TINY},
-           "executor": {"name": "local", "options": {"workers": 1}},
+           "executor": {"name": "local", "options": {"workers": 2}},  # the final phase runs 2 at once
            "budget": {"max_nodes": 6},
            "sandbox": {"timeout_s": 300},
            "phases": {"final": {"top_k": 1, "seeds": [0], "split": "hidden"}},

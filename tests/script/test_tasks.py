@@ -104,3 +104,15 @@ def test_speedrun_validity_and_speedup_recovered():
     slow = [dict(r, hidden_bpb=4.5) for r in runs]
     with pytest.raises(TargetNotReached, match="above the target"):
         ev.aggregate(task, "lm-target", slow)
+
+
+def test_search_and_final_evaluations_score_disjoint_hidden_slices():
+    import numpy as np
+
+    from cambrian.plugins.domains.script.evaluator import _held_out
+
+    tokens = np.arange(100) % 256
+    assert list(_held_out(tokens, 30, "val")) == list(range(30))
+    assert list(_held_out(tokens, 30, "hidden")) == list(range(30, 60))
+    with pytest.raises(ValueError, match="fewer than the 2 x 60"):
+        _held_out(tokens, 60, "hidden")

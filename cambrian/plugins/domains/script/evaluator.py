@@ -8,8 +8,9 @@ saved outputs itself:
 
 - ``lm-bpb`` (autoresearch): loads ``out/model.ts`` (no agent code runs in
   the harness), checks shape and causality, and computes bits per byte on the
-  hidden split the script never had; metric ``val_bpb`` (mean over seeds) and
-  its spread.
+  hidden split the script never had (search evaluations on its first
+  ``hidden_tokens``, final ``split: hidden`` evaluations on the next ones); metric
+  ``val_bpb`` (mean over seeds) and its spread.
 - ``lm-target`` (speedrun): the same model checks; valid only when the saved
   model reaches ``options.target_bpb`` (+ ``options.target_tolerance``) on the
   hidden split in every run; metric ``train_cpu_s``, the run's CPU time as
@@ -60,8 +61,13 @@ def _tail(text: str, n: int = 1500) -> str:
     return text if len(text) <= n else "..." + text[-n:]
 
 
-def corpus_tokens(task, run_dir: str) -> dict[str, Any]:
-    """Byte tokens of the task's corpus: visible train/val slices and the hidden split."""
+def corpus_tokens(task, run_dir: str, split: str = "val") -> dict[str, Any]:
+    """Byte tokens of the task's corpus: visible train/val slices and a slice of the hidden split.
+
+    The script never sees the hidden split. Search evaluations (``split: val``) are scored on
+    its first ``hidden_tokens``; final evaluations (``split: hidden``) on the next ones, which
+    no search decision has seen.
+    """
     import numpy as np
 
     from cambrian.scaling.data import load_corpus
@@ -74,8 +80,19 @@ def corpus_tokens(task, run_dir: str) -> dict[str, Any]:
         raise ValueError("script LM tasks are byte-level: the corpus needs the byte tokenizer")
     return {"train": np.asarray(corpus.tokens("train")[: data["train_tokens"]]),
             "val": np.asarray(corpus.tokens("val")[: data["val_tokens"]]),
-            "hidden": np.asarray(corpus.tokens("hidden")[: data["hidden_tokens"]]),
+            "hidden": _held_out(corpus.tokens("hidden"), int(data["hidden_tokens"]), split),
             "eval_tokens": int(data.get("eval_tokens", 32_768))}
+
+
+def _held_out(tokens, n: int, split: str):
+    import numpy as np
+
+    if split != "hidden":
+        return np.asarray(tokens[:n])
+    if len(tokens) < 2 * n:
+        raise ValueError(f"the hidden split has {len(tokens)} tokens, fewer than the 2 x {n} that a "
+                         "final evaluation needs (lower data.hidden_tokens)")
+    return np.asarray(tokens[n:2 * n])
 
 
 def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimits,
@@ -139,7 +156,7 @@ class ScriptEvaluator(Evaluator):
         task = task_from_options(job.domain_options)
         limits = SandboxLimits(**job.limits).model_copy(update={"timeout_s": float(task.budgets.timeout_s)})
         mode = task.evaluate
-        data = corpus_tokens(task, job.run_dir) if mode in ("lm-bpb", "lm-target") else None
+        data = corpus_tokens(task, job.run_dir, job.split) if mode in ("lm-bpb", "lm-target") else None
         runs = []
         for r in range(task.budgets.repeats):
             seed = job.seed * 1000 + r
