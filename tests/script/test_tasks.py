@@ -116,3 +116,13 @@ def test_search_and_final_evaluations_score_disjoint_hidden_slices():
     assert list(_held_out(tokens, 30, "hidden")) == list(range(30, 60))
     with pytest.raises(ValueError, match="fewer than the 2 x 60"):
         _held_out(tokens, 60, "hidden")
+
+
+def test_the_final_phase_is_offered_on_request():
+    from cambrian.plugins.domains.script.domain import ScriptDomain
+
+    d = ScriptDomain(task="autoresearch-cpu")
+    assert d.phases({}) == []
+    (phase,) = d.phases({"final": {"top_k": 2, "seeds": [0, 1]}})
+    assert phase.name == "final" and phase.options["top_k"] == 2
+    assert set(d.baselines()) == {"task-baseline"}

@@ -74,6 +74,13 @@ class ScriptDomain(Domain):
     def baselines(self) -> dict[str, Candidate]:
         return {"task-baseline": self.seeds(random.Random(0))[0]}
 
+    def phases(self, options: dict[str, Any]) -> list[Any]:
+        """``phases: {final: {top_k, seeds, split: hidden}}``: the task's baseline script and the
+        top-k re-run on the final hidden slice under every seed (the attention pack's phase)."""
+        from cambrian.plugins.domains.attention.phases import FinalEvaluation
+
+        return [FinalEvaluation(**(options["final"] or {}))] if "final" in options else []
+
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
         src = candidate.content
