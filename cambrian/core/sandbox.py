@@ -40,7 +40,8 @@ from cambrian.core.config import SandboxLimits
 # cloud credentials) is dropped.
 _ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV",
               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CAMBRIAN_LOAD_PLUGINS",
-              "CAMBRIAN_DISABLE_PLUGINS", "CUDA_VISIBLE_DEVICES", "LD_PRELOAD")
+              "CAMBRIAN_DISABLE_PLUGINS", "CAMBRIAN_PRIMITIVES_DIR",  # registered attention designs
+              "CUDA_VISIBLE_DEVICES", "LD_PRELOAD")
 
 
 @dataclass(frozen=True)
