@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -163,8 +164,31 @@ def ext_dir() -> Path:
     return path
 
 
+def _module_name() -> str:
+    import hashlib
+
+    return "cambrian_selective_scan_" + hashlib.sha256(CPP_SOURCE.encode()).hexdigest()[:12]
+
+
+def _import_built(path: Path, name: str):
+    """Import an already compiled extension directly: no ninja run, no build lock."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 def load_extension():
-    """The compiled scan module, or None (with one warning) when it can't be built."""
+    """The compiled scan module, or None (with one warning) when it can't be built.
+
+    A built ``.so`` (named by the source's hash) is imported directly; otherwise it is
+    compiled under torch's build lock, and a lock left behind by a killed build
+    (older than 15 minutes) is removed first.
+    """
     global _ext, _ext_failed
     if _ext is not None or _ext_failed:
         return _ext
@@ -173,13 +197,22 @@ def load_extension():
         return None
     with _lock:
         if _ext is None and not _ext_failed:
+            name = _module_name()
             try:
+                build_dir = ext_dir() / name
+                build_dir.mkdir(parents=True, exist_ok=True)
+                built = build_dir / f"{name}.so"
+                if built.exists():
+                    _ext = _import_built(built, name)
+                    return _ext
+                lock = build_dir / "lock"
+                if lock.exists() and time.time() - lock.stat().st_mtime > 900:
+                    lock.unlink(missing_ok=True)
                 from torch.utils.cpp_extension import load_inline
 
                 _ext = load_inline(
-                    name="cambrian_selective_scan_v1", cpp_sources=[CPP_SOURCE],
-                    functions=["scan_fwd", "scan_bwd"], extra_cflags=["-O3"],
-                    build_directory=str(ext_dir()), verbose=False)
+                    name=name, cpp_sources=[CPP_SOURCE], functions=["scan_fwd", "scan_bwd"],
+                    extra_cflags=["-O3"], build_directory=str(build_dir), verbose=False)
             except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
                 _ext_failed = True
                 warnings.warn(f"cambrian: the C++ selective scan failed to compile, using the "
