@@ -69,6 +69,7 @@ def test_the_report_and_the_results_fragment_show_it(run):
 
     page = write_report(run["dir"]).read_text()
     assert "fake metric" in page and "NameError" in page
+    assert "Keep / discard history" in page  # the domain's own section of the report
     tsv = (run["dir"] / "results.tsv").read_text().splitlines()
     assert tsv[0].startswith("agent\tnode") and len(tsv) == 6
     frag = (run["dir"] / "results.html").read_text()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from cambrian.core.records import best_nodes
 from cambrian.plugins.reporting import figures
@@ -83,6 +84,7 @@ def write_report(run_dir: str | Path) -> Path:
         notes=store.notes(limit=50), llm_calls=llm_calls, escape=html.escape,
         images=images, phases=phases, total=total, elapsed=store.get_meta("elapsed_s", 0.0),
         n_phase_nodes=len(phase_nodes), to_json=lambda v: json.dumps(v, indent=1, default=str),
+        domain_section=Markup(campaign.domain.report_html(run_dir)),  # the domain's own HTML
     )
     out = run_dir / "report.html"
     out.write_text(page)
