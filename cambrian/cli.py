@@ -50,15 +50,18 @@ def _run(campaign, quiet: bool) -> None:
     from cambrian.plugins.reporting.tables import leaderboard_table, progress_table
 
     if quiet or not console.is_terminal:
-        last = [0.0]
+        last: list = [0.0, None]
 
         def tick(c) -> None:  # plain progress lines when not on a terminal
-            if time.monotonic() - last[0] > 5:
-                last[0] = time.monotonic()
-                n = c.open_store().count_nodes()
-                best = c.leaderboard(1)
-                console.print(f"[{c.elapsed():6.0f}s] nodes {n}  best "
-                              f"{best[0].score(c.objective):.4f}" if best else f"[{c.elapsed():6.0f}s] nodes {n}")
+            if time.monotonic() - last[0] > 5 or c.current_phase != last[1]:
+                last[0], last[1] = time.monotonic(), c.current_phase
+                best = c.top(1)
+                line = f"[{c.elapsed():6.0f}s] nodes {c.count()}"
+                if best:
+                    line += f"  best {best[0].score(c.objective):.4f}"
+                if c.current_phase:
+                    line += f"  phase {c.current_phase} running"
+                console.print(line)
 
         campaign.listeners.append(tick)
         result = campaign.run()

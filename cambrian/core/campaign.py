@@ -118,6 +118,7 @@ class Campaign:
         self._lock = threading.RLock()
         self._freed = threading.Condition()  # notified whenever an evaluation finishes
         self._last_notice = 0.0
+        self.current_phase: str | None = None  # the post-search phase running now
 
 
     # -- construction -------------------------------------------------------------------
@@ -242,9 +243,13 @@ class Campaign:
         key = f"phase:{name}"
         if store.get_meta(key) is not None:
             return
+        self.current_phase = name
         store.log_event("phase_started", phase=name)
+        self._notify_listeners(force=True)
         store.set_meta(key, phase.run(self))
         store.log_event("phase_done", phase=name)
+        self.current_phase = None
+        self._notify_listeners(force=True)
 
     def _reason(self) -> str:
         if self._stop is not None:
@@ -287,6 +292,7 @@ class Campaign:
         for fut in pending:
             node = store.record_outcome(fut.result())
             self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
+            self._notify_listeners()
         return [store.node(n.id) for n in wanted]
 
     def elapsed(self) -> float:
@@ -394,10 +400,10 @@ class Campaign:
                 self._finish(store, fut)
             self._notify_listeners()
 
-    def _notify_listeners(self) -> None:
+    def _notify_listeners(self, force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._last_notice < 0.25:
+            if not force and now - self._last_notice < 0.25:
                 return
             self._last_notice = now
             self.open_store().set_meta("elapsed_s", self.elapsed())

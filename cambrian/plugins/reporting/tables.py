@@ -22,9 +22,10 @@ def progress_table(campaign) -> Table:
     nodes = store.nodes(phase="search")
     obj = campaign.objective
     budget = campaign.config.budget
+    phase = getattr(campaign, "current_phase", None)
     t = Table(title=f"{campaign.config.name}: {len(nodes)}"
                     f"{'/' + str(budget.max_nodes) if budget.max_nodes else ''} nodes, "
-                    f"{campaign.elapsed():.0f}s")
+                    f"{campaign.elapsed():.0f}s" + (f"; phase {phase} running" if phase else ""))
     for col in ("agent", "scaffold", "done", "failed", "running", "best", "status"):
         t.add_column(col)
     for a in campaign.agents:
