@@ -36,9 +36,12 @@ def _is_script_campaign(store: Any) -> dict | None:
     return config if config.get("domain", {}).get("name") == "script" else None
 
 
+_OTHER_RUNS: set[str] = set()  # run dirs known not to be script campaigns: skip them cheaply
+
+
 @hookimpl
 def cambrian_node_evaluated(run_dir: str, node: Any) -> None:
-    if node.phase != "search":
+    if node.phase != "search" or run_dir in _OTHER_RUNS:
         return
     from cambrian import Store
     from cambrian.plugins.domains.script.domain import task_from_options
@@ -48,6 +51,7 @@ def cambrian_node_evaluated(run_dir: str, node: Any) -> None:
     try:
         config = _is_script_campaign(store)
         if config is None:
+            _OTHER_RUNS.add(run_dir)
             return
         objective = task_from_options(config["domain"].get("options", {})).objective_spec
         for d in decide(store.nodes(agent=node.agent, phase="search"), objective):
