@@ -56,6 +56,24 @@ def test_cpp_scan_fp32_matches_fp64_reference():
     torch.testing.assert_close(y.double(), y_ref.detach(), rtol=1e-4, atol=1e-4)
 
 
+@needs_ext
+def test_cpp_scan_fp32_gradients_match_fp64_reference():
+    # fp32 runs the vectorised polynomial exp (fp64 keeps std::exp): check its gradients too,
+    # including large decays (delta * A down to about -40) that underflow towards zero
+    inputs64 = scan_inputs(b=2, d=8, length=128, n=16)
+    with torch.no_grad():
+        inputs64[1].mul_(4.0)
+    y_ref = scan_sequential(*inputs64)
+    dy = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    g_ref = torch.autograd.grad(y_ref, inputs64, dy)
+    inputs32 = [z.detach().float().requires_grad_() for z in inputs64]
+    y = scan_cpp(*inputs32)
+    g = torch.autograd.grad(y, inputs32, dy.float())
+    torch.testing.assert_close(y.double(), y_ref.detach(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a.double(), b, rtol=1e-3, atol=1e-3)
+
+
 def test_chunked_scan_matches_reference():
     inputs = scan_inputs(length=45)  # not a multiple of the chunk
     y_ref, g_ref = values_and_grads(scan_sequential, inputs)
