@@ -110,3 +110,20 @@ def test_moe_aux_loss_is_finite():
     _, _, module = make("moe", {"n_experts": 4, "top_k": 1})
     module(torch.randn(2, 16, D, dtype=torch.float64))
     assert torch.isfinite(module.aux_loss) and module.aux_loss > 0
+
+
+def test_rmsnorm_matches_torch_values_and_gradients():
+    from cambrian.architectures.modules.common import RMSNorm
+
+    norm = RMSNorm(6).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 6, dtype=torch.float64))
+    x = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.rms_norm(x, (6,), norm.weight, norm.eps)
+    torch.testing.assert_close(norm(x), ref)
+    assert torch.autograd.gradcheck(lambda a: norm(a), (x,))
+    dy = torch.randn_like(ref)
+    g = torch.autograd.grad(norm(x), (x, norm.weight), dy)
+    g_ref = torch.autograd.grad(ref, (x, norm.weight), dy)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b)

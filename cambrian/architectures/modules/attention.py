@@ -21,9 +21,8 @@ class CausalSelfAttention(nn.Module):
                  rope: bool = True, window: int | None = None, rope_theta: float = 10000.0):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim, self.window = n_heads, n_kv_heads, head_dim, window
-        self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=False)
+        # q, k and v projections fused into one matmul: H query heads, then Hkv key, Hkv value
+        self.qkv_proj = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * head_dim, bias=False)
         self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=False)
         self.o_proj.is_residual_out = True
         self.rotary = Rotary(head_dim, rope_theta) if rope else None
@@ -40,20 +39,19 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim)
-        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim)
+        h, hkv = self.n_heads, self.n_kv_heads
+        qkv = self.qkv_proj(x).view(b, t, h + 2 * hkv, self.head_dim)
+        v = qkv[:, :, h + hkv:]  # (B, T, Hkv, hd)
+        qk = qkv[:, :, :h + hkv]
+        if self.rotary is not None:  # q and k rotated together, in the (B, T, heads, hd) layout
+            qk = self.rotary.apply(qk, seq_dim=1)
+        q, k = qk.split([h, hkv], dim=2)
         if (self.impl == "auto" and flash_attn_func is not None and x.is_cuda
                 and x.dtype in (torch.float16, torch.bfloat16)):
-            if self.rotary is not None:
-                q = self.rotary.apply(q.transpose(1, 2)).transpose(1, 2)
-                k = self.rotary.apply(k.transpose(1, 2)).transpose(1, 2)
             window = (-1, -1) if self.window is None else (self.window - 1, 0)
             y = flash_attn_func(q, k, v, causal=True, window_size=window)  # (B, T, H, hd)
             return self.o_proj(y.reshape(b, t, -1))
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, hd)
-        if self.rotary is not None:
-            q, k = self.rotary.apply(q), self.rotary.apply(k)
         if self.n_kv_heads != self.n_heads:
             rep = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)

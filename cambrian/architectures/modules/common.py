@@ -7,6 +7,27 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class _RMSNormFn(torch.autograd.Function):
+    """RMSNorm with a hand-written backward: F.rms_norm on CPU runs as a chain of
+    small ops (pow, mean, rsqrt, muls) each differentiated separately; this saves
+    x / rms and does about half the passes over the activations."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps: float):
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.size(-1)).add_(eps).rsqrt_()
+        xhat = x * r  # (..., d)
+        ctx.save_for_backward(xhat, weight, r)
+        return xhat * weight
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, weight, r = ctx.saved_tensors
+        gx = grad * weight
+        dw = (grad * xhat).flatten(0, -2).sum(0)
+        dx = (gx - xhat * (gx * xhat).mean(-1, keepdim=True)) * r
+        return dx, dw, None
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -14,7 +35,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+        if x.is_cuda or x.dtype not in (torch.float32, torch.float64):  # fused kernels / autocast
+            return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+        return _RMSNormFn.apply(x, self.weight, self.eps)
 
 
 def make_norm(kind: str, dim: int, eps: float) -> nn.Module:
@@ -25,7 +48,9 @@ class Rotary:
     """cos/sin tables for RoPE, computed on demand and cached per (T, device, dtype).
 
     Not a buffer on purpose: nothing to save, and nothing for meta-device loading
-    (transformers' from_pretrained) to leave uninitialized.
+    (transformers' from_pretrained) to leave uninitialized. The tables are stored
+    full width, with the sign of rotate-half folded into ``sin``, so applying RoPE
+    costs two multiplies, one add and one cat of halves.
     """
 
     def __init__(self, head_dim: int, theta: float):
@@ -33,19 +58,27 @@ class Rotary:
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def tables(self, t: int, device: torch.device, dtype: torch.dtype):
+        """(cos, signed sin), each (T, hd): [cos, cos] and [-sin, sin]."""
         key = (t, device, dtype)
         if key not in self._cache:
             inv = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, device=device,
                                                      dtype=torch.float32) / self.head_dim))
             freqs = torch.outer(torch.arange(t, device=device, dtype=torch.float32), inv)
-            self._cache = {key: (freqs.cos().to(dtype), freqs.sin().to(dtype))}
+            cos, sin = freqs.cos(), freqs.sin()
+            self._cache = {key: (torch.cat([cos, cos], -1).to(dtype),
+                                 torch.cat([-sin, sin], -1).to(dtype))}
         return self._cache[key]
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, H, T, hd); rotate the two halves of each head (GPT-NeoX / Llama layout)
-        cos, sin = self.tables(x.size(-2), x.device, x.dtype)
+    def apply(self, x: torch.Tensor, seq_dim: int = -2) -> torch.Tensor:
+        """Rotate the two halves of each head (GPT-NeoX / Llama layout).
+
+        x: (B, H, T, hd) with ``seq_dim=-2``, or (B, T, H, hd) with ``seq_dim=1``.
+        """
+        cos, sin = self.tables(x.size(seq_dim), x.device, x.dtype)  # (T, hd)
+        if seq_dim in (1, -3):
+            cos, sin = cos[:, None], sin[:, None]  # (T, 1, hd)
         x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        return torch.addcmul(x * cos, torch.cat([x2, x1], dim=-1), sin)
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
