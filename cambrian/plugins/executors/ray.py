@@ -112,6 +112,9 @@ class RayExecutor(Executor):
             return
         try:
             outcome = EvalOutcome.model_validate_json(ray_future.result())
+            if cancelled and outcome.status == NodeStatus.FAILED:  # the cancel killed its sandbox
+                outcome = outcome.model_copy(update={"status": NodeStatus.CANCELLED,
+                                                     "error": "stopped: budget exhausted"})
         except BaseException as exc:  # noqa: BLE001 - the future never raises: failures are outcomes
             if cancelled:
                 outcome = EvalOutcome(node_id=node_id, status=NodeStatus.CANCELLED,
