@@ -6,7 +6,7 @@ steps alternate between the two so machine load hits both alike. Also reports th
 achieved FLOP/s (count()'s 3 x forward FLOPs per token) against a measured
 torch.mm peak in fp32 and bf16.
 
-    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2]
+    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2] [--device cuda]
 """
 
 from __future__ import annotations
@@ -56,19 +56,26 @@ class NanoGPT(nn.Module):
                 nn.init.normal_(p, std=0.02)
 
     def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: wait before reading the clock
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3, device=torch.device("cpu")) -> float:
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.mm(a, b)
     times = []
     for _ in range(reps):
+        sync(device)
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / min(times)
 
@@ -79,22 +86,28 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 training on either)")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     spec = reference_spec("llama", d_model=128, n_layers=4, vocab_size=256, max_seq_len=args.seq)
     models = {"cambrian": build_model(spec, seed=0),
               "nanogpt": NanoGPT(256, 128, 4, spec.layers[0].options["n_heads"], args.seq)}
+    for m in models.values():
+        m.to(device)
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, 256, (args.batch, args.seq + 1), generator=gen) for _ in range(4)]
+    batches = [torch.randint(0, 256, (args.batch, args.seq + 1), generator=gen).to(device) for _ in range(4)]
 
     def step(name: str, i: int) -> float:
         x = batches[i % len(batches)]
+        sync(device)
         t0 = time.perf_counter()
         loss = F.cross_entropy(models[name](x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
         opts[name].zero_grad(set_to_none=True)
         loss.backward()
         opts[name].step()
+        sync(device)
         return time.perf_counter() - t0
 
     for i in range(3):
@@ -109,13 +122,15 @@ def main() -> None:
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     c = count(spec, seq_len=args.seq)
     achieved = c.training_flops_per_token * tps["cambrian"]
-    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    n = 8192 if device.type == "cuda" else 1024  # a GPU needs a large product to reach its peak
+    fp32, bf16 = (matmul_peak(dt, n, device=device) for dt in (torch.float32, torch.bfloat16))
     print(f"train_throughput: cambrian llama {params['cambrian'] / 1e6:.2f}M {tps['cambrian']:,.0f} tok/s, "
           f"nanogpt {params['nanogpt'] / 1e6:.2f}M {tps['nanogpt']:,.0f} tok/s, "
           f"ratio {tps['cambrian'] / tps['nanogpt']:.2f}x; achieved {achieved / 1e9:.1f} GFLOP/s = "
           f"{100 * achieved / fp32:.0f}% of fp32 peak {fp32 / 1e9:.0f}, "
           f"{100 * achieved / bf16:.0f}% of bf16 peak {bf16 / 1e9:.0f} GFLOP/s "
-          f"(threads {args.threads}, batch {args.batch}, seq {args.seq})")
+          f"(threads {args.threads}, batch {args.batch}, seq {args.seq}"
+          f"{', device ' + args.device if device.type != 'cpu' else ''})")
 
 
 if __name__ == "__main__":
