@@ -6,7 +6,11 @@ vocabulary, batch 16 x seq 256, as in MEASUREMENTS.md; the ratio column is again
 softmax attention measured in the same run. The transformers comparison uses
 batch 2 (its fallback needs seconds per step) for both sides.
 
-    .venv/bin/python bench/mixers.py [--steps 6] [--threads 2]
+    .venv/bin/python bench/mixers.py [--steps 6] [--threads 2] [--device cuda]
+
+On CUDA everything runs in fp32 on the GPU; the `scan=chunked` row repeats the
+default there (the C++ scan is CPU-only), and transformers' Mamba runs its torch
+path unless mamba-ssm is installed.
 """
 
 from __future__ import annotations
@@ -26,16 +30,22 @@ MIXERS = [
 ]
 
 
-def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out: out) -> float:
+def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out: out,
+                      device: torch.device = torch.device("cpu")) -> float:
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randint(0, 256, (batch, seq + 1), generator=torch.Generator().manual_seed(0))
+    x = torch.randint(0, 256, (batch, seq + 1), generator=torch.Generator().manual_seed(0)).to(device)
     times = []
     for i in range(steps + 2):
+        if device.type == "cuda":  # kernels run asynchronously: time whole steps
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         loss = F.cross_entropy(logits(model(x[:, :-1])).flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if i >= 2:  # two warm-up steps
             times.append(time.perf_counter() - t0)
     return batch * seq / statistics.median(times)
@@ -57,16 +67,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     rows = []
     for name, options in MIXERS + [("mamba", {"scan": "chunked"})]:
         opts = {k: v for k, v in options.items() if k != "scan"}
         label = name + "".join(f" {k}={v}" for k, v in options.items())
         rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan")),
-                                              16, 256, args.steps)))
+                                              16, 256, args.steps, device=device)))
     base = rows[0][1]
-    print(f"{'mixer (4 layers, d 128, 16 x 256)':42s} {'tok/s':>9s} {'vs attention':>12s}")
+    where = f", {args.device}" if device.type != "cpu" else ""
+    print(f"{'mixer (4 layers, d 128, 16 x 256' + where + ')':42s} {'tok/s':>9s} {'vs attention':>12s}")
     for label, tps in rows:
         print(f"{label:42s} {tps:9,.0f} {tps / base:11.2f}x")
     mamba = dict(rows)["mamba"]
@@ -78,8 +91,8 @@ def main() -> None:
                           num_hidden_layers=4, use_mambapy=False)
         torch.manual_seed(0)
         hf = MambaForCausalLM(cfg)
-        hf_tps = tokens_per_second(hf, 2, 256, 2, logits=lambda out: out.logits)
-        ours = tokens_per_second(mixer_model("mamba", {}), 2, 256, 4)
+        hf_tps = tokens_per_second(hf, 2, 256, 2, logits=lambda out: out.logits, device=device)
+        ours = tokens_per_second(mixer_model("mamba", {}), 2, 256, 4, device=device)
         print(f"{'transformers MambaForCausalLM (batch 2)':42s} {hf_tps:9,.0f}")
         print(f"{'cambrian mamba (batch 2)':42s} {ours:9,.0f}")
         line += f"; vs transformers' Mamba fallback at batch 2: {ours:,.0f} vs {hf_tps:,.0f} tok/s = {ours / hf_tps:.0f}x"
