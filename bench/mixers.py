@@ -31,7 +31,8 @@ MIXERS = [
 
 
 def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out: out,
-                      device: torch.device = torch.device("cpu")) -> float:
+                      device: torch.device | None = None) -> float:
+    device = device or torch.device("cpu")
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(0, 256, (batch, seq + 1), generator=torch.Generator().manual_seed(0)).to(device)

@@ -67,7 +67,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3, device=torch.device("cpu")) -> float:
+def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3, device: str = "cpu") -> float:
+    device = torch.device(device)
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.mm(a, b)
     times = []

@@ -176,7 +176,7 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
         state = torch.load(ckpt, map_location=device, weights_only=False)
         (acc.unwrap_model(model) if acc else model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location put it on the device; CPU RNG state
         step, tokens, elapsed, history = state["step"], state["tokens"], state["elapsed"], state["history"]
         ema, best_ema = state["ema"], state["best_ema"]
 
