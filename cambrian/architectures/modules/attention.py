@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures.modules import fused
 from cambrian.architectures.modules.common import Rotary
 
 try:  # the fused kernel, used on CUDA in half precision when installed
@@ -41,17 +42,23 @@ class CausalSelfAttention(nn.Module):
         b, t, _ = x.shape
         h, hkv = self.n_heads, self.n_kv_heads
         qkv = self.qkv_proj(x).view(b, t, h + 2 * hkv, self.head_dim)
-        v = qkv[:, :, h + hkv:]  # (B, T, Hkv, hd)
-        qk = qkv[:, :, :h + hkv]
-        if self.rotary is not None:  # q and k rotated together, in the (B, T, heads, hd) layout
-            qk = self.rotary.apply(qk, seq_dim=1)
-        q, k = qk.split([h, hkv], dim=2)
-        if (self.impl == "auto" and flash_attn_func is not None and x.is_cuda
-                and x.dtype in (torch.float16, torch.bfloat16)):
-            window = (-1, -1) if self.window is None else (self.window - 1, 0)
-            y = flash_attn_func(q, k, v, causal=True, window_size=window)  # (B, T, H, hd)
-            return self.o_proj(y.reshape(b, t, -1))
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, hd)
+        if self.rotary is not None and fused.usable(qkv):
+            # CPU: one C++ pass rotates q and k and lays out the heads (its backward
+            # writes d(qkv) directly, with no slice / split / cat gradients)
+            cos, sin = self.rotary.half_tables(t, x.device, x.dtype)
+            q, k, v = fused.rope_qkv(qkv, cos, sin, h, hkv)  # (B, H, T, hd), (B, Hkv, T, hd) x 2
+        else:
+            v = qkv[:, :, h + hkv:]  # (B, T, Hkv, hd)
+            qk = qkv[:, :, :h + hkv]
+            if self.rotary is not None:  # q and k rotated together, in the (B, T, heads, hd) layout
+                qk = self.rotary.apply(qk, seq_dim=1)
+            q, k = qk.split([h, hkv], dim=2)
+            if (self.impl == "auto" and flash_attn_func is not None and x.is_cuda
+                    and x.dtype in (torch.float16, torch.bfloat16)):
+                window = (-1, -1) if self.window is None else (self.window - 1, 0)
+                y = flash_attn_func(q, k, v, causal=True, window_size=window)  # (B, T, H, hd)
+                return self.o_proj(y.reshape(b, t, -1))
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, hd)
         if self.n_kv_heads != self.n_heads:
             rep = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures.modules import fused
+
 
 class _RMSNormFn(torch.autograd.Function):
     """RMSNorm with a hand-written backward: F.rms_norm on CPU runs as a chain of
@@ -35,6 +37,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused.usable(x, self.weight):  # CPU: the C++ kernel, one pass each way
+            return fused.rms_norm(x, self.weight, self.eps)
         if x.is_cuda or x.dtype not in (torch.float32, torch.float64):  # fused kernels / autocast
             return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
         return _RMSNormFn.apply(x, self.weight, self.eps)
@@ -50,7 +54,8 @@ class Rotary:
     Not a buffer on purpose: nothing to save, and nothing for meta-device loading
     (transformers' from_pretrained) to leave uninitialized. The tables are stored
     full width, with the sign of rotate-half folded into ``sin``, so applying RoPE
-    costs two multiplies, one add and one cat of halves.
+    costs two multiplies, one add and one cat of halves; the fused CPU kernel takes
+    the half-width ``cos`` and ``sin`` (``half_tables``).
     """
 
     def __init__(self, head_dim: int, theta: float):
@@ -59,6 +64,13 @@ class Rotary:
 
     def tables(self, t: int, device: torch.device, dtype: torch.dtype):
         """(cos, signed sin), each (T, hd): [cos, cos] and [-sin, sin]."""
+        return self._tables(t, device, dtype)[:2]
+
+    def half_tables(self, t: int, device: torch.device, dtype: torch.dtype):
+        """(cos, sin), each (T, hd / 2), contiguous."""
+        return self._tables(t, device, dtype)[2:]
+
+    def _tables(self, t: int, device: torch.device, dtype: torch.dtype):
         key = (t, device, dtype)
         if key not in self._cache:
             inv = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, device=device,
@@ -66,7 +78,8 @@ class Rotary:
             freqs = torch.outer(torch.arange(t, device=device, dtype=torch.float32), inv)
             cos, sin = freqs.cos(), freqs.sin()
             self._cache = {key: (torch.cat([cos, cos], -1).to(dtype),
-                                 torch.cat([-sin, sin], -1).to(dtype))}
+                                 torch.cat([-sin, sin], -1).to(dtype),
+                                 cos.to(dtype).contiguous(), sin.to(dtype).contiguous())}
         return self._cache[key]
 
     def apply(self, x: torch.Tensor, seq_dim: int = -2) -> torch.Tensor:

@@ -14,13 +14,9 @@ Set ``CAMBRIAN_NO_CPP_EXT=1`` to force the pure-torch path.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-import warnings
-from pathlib import Path
-
 import torch
+
+from cambrian.architectures.modules.cpp_ext import CppExtension
 
 try:
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_scan  # type: ignore
@@ -206,81 +202,13 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
 }
 """
 
-# -march=native: the build is cached per machine (under the user's cache dir), and
-# AVX-512/AVX2 lets the state loop run as one or two vector ops; -fopenmp-simd
-# honours the `omp simd` reductions without -ffast-math.
-CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
-
-_lock = threading.Lock()
-_ext = None
-_ext_failed = False
-
-
-def ext_dir() -> Path:
-    base = os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cambrian", "ext")
-    path = Path(base) / f"torch{torch.__version__.split('+')[0]}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _module_name() -> str:
-    import hashlib
-
-    key = CPP_SOURCE + " ".join(CFLAGS)
-    return "cambrian_selective_scan_" + hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-def _import_built(path: Path, name: str):
-    """Import an already compiled extension directly: no ninja run, no build lock."""
-    import importlib.machinery
-    import importlib.util
-
-    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+_EXT = CppExtension("cambrian_selective_scan", CPP_SOURCE, ["scan_fwd", "scan_bwd"],
+                    what="selective scan", fallback="the slower pure-torch scan")
 
 
 def load_extension():
-    """The compiled scan module, or None (with one warning) when it can't be built.
-
-    A built ``.so`` (named by the source's hash) is imported directly; otherwise it is
-    compiled under torch's build lock, and a lock left behind by a killed build
-    (older than 15 minutes) is removed first.
-    """
-    global _ext, _ext_failed
-    if _ext is not None or _ext_failed:
-        return _ext
-    if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
-        _ext_failed = True
-        return None
-    with _lock:
-        if _ext is None and not _ext_failed:
-            name = _module_name()
-            try:
-                build_dir = ext_dir() / name
-                build_dir.mkdir(parents=True, exist_ok=True)
-                built = build_dir / f"{name}.so"
-                if built.exists():
-                    _ext = _import_built(built, name)
-                    return _ext
-                lock = build_dir / "lock"
-                if lock.exists() and time.time() - lock.stat().st_mtime > 900:
-                    lock.unlink(missing_ok=True)
-                from torch.utils.cpp_extension import load_inline
-
-                _ext = load_inline(
-                    name=name, cpp_sources=[CPP_SOURCE], functions=["scan_fwd", "scan_bwd"],
-                    extra_cflags=CFLAGS, build_directory=str(build_dir), verbose=False)
-            except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
-                _ext_failed = True
-                warnings.warn(f"cambrian: the C++ selective scan failed to compile, using the "
-                              f"slower pure-torch scan ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})",
-                              RuntimeWarning, stacklevel=2)
-    return _ext
+    """The compiled scan module, or None (with one warning) when it can't be built."""
+    return _EXT.load()
 
 
 class _CppScan(torch.autograd.Function):

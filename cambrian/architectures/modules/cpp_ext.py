@@ -1,0 +1,96 @@
+"""Inline C++ extensions: compiled once with the system compiler, cached per machine.
+
+``CppExtension(prefix, source, functions).load()`` returns the compiled module (built
+through ``torch.utils.cpp_extension.load_inline``) or None, with one RuntimeWarning,
+when it can't be built. The build lives under ``$CAMBRIAN_EXT_DIR`` or
+``~/.cache/cambrian/ext/torch<version>/<prefix>_<hash>/``, the hash covering the
+source and flags; a built ``.so`` is imported directly (no ninja run, no build
+lock), and a lock left by a killed build (older than 15 minutes) is removed first.
+``CAMBRIAN_NO_CPP_EXT=1`` makes every ``load()`` return None (pure-torch paths).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# -march=native: the cache is per machine, so AVX2 / AVX-512 may be used;
+# -fopenmp-simd honours `omp simd` reductions without -ffast-math.
+CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
+
+
+def ext_dir() -> Path:
+    base = os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cambrian", "ext")
+    path = Path(base) / f"torch{torch.__version__.split('+')[0]}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _import_built(path: Path, name: str) -> Any:
+    """Import an already compiled extension directly: no ninja run, no build lock."""
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+class CppExtension:
+    """One inline C++ module. ``what`` and ``fallback`` word the warning on failure."""
+
+    def __init__(self, prefix: str, source: str, functions: list[str], *, what: str,
+                 fallback: str, cflags: list[str] | None = None,
+                 ldflags: list[str] | None = None):
+        self.prefix, self.source, self.functions = prefix, source, functions
+        self.what, self.fallback = what, fallback
+        self.cflags, self.ldflags = cflags or CFLAGS, ldflags or []
+        self._lock = threading.Lock()
+        self._module: Any = None
+        self._failed = False
+
+    def name(self) -> str:
+        key = self.source + " ".join(self.cflags) + ("|" + " ".join(self.ldflags) if self.ldflags else "")
+        return f"{self.prefix}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+    def load(self) -> Any:
+        if self._module is not None or self._failed:
+            return self._module
+        if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
+            self._failed = True
+            return None
+        with self._lock:
+            if self._module is None and not self._failed:
+                name = self.name()
+                try:
+                    build_dir = ext_dir() / name
+                    build_dir.mkdir(parents=True, exist_ok=True)
+                    built = build_dir / f"{name}.so"
+                    if built.exists():
+                        self._module = _import_built(built, name)
+                        return self._module
+                    lock = build_dir / "lock"
+                    if lock.exists() and time.time() - lock.stat().st_mtime > 900:
+                        lock.unlink(missing_ok=True)
+                    from torch.utils.cpp_extension import load_inline
+
+                    self._module = load_inline(
+                        name=name, cpp_sources=[self.source], functions=self.functions,
+                        extra_cflags=self.cflags, extra_ldflags=self.ldflags,
+                        build_directory=str(build_dir), verbose=False)
+                except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
+                    self._failed = True
+                    last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+                    warnings.warn(f"cambrian: the C++ {self.what} failed to compile, using "
+                                  f"{self.fallback} ({type(exc).__name__}: {last})",
+                                  RuntimeWarning, stacklevel=3)
+        return self._module
