@@ -43,3 +43,6 @@ def toy_config(**over):
     }
     cfg.update(over)
     return cfg
+
+
+from tests.sandbox_dirs import open_tmp_path, open_tmp_root  # noqa: E402,F401 - fixtures

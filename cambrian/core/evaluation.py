@@ -12,10 +12,14 @@ import math
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
 from cambrian.core.sandbox import SandboxProcess
+
+if TYPE_CHECKING:
+    from cambrian.core.forkserver import ForkServer, WarmProcess
 
 RESULT_FILE = "result.json"
 
@@ -24,19 +28,22 @@ def job_dir(job: EvalJob) -> Path:
     return Path(job.run_dir) / "evals" / job.node_id
 
 
-def start_job(job: EvalJob) -> SandboxProcess:
-    """Write the job file and start its sandboxed worker."""
+def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess | WarmProcess:
+    """Write the job file and start its sandboxed worker: a fresh process, or one forked by ``server``."""
     d = job_dir(job)
     d.mkdir(parents=True, exist_ok=True)
     result = d / RESULT_FILE
     result.unlink(missing_ok=True)
     (d / "job.json").write_text(job.model_dump_json())
     limits = SandboxLimits(**job.limits)
+    if server is not None:
+        return server.spawn("cambrian.core.evaluation:main", [str(d / "job.json"), str(result)],
+                            d / "work", limits)
     cmd = [sys.executable, "-m", "cambrian.core.evaluation", str(d / "job.json"), str(result)]
     return SandboxProcess(cmd, d / "work", limits)
 
 
-def finish_job(job: EvalJob, proc: SandboxProcess) -> EvalOutcome:
+def finish_job(job: EvalJob, proc: SandboxProcess | WarmProcess) -> EvalOutcome:
     """Wait for the worker and turn its result file (or its absence) into an outcome."""
     res = proc.wait()
     cost = Cost(wall_s=res.wall_s, cpu_s=res.cpu_s)

@@ -203,21 +203,33 @@ def _libc():
 PR_SET_PDEATHSIG = 1
 
 
-def _limit(limits: SandboxLimits, drop_uid: int | None):  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent (thread) exits, even by SIGKILL."""
     libc = _libc() if sys.platform.startswith("linux") else None
+    if libc is not None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
+
+def set_rlimits(limits: SandboxLimits, count_procs: bool, base_mb: int = 0) -> None:
+    """Memory (address space, ``base_mb`` already mapped plus ``memory_mb``), file size, no core
+    files, CPU time and, if ``count_procs``, processes."""
+    mb = 1024 * 1024
+    address_space = (base_mb + limits.memory_mb) * mb
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.cpu_s is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+    if count_procs:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_procs, limits.max_procs))
+
+
+def _limit(limits: SandboxLimits, drop_uid: int | None):  # runs in the child between fork and exec
     def apply() -> None:
         os.setsid()
-        if libc is not None:  # die with the campaign process, even if it is SIGKILLed
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if limits.cpu_s is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-        if os.getuid() != 0 or drop_uid is not None:  # root ignores RLIMIT_NPROC: counted after the drop
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_procs, limits.max_procs))
+        die_with_parent()  # with the campaign process, even if it is SIGKILLed
+        # root ignores RLIMIT_NPROC: counted after the uid drop
+        set_rlimits(limits, count_procs=os.getuid() != 0 or drop_uid is not None)
 
     return apply
 
@@ -301,17 +313,8 @@ class SandboxProcess:
         )
 
     def warnings(self) -> list[str]:
-        out = []
-        if not self.network_isolated and not self.limits.network:
-            out.append("no network namespace: the code could reach the network")
-        if not self.pids_isolated:
-            out.append("no PID namespace: a process that leaves the session may outlive the run")
-        if self.uid is not None and not self.tmp_locked:
-            out.append("no mount namespace: /tmp, /var/tmp and /dev/shm stay writable to it")
-        if self.unprivileged and self.uid is None:
-            out.append("ran as the campaign's own user (no root to drop from): its writes and "
-                       "process count are not contained")
-        return out
+        return missing_protections(self.limits, self.network_isolated, self.pids_isolated,
+                                   self.uid, self.tmp_locked, self.unprivileged)
 
     def _kill_leftovers(self) -> None:
         # Children left in the group (daemonised forks) die with their parent.
@@ -338,6 +341,23 @@ class SandboxProcess:
                 except (ProcessLookupError, PermissionError):
                     pass
             time.sleep(0.02)
+
+
+def missing_protections(limits: SandboxLimits, network_isolated: bool, pids_isolated: bool,
+                        uid: int | None = None, tmp_locked: bool = False,
+                        unprivileged: bool = False) -> list[str]:
+    """The protections a run lacked, in words (recorded with its node)."""
+    out = []
+    if not network_isolated and not limits.network:
+        out.append("no network namespace: the code could reach the network")
+    if not pids_isolated:
+        out.append("no PID namespace: a process that leaves the session may outlive the run")
+    if uid is not None and not tmp_locked:
+        out.append("no mount namespace: /tmp, /var/tmp and /dev/shm stay writable to it")
+    if unprivileged and uid is None:
+        out.append("ran as the campaign's own user (no root to drop from): its writes and "
+                   "process count are not contained")
+    return out
 
 
 def _chown_tree(root: Path, uid: int) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 
 from cambrian import Campaign, NodeStatus, Store
-from tests.sandbox_dirs import traversable_dir
+from tests.sandbox_dirs import open_dir
 from tests.attention.conftest import CASSETTES, TINY
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    run_dir = traversable_dir(tmp_path_factory.mktemp("attention")) / "run"
+def run(open_tmp_root):
+    run_dir = open_dir(open_tmp_root, "attention") / "run"
     cfg = {"name": "attention-replay", "seed": 0,
            "domain": {"name": "attention", "options": TINY},
            "executor": {"name": "local", "options": {"workers": 2}},  # the final phase runs 2 at once

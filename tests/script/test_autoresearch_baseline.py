@@ -9,11 +9,10 @@ from cambrian import Candidate, EvalJob, NodeStatus
 from cambrian.core.evaluation import evaluate_here
 from cambrian.plugins.domains.script.domain import task_from_options
 from cambrian.scaling.data import default_cache_dir
-from tests.sandbox_dirs import traversable_dir
 
 
-def test_baseline_val_bpb_is_reproducible_within_the_recorded_seed_spread(tmp_path):
-    tmp_path = traversable_dir(tmp_path)
+def test_baseline_val_bpb_is_reproducible_within_the_recorded_seed_spread(open_tmp_path):
+    tmp_path = open_tmp_path
     # the task as shipped (full built-in corpus, 8 CPU-second budget, 2 seeds); only the
     # corpus cache is shared with other runs so the shards are built once per machine
     options = {"task": "autoresearch-cpu", "overrides": {"data": {"cache_dir": str(default_cache_dir())}}}

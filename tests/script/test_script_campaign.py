@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 
 from cambrian import Campaign, NodeStatus, Store
-from tests.sandbox_dirs import traversable_dir
+from tests.sandbox_dirs import open_dir
 from tests.script.conftest import CASSETTES, SMALL
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    run_dir = traversable_dir(tmp_path_factory.mktemp("script")) / "run"
+def run(open_tmp_root):
+    run_dir = open_dir(open_tmp_root, "script") / "run"
     cfg = {"name": "script-replay", "seed": 0,
            "domain": {"name": "script", "options": {"task": "autoresearch-cpu", "overrides": SMALL}},
            "executor": {"name": "local", "options": {"workers": 1}},

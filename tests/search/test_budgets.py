@@ -79,23 +79,25 @@ def test_agent_compute_budget(pm, tmp_path):
 
 
 def _alive(run_dir: Path) -> list[int]:
-    """Evaluation worker processes still running for ``run_dir``."""
+    """Evaluation worker processes still running for ``run_dir`` (their cwd is inside it)."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if "cambrian.core.evaluation" in cmd and str(run_dir) in cmd:
+        if cwd.startswith(str(run_dir) + "/"):
             out.append(int(pid))
     return out
 
 
-def test_wall_clock_budget_stops_a_running_sandboxed_evaluation(tmp_path):
-    # Real sandboxed processes (isolation: process), each evaluation sleeping 120 s.
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "forked"])
+def test_wall_clock_budget_stops_a_running_sandboxed_evaluation(tmp_path, warm):
+    # Real sandboxed processes (isolation: process), each evaluation sleeping 120 s: fresh ones,
+    # or forked by the warm server (preloading nothing, so it is up well before the budget ends).
     cfg = config(domain={"name": "toy", "options": {"dim": 2, "sleep_s": 120}},
-                 executor={"name": "local", "options": {"workers": 2}},
-                 budget={"wall_s": 3.0})
+                 executor={"name": "local", "options": {"workers": 2, "warm": warm, "preload": []}},
+                 budget={"wall_s": 5.0})
     result = Campaign.from_config(cfg, tmp_path / "run").run()
     assert result.reason == "wall_s"
     nodes = Store(tmp_path / "run", create=False).nodes()
