@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from cambrian.architectures.modules.cpp_ext import CppExtension
+from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension
 
 try:
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_scan  # type: ignore
@@ -202,8 +202,12 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
 }
 """
 
+# -fno-trapping-math: gcc 12 vectorises vexp's clamp and floor only with it (values are
+# unchanged); -fopenmp: at::parallel_for is inline and runs its rows in parallel only
+# when compiled with OpenMP (sharing torch's libgomp).
 _EXT = CppExtension("cambrian_selective_scan", CPP_SOURCE, ["scan_fwd", "scan_bwd"],
-                    what="selective scan", fallback="the slower pure-torch scan")
+                    what="selective scan", fallback="the slower pure-torch scan",
+                    cflags=CFLAGS + ["-fno-trapping-math", "-fopenmp"], ldflags=["-fopenmp"])
 
 
 def load_extension():
