@@ -4,7 +4,8 @@ Runs a compose search campaign (phases off) with the default proxy settings, the
 CPU time, which unlike wall time does not depend on what else runs on the machine:
 
 - total: the campaign process's own CPU (coordination: scaffolds, operators, store, executor
-  threads) plus every evaluation process's CPU (the sandbox measures it per node);
+  threads) plus every process it started (evaluations, as the sandbox measures them per node,
+  and the rest of what ``RUSAGE_CHILDREN`` shows: the fork server's imports, failed nodes);
 - training: the CPU time of each evaluation's training loop (metric ``train_cpu_s``);
 - scoring: bpb and MQAR (``score_cpu_s``);
 - the rest is overhead: coordination, process start and imports, data loading, model
@@ -15,7 +16,7 @@ the reference CPU cost per candidate. The result line gives the campaign's CPU p
 as a ratio of that reference. Wall-clock shares are printed too (they are only meaningful on
 an otherwise idle machine).
 
-    .venv/bin/python bench/campaign_throughput.py [--nodes 8] [--workers 2] [--train-tokens N]
+    .venv/bin/python bench/campaign_throughput.py [--nodes 8] [--workers 2] [--train-tokens N] [--fresh]
     .venv/bin/python bench/campaign_throughput.py --run runs/demo    # account a finished run
 """
 
@@ -31,11 +32,11 @@ from pathlib import Path
 from cambrian import Campaign, NodeStatus
 
 
-def config(nodes: int, workers: int, train_tokens: int | None) -> dict:
+def config(nodes: int, workers: int, train_tokens: int | None, warm: bool = True) -> dict:
     return {
         "name": "throughput", "seed": 0,
         "domain": {"name": "compose", "options": {"train_tokens": train_tokens} if train_tokens else {}},
-        "executor": {"name": "local", "options": {"workers": workers}},
+        "executor": {"name": "local", "options": {"workers": workers, "warm": warm}},
         "sandbox": {"threads": 1},
         "budget": {"max_nodes": nodes},
         "agents": [{"name": "greedy", "scaffold": {"name": "greedy", "options": {"n_drafts": 2}},
@@ -46,6 +47,12 @@ def config(nodes: int, workers: int, train_tokens: int | None) -> dict:
     }
 
 
+def _cpu() -> tuple[float, float]:
+    """(this process's CPU seconds, its reaped children's)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=8)
@@ -54,6 +61,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=None,
                     help="account the search nodes of this finished run instead of running a campaign "
                          "(the campaign process's own CPU is then not counted)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="a fresh Python process per evaluation instead of the warm fork server")
     ap.add_argument("--reference", type=int, default=2, help="candidates re-trained in-process as the reference")
     args = ap.parse_args()
 
@@ -62,20 +71,24 @@ def main() -> None:
             run_dir = args.run
             campaign = Campaign.resume(run_dir)
             wall, coord_cpu = float(campaign.open_store().get_meta("elapsed_s", 0.0)), 0.0
+            children_cpu = 0.0
         else:
             run_dir = Path(tmp) / "run"
-            campaign = Campaign.from_config(config(args.nodes, args.workers, args.train_tokens), run_dir)
-            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            campaign = Campaign.from_config(config(args.nodes, args.workers, args.train_tokens, not args.fresh), run_dir)
+            t0, c0 = time.perf_counter(), _cpu()
             campaign.run()
             wall = time.perf_counter() - t0
-            c1 = resource.getrusage(resource.RUSAGE_SELF)
-            coord_cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+            c1 = _cpu()
+            coord_cpu, children_cpu = c1[0] - c0[0], c1[1] - c0[1]
         nodes = [n for n in campaign.open_store().nodes(phase="search") if n.status == NodeStatus.DONE]
         m = lambda n, k: n.metrics[k].value if k in n.metrics else 0.0
         train_cpu = sum(m(n, "train_cpu_s") for n in nodes)
         score_cpu = sum(m(n, "score_cpu_s") for n in nodes)
         eval_cpu = sum(n.cost.cpu_s for n in nodes)
-        total_cpu = coord_cpu + eval_cpu
+        # Every process the campaign started and reaped (evaluations, failed ones too, and the
+        # fork server's own imports) is in RUSAGE_CHILDREN; nothing it spent is left out.
+        other_cpu = max(0.0, children_cpu - eval_cpu)
+        total_cpu = coord_cpu + eval_cpu + other_cpu
         train_wall = sum(m(n, "train_s") for n in nodes)
         slots = wall * args.workers
 
@@ -102,7 +115,8 @@ def main() -> None:
         "cpu_share_outside_training_and_scoring": round(1 - (train_cpu + score_cpu) / total_cpu, 3),
         "cpu_s": {"total": round(total_cpu, 1), "training": round(train_cpu, 1), "scoring": round(score_cpu, 1),
                   "evaluation_processes_other": round(eval_cpu - train_cpu - score_cpu, 1),
-                  "campaign_process": round(coord_cpu, 1)},
+                  "campaign_process": round(coord_cpu, 1),
+                  "other_processes": round(other_cpu, 1)},
         "wall_share_outside_training": round(1 - train_wall / slots, 3),
         "reference_in_process_cpu_s_per_candidate": round(ref_per, 1),
         "campaign_cpu_s_per_candidate": round(per_cand, 1),

@@ -20,6 +20,9 @@ its children are not killable process groups. Only trusted harness code runs thi
 evaluation worker); candidate code that an evaluator runs is still exec'd fresh through
 SandboxProcess, with a throw-away uid.
 
+``preload`` entries are modules to import, or ``module:function`` to import and call (to load
+compiled kernels, say), once, in the server.
+
 Protocol, JSON lines: the client writes ``{"id", "entry": "module:function", "argv", "workdir",
 "env", "limits"}``; the server answers ``{"id", "pid"}`` once forked and ``{"id", "status",
 "cpu_s", "max_rss_kb"}`` when the supervisor is reaped. End of input (the campaign process is
@@ -199,11 +202,14 @@ def serve(preload: list[str]) -> int:
     global _PROTO
     _PROTO = os.dup(1)
     os.dup2(2, 1)
-    for name in preload:
+    for entry in preload:  # "module" is imported; "module:function" is imported and called
         try:
-            importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - an optional module: workers import it themselves
-            print(f"forkserver: preload {name} skipped: {exc}", file=sys.stderr, flush=True)
+            module, _, func = entry.partition(":")
+            imported = importlib.import_module(module)
+            if func:
+                getattr(imported, func)()
+        except Exception as exc:  # noqa: BLE001 - optional: workers import (or build) it themselves
+            print(f"forkserver: preload {entry} skipped: {exc}", file=sys.stderr, flush=True)
     from cambrian.core.plugins import get_plugin_manager
 
     get_plugin_manager()
@@ -285,7 +291,11 @@ class ForkServer:
                  start_timeout_s: float = 600.0) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="cambrian-forkserver-"))
         # Single-threaded imports: OpenBLAS would otherwise start a thread pool before the forks.
-        env = scrubbed_env(self._dir, 1, {"OPENBLAS_NUM_THREADS": "1"})
+        # Compiled kernels come from the machine's cache (workers' own HOME is their work dir).
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        env = scrubbed_env(self._dir, 1, {
+            "OPENBLAS_NUM_THREADS": "1",
+            "CAMBRIAN_EXT_DIR": os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(cache, "cambrian", "ext")})
         self._log = self._dir / "server.log"
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(
