@@ -305,6 +305,7 @@ class ForkServer:
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count()
         self._ready = threading.Event()
+        self._gone = False  # its output ended: dead, or about to be
         self.network_isolated = self.pids_isolated = False
         threading.Thread(target=self._read, daemon=True, name="cambrian-forkserver").start()
         if not self._ready.wait(start_timeout_s) or not self.alive:
@@ -317,7 +318,7 @@ class ForkServer:
 
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        return not self._gone and self._proc.poll() is None
 
     def _read(self) -> None:
         for line in self._proc.stdout:
@@ -339,6 +340,7 @@ class ForkServer:
                     self._requests.pop(msg["id"], None)
                 req.done.set()
         # End of output: the server died. Whatever it still ran is lost; say why.
+        self._gone = True
         self._ready.set()
         reason = f"fork server exited: {_tail(self._log, 300).strip() or 'no message'}"
         with self._lock:
