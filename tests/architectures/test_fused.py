@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,3 +98,34 @@ def test_not_used_for_other_dtypes():
     assert not fused.usable(x)
     assert not fused.usable(torch.randn(2, 8), torch.randn(8, dtype=torch.float64))
     assert fused.usable(torch.randn(2, 8), torch.randn(8))
+
+
+def test_failed_build_falls_back_to_pure_torch_with_a_warning(tmp_path):
+    code = (
+        "import warnings, torch\n"
+        "from cambrian.architectures import reference_spec, build_model\n"
+        "from cambrian.architectures.modules import fused\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    m = build_model(reference_spec('llama', d_model=32, n_layers=1))\n"
+        "    m(torch.randint(0, 256, (1, 20))).sum().backward()\n"
+        "assert not fused.available()\n"
+        "assert any('fused RMSNorm' in str(x.message) for x in w), [str(x.message) for x in w]\n"
+        "print('fallback ok')\n")
+    env = {**os.environ, "CAMBRIAN_EXT_DIR": str(tmp_path), "CXX": "/bin/false"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fallback ok" in out.stdout
+
+
+def test_builds_into_an_empty_cache_in_seconds(tmp_path):
+    # sandboxed workers build into their own cache: no torch headers, so this is quick
+    code = ("from cambrian.architectures.modules import fused\n"
+            "assert fused.available()\n"
+            "print(fused._LIB.name())\n")
+    env = {**os.environ, "CAMBRIAN_EXT_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list(tmp_path.rglob(out.stdout.strip() + ".so"))

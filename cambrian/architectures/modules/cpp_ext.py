@@ -1,4 +1,4 @@
-"""Inline C++ extensions: compiled once with the system compiler, cached per machine.
+"""Inline C++: torch extensions and plain shared libraries, compiled once, cached per machine.
 
 ``CppExtension(prefix, source, functions).load()`` returns the compiled module (built
 through ``torch.utils.cpp_extension.load_inline``) or None, with one RuntimeWarning,
@@ -6,15 +6,23 @@ when it can't be built. The build lives under ``$CAMBRIAN_EXT_DIR`` or
 ``~/.cache/cambrian/ext/torch<version>/<prefix>_<hash>/``, the hash covering the
 source and flags; a built ``.so`` is imported directly (no ninja run, no build
 lock), and a lock left by a killed build (older than 15 minutes) is removed first.
+``SharedLibrary`` builds C++ that includes no torch header (raw pointers behind an
+``extern "C"`` interface, loaded through ctypes): it compiles in about a second, so a
+sandboxed worker (whose HOME, and so cache, is its own work dir) can afford to build
+it per evaluation, which a torch extension (a minute of compiling) can't.
 ``CAMBRIAN_NO_CPP_EXT=1`` makes every ``load()`` return None (pure-torch paths).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.machinery
 import importlib.util
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import warnings
@@ -94,3 +102,60 @@ class CppExtension:
                                   f"{self.fallback} ({type(exc).__name__}: {last})",
                                   RuntimeWarning, stacklevel=3)
         return self._module
+
+
+class SharedLibrary:
+    """A C++ source with an ``extern "C"`` interface, built with ``$CXX`` (or ``c++``)
+    into ``<ext_dir>/<prefix>_<hash>.so`` and loaded through ctypes. Concurrent builders
+    each compile to a temporary file and rename it into place, so no lock is needed.
+    ``signatures`` maps function names to (restype, argtypes)."""
+
+    def __init__(self, prefix: str, source: str, signatures: dict[str, tuple[Any, list[Any]]], *,
+                 what: str, fallback: str, cflags: list[str]):
+        self.prefix, self.source, self.signatures = prefix, source, signatures
+        self.what, self.fallback, self.cflags = what, fallback, cflags
+        self._lock = threading.Lock()
+        self._lib: Any = None
+        self._failed = False
+
+    def name(self) -> str:
+        key = self.source + " ".join(self.cflags)
+        return f"{self.prefix}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+    def _build(self, target: Path) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.stem}-", dir=target.parent))
+        try:
+            src, lib = tmp / "source.cpp", tmp / "lib.so"
+            src.write_text(self.source)
+            cmd = [os.environ.get("CXX") or "c++", *self.cflags, "-shared", "-fPIC", str(src), "-o", str(lib)]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if out.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {(out.stderr or out.stdout).strip()[-500:]}")
+            os.replace(lib, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def load(self) -> Any:
+        if self._lib is not None or self._failed:
+            return self._lib
+        if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
+            self._failed = True
+            return None
+        with self._lock:
+            if self._lib is None and not self._failed:
+                try:
+                    target = ext_dir() / f"{self.name()}.so"
+                    if not target.exists():
+                        self._build(target)
+                    lib = ctypes.CDLL(str(target))
+                    for fn, (restype, argtypes) in self.signatures.items():
+                        getattr(lib, fn).restype = restype
+                        getattr(lib, fn).argtypes = argtypes
+                    self._lib = lib
+                except Exception as exc:  # no compiler, ...: fall back, don't fail
+                    self._failed = True
+                    last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+                    warnings.warn(f"cambrian: the C++ {self.what} failed to compile, using "
+                                  f"{self.fallback} ({type(exc).__name__}: {last})",
+                                  RuntimeWarning, stacklevel=3)
+        return self._lib

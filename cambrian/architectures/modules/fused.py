@@ -6,34 +6,37 @@ these C++ kernels do each in one pass over the activations, forward and backward
 
 - ``rms_norm(x, w, eps)``: y = x / sqrt(mean(x^2) + eps) * w; saves x and the (N,)
   reciprocal rms, recomputes x_hat in the backward.
-- ``swiglu(gu)``: gu (..., 2H), gate then up, -> silu(gate) * up (..., H); the
-  backward writes d(gu) as one tensor (no cat of the two halves).
+- ``swiglu(gu)``: gu (..., 2H), gate then up, -> silu(gate) * up (..., H); keeps
+  sigmoid(gate) so the backward computes no exp, and writes d(gu) as one tensor (no
+  cat of the two halves).
 - ``rope_qkv(qkv, cos, sin, h, hkv)``: the fused projection's output (B, T, h + 2 hkv,
   hd) -> q (B, h, T, hd), k, v (B, hkv, T, hd), q and k rotated (Llama's rotate-half
   layout); each is stored (B, T, heads, hd), as nanoGPT's views are, so attention's
   output comes back in that layout and merging heads needs no copy. The backward
   writes d(qkv) as one tensor.
 
-float32 and float64 only (float64 serves gradcheck). They are compiled through
-``CppExtension`` with ``-fopenmp`` so ``at::parallel_for`` uses torch's threads.
-``available()`` is False where the build failed or ``CAMBRIAN_NO_CPP_EXT`` is set;
-callers keep their pure-torch path for that case, for CUDA and for other dtypes.
+float32 and float64 only (float64 serves gradcheck). The C++ includes no torch
+header: ``SharedLibrary`` compiles it in about a second (so sandboxed workers, each
+with its own cache, can build it) and calls it through ctypes on contiguous
+tensors' pointers, with OpenMP loops over rows on ``torch.get_num_threads()``
+threads. ``available()`` is False where the build failed or ``CAMBRIAN_NO_CPP_EXT``
+is set; callers keep their pure-torch path for that case, for CUDA and for other
+dtypes.
 """
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
-from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension
+from cambrian.architectures.modules.cpp_ext import CFLAGS, SharedLibrary
 
 CPP_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
+// No torch headers: raw pointers behind extern "C", so this builds in about a second.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 // Cephes' expf (as in the selective scan): vectorisable, relative error about 1e-7.
 static inline float vexp(float x) {
@@ -54,243 +57,206 @@ static inline float vexp(float x) {
 }
 static inline double vexp(double x) { return std::exp(x); }
 
-template <typename F>
-static void dispatch(const torch::Tensor& t, F&& body) {
-  if (t.scalar_type() == torch::kDouble) {
-    body(double(0));
-  } else {
-    TORCH_CHECK(t.scalar_type() == torch::kFloat, "cambrian fused ops: float32 or float64 only");
-    body(float(0));
+// ---- RMSNorm over the last dim. x: (N, D), w: (D) -> y (N, D), rstd (N)
+template <typename T>
+static void rms_norm_fwd(const T* x, const T* w, T* y, T* rstd, int64_t N, int64_t D, double eps,
+                         int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N >= 256)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xi = x + i * D;
+    T* yi = y + i * D;
+    T ss = 0;
+#pragma omp simd reduction(+:ss)
+    for (int64_t j = 0; j < D; ++j) ss += xi[j] * xi[j];
+    const T r = T(1) / std::sqrt(ss / T(D) + T(eps));
+    rstd[i] = r;
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) yi[j] = xi[j] * r * w[j];
   }
 }
 
-// ---- RMSNorm over the last dim. x: (N, D), w: (D) -> y (N, D), rstd (N)
-std::vector<torch::Tensor> rms_norm_fwd(torch::Tensor x, torch::Tensor w, double eps) {
-  const int64_t N = x.size(0), D = x.size(1);
-  auto y = torch::empty_like(x);
-  auto rstd = torch::empty({N}, x.options());
-  dispatch(x, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* px = x.data_ptr<scalar_t>();
-    const scalar_t* pw = w.data_ptr<scalar_t>();
-    scalar_t* py = y.data_ptr<scalar_t>();
-    scalar_t* pr = rstd.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 128, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* xi = px + i * D;
-        scalar_t* yi = py + i * D;
-        scalar_t ss = 0;
-#pragma omp simd reduction(+:ss)
-        for (int64_t j = 0; j < D; ++j) ss += xi[j] * xi[j];
-        const scalar_t r = scalar_t(1) / std::sqrt(ss / scalar_t(D) + scalar_t(eps));
-        pr[i] = r;
-#pragma omp simd
-        for (int64_t j = 0; j < D; ++j) yi[j] = xi[j] * r * pw[j];
-      }
-    });
-  });
-  return {y, rstd};
-}
-
-// dx = r * (g - x_hat * mean(g * x_hat)) with g = dy * w, x_hat = x * r; dw = sum dy * x_hat.
-// Rows are split into one block per thread, each with its own dw partial row.
-std::vector<torch::Tensor> rms_norm_bwd(torch::Tensor dy, torch::Tensor x, torch::Tensor w,
-                                        torch::Tensor rstd) {
-  const int64_t N = x.size(0), D = x.size(1);
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), N / 128));
-  auto dx = torch::empty_like(x);
-  auto dw_part = torch::zeros({blocks, D}, x.options());
-  dispatch(x, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* pdy = dy.data_ptr<scalar_t>();
-    const scalar_t* px = x.data_ptr<scalar_t>();
-    const scalar_t* pw = w.data_ptr<scalar_t>();
-    const scalar_t* pr = rstd.data_ptr<scalar_t>();
-    scalar_t* pdx = dx.data_ptr<scalar_t>();
-    scalar_t* pdw = dw_part.data_ptr<scalar_t>();
-    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t blk = begin; blk < end; ++blk) {
-        scalar_t* dwb = pdw + blk * D;
-        for (int64_t i = blk * N / blocks; i < (blk + 1) * N / blocks; ++i) {
-          const scalar_t* xi = px + i * D;
-          const scalar_t* gi = pdy + i * D;
-          scalar_t* dxi = pdx + i * D;
-          const scalar_t r = pr[i];
-          scalar_t dot = 0;
+// dx = r * (g - x_hat * mean(g * x_hat)) with g = dy * w, x_hat = x * r; dw = sum dy * x_hat,
+// as one partial row per block of rows (dw_part: (blocks, D), zeroed; summed by the caller).
+template <typename T>
+static void rms_norm_bwd(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw_part,
+                         int64_t N, int64_t D, int64_t blocks) {
+#pragma omp parallel for num_threads(blocks) schedule(static) if (blocks > 1)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    T* dwb = dw_part + blk * D;
+    for (int64_t i = blk * N / blocks; i < (blk + 1) * N / blocks; ++i) {
+      const T* xi = x + i * D;
+      const T* gi = dy + i * D;
+      T* dxi = dx + i * D;
+      const T r = rstd[i];
+      T dot = 0;
 #pragma omp simd reduction(+:dot)
-          for (int64_t j = 0; j < D; ++j) dot += gi[j] * pw[j] * xi[j];
-          const scalar_t c = dot * r / scalar_t(D);  // mean(g * x_hat)
+      for (int64_t j = 0; j < D; ++j) dot += gi[j] * w[j] * xi[j];
+      const T c = dot * r / T(D);  // mean(g * x_hat)
 #pragma omp simd
-          for (int64_t j = 0; j < D; ++j) {
-            const scalar_t xhat = xi[j] * r;
-            dxi[j] = r * (gi[j] * pw[j] - xhat * c);
-            dwb[j] += gi[j] * xhat;
-          }
-        }
+      for (int64_t j = 0; j < D; ++j) {
+        const T xhat = xi[j] * r;
+        dxi[j] = r * (gi[j] * w[j] - xhat * c);
+        dwb[j] += gi[j] * xhat;
       }
-    });
-  });
-  return {dx, dw_part.sum(0)};
+    }
+  }
 }
 
-// ---- SwiGLU gate. gu: (N, 2H), gate columns first -> silu(gate) * up (N, H)
-torch::Tensor swiglu_fwd(torch::Tensor gu) {
-  const int64_t N = gu.size(0), H = gu.size(1) / 2;
-  auto out = torch::empty({N, H}, gu.options());
-  dispatch(gu, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* pg = gu.data_ptr<scalar_t>();
-    scalar_t* po = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* g = pg + i * 2 * H;
-        const scalar_t* u = g + H;
-        scalar_t* o = po + i * H;
+// ---- SwiGLU gate. gu: (N, 2H), gate columns first -> silu(gate) * up (N, H), and
+// sigmoid(gate) (N, H) for the backward, which then needs no exp.
+template <typename T>
+static void swiglu_fwd(const T* gu, T* out, T* sig, int64_t N, int64_t H, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N >= 64)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* g = gu + i * 2 * H;
+    const T* u = g + H;
+    T* o = out + i * H;
+    T* si = sig + i * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t s = scalar_t(1) / (scalar_t(1) + vexp(-g[j]));
-          o[j] = g[j] * s * u[j];
-        }
-      }
-    });
-  });
-  return out;
+    for (int64_t j = 0; j < H; ++j) {
+      const T s = T(1) / (T(1) + vexp(-g[j]));
+      si[j] = s;
+      o[j] = g[j] * s * u[j];
+    }
+  }
 }
 
 // d gate = dout * up * s * (1 + g * (1 - s)), d up = dout * g * s, with s = sigmoid(g).
-torch::Tensor swiglu_bwd(torch::Tensor dout, torch::Tensor gu) {
-  const int64_t N = gu.size(0), H = gu.size(1) / 2;
-  auto dgu = torch::empty_like(gu);
-  dispatch(gu, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* pg = gu.data_ptr<scalar_t>();
-    const scalar_t* pd = dout.data_ptr<scalar_t>();
-    scalar_t* pdg = dgu.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* g = pg + i * 2 * H;
-        const scalar_t* u = g + H;
-        const scalar_t* d = pd + i * H;
-        scalar_t* dg = pdg + i * 2 * H;
-        scalar_t* du = dg + H;
+template <typename T>
+static void swiglu_bwd(const T* dout, const T* gu, const T* sig, T* dgu, int64_t N, int64_t H,
+                       int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N >= 64)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* g = gu + i * 2 * H;
+    const T* u = g + H;
+    const T* si = sig + i * H;
+    const T* d = dout + i * H;
+    T* dg = dgu + i * 2 * H;
+    T* du = dg + H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t s = scalar_t(1) / (scalar_t(1) + vexp(-g[j]));
-          const scalar_t gs = g[j] * s;
-          dg[j] = d[j] * u[j] * (s + gs * (scalar_t(1) - s));
-          du[j] = d[j] * gs;
-        }
-      }
-    });
-  });
-  return dgu;
+    for (int64_t j = 0; j < H; ++j) {
+      const T s = si[j];
+      const T gs = g[j] * s;
+      dg[j] = d[j] * u[j] * (s + gs * (T(1) - s));
+      du[j] = d[j] * gs;
+    }
+  }
 }
 
-// ---- RoPE and head split. qkv: (B, T, h + 2 hkv, hd); cos, sin: (T, hd / 2)
-// -> q (B, T, h, hd), k (B, T, hkv, hd), v (B, T, hkv, hd); q and k rotated:
+// ---- RoPE and head split. qkv: (B*T, h + 2 hkv, hd) rows; cos, sin: (T, hd / 2)
+// -> q (B*T, h, hd), k (B*T, hkv, hd), v (B*T, hkv, hd); q and k rotated:
 // out[i] = x[i] cos[i] - x[i + hd/2] sin[i], out[i + hd/2] = x[i + hd/2] cos[i] + x[i] sin[i].
-std::vector<torch::Tensor> rope_qkv_fwd(torch::Tensor qkv, torch::Tensor cos, torch::Tensor sin,
-                                        int64_t h, int64_t hkv) {
-  const int64_t B = qkv.size(0), T = qkv.size(1), NH = qkv.size(2), hd = qkv.size(3), half = hd / 2;
-  TORCH_CHECK(NH == h + 2 * hkv && hd % 2 == 0, "rope_qkv: bad head counts");
-  auto q = torch::empty({B, T, h, hd}, qkv.options());
-  auto k = torch::empty({B, T, hkv, hd}, qkv.options());
-  auto v = torch::empty({B, T, hkv, hd}, qkv.options());
-  dispatch(qkv, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* px = qkv.data_ptr<scalar_t>();
-    const scalar_t* pc = cos.data_ptr<scalar_t>();
-    const scalar_t* ps = sin.data_ptr<scalar_t>();
-    scalar_t* pq = q.data_ptr<scalar_t>();
-    scalar_t* pk = k.data_ptr<scalar_t>();
-    scalar_t* pv = v.data_ptr<scalar_t>();
-    at::parallel_for(0, B * T, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t bt = begin; bt < end; ++bt) {
-        const int64_t t = bt % T;
-        const scalar_t* c = pc + t * half;
-        const scalar_t* s = ps + t * half;
-        for (int64_t head = 0; head < NH; ++head) {
-          const scalar_t* x = px + (bt * NH + head) * hd;
-          if (head >= h + hkv) {
-            std::memcpy(pv + (bt * hkv + head - h - hkv) * hd, x, hd * sizeof(scalar_t));
-            continue;
-          }
-          scalar_t* o = head < h ? pq + (bt * h + head) * hd : pk + (bt * hkv + head - h) * hd;
-#pragma omp simd
-          for (int64_t i = 0; i < half; ++i) {
-            const scalar_t x1 = x[i], x2 = x[i + half];
-            o[i] = x1 * c[i] - x2 * s[i];
-            o[i + half] = x2 * c[i] + x1 * s[i];
-          }
-        }
+template <typename T>
+static void rope_qkv_fwd(const T* qkv, const T* cos, const T* sin, T* q, T* k, T* v, int64_t BT,
+                         int64_t T_, int64_t h, int64_t hkv, int64_t hd, int threads) {
+  const int64_t NH = h + 2 * hkv, half = hd / 2;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && BT >= 64)
+  for (int64_t bt = 0; bt < BT; ++bt) {
+    const T* c = cos + (bt % T_) * half;
+    const T* s = sin + (bt % T_) * half;
+    for (int64_t head = 0; head < NH; ++head) {
+      const T* x = qkv + (bt * NH + head) * hd;
+      if (head >= h + hkv) {
+        std::memcpy(v + (bt * hkv + head - h - hkv) * hd, x, hd * sizeof(T));
+        continue;
       }
-    });
-  });
-  return {q, k, v};
+      T* o = head < h ? q + (bt * h + head) * hd : k + (bt * hkv + head - h) * hd;
+#pragma omp simd
+      for (int64_t i = 0; i < half; ++i) {
+        const T x1 = x[i], x2 = x[i + half];
+        o[i] = x1 * c[i] - x2 * s[i];
+        o[i + half] = x2 * c[i] + x1 * s[i];
+      }
+    }
+  }
 }
 
 // The transpose: d x1 = dy1 cos + dy2 sin, d x2 = dy2 cos - dy1 sin, written as d(qkv).
-torch::Tensor rope_qkv_bwd(torch::Tensor dq, torch::Tensor dk, torch::Tensor dv,
-                           torch::Tensor cos, torch::Tensor sin) {
-  const int64_t B = dq.size(0), T = dq.size(1), h = dq.size(2), hd = dq.size(3), half = hd / 2;
-  const int64_t hkv = dk.size(2), NH = h + 2 * hkv;
-  auto dqkv = torch::empty({B, T, NH, hd}, dq.options());
-  dispatch(dq, [&](auto zero) {
-    using scalar_t = decltype(zero);
-    const scalar_t* pq = dq.data_ptr<scalar_t>();
-    const scalar_t* pk = dk.data_ptr<scalar_t>();
-    const scalar_t* pv = dv.data_ptr<scalar_t>();
-    const scalar_t* pc = cos.data_ptr<scalar_t>();
-    const scalar_t* ps = sin.data_ptr<scalar_t>();
-    scalar_t* px = dqkv.data_ptr<scalar_t>();
-    at::parallel_for(0, B * T, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t bt = begin; bt < end; ++bt) {
-        const int64_t t = bt % T;
-        const scalar_t* c = pc + t * half;
-        const scalar_t* s = ps + t * half;
-        for (int64_t head = 0; head < NH; ++head) {
-          scalar_t* x = px + (bt * NH + head) * hd;
-          if (head >= h + hkv) {
-            std::memcpy(x, pv + (bt * hkv + head - h - hkv) * hd, hd * sizeof(scalar_t));
-            continue;
-          }
-          const scalar_t* g = head < h ? pq + (bt * h + head) * hd : pk + (bt * hkv + head - h) * hd;
-#pragma omp simd
-          for (int64_t i = 0; i < half; ++i) {
-            const scalar_t g1 = g[i], g2 = g[i + half];
-            x[i] = g1 * c[i] + g2 * s[i];
-            x[i + half] = g2 * c[i] - g1 * s[i];
-          }
-        }
+template <typename T>
+static void rope_qkv_bwd(const T* dq, const T* dk, const T* dv, const T* cos, const T* sin,
+                         T* dqkv, int64_t BT, int64_t T_, int64_t h, int64_t hkv, int64_t hd,
+                         int threads) {
+  const int64_t NH = h + 2 * hkv, half = hd / 2;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && BT >= 64)
+  for (int64_t bt = 0; bt < BT; ++bt) {
+    const T* c = cos + (bt % T_) * half;
+    const T* s = sin + (bt % T_) * half;
+    for (int64_t head = 0; head < NH; ++head) {
+      T* x = dqkv + (bt * NH + head) * hd;
+      if (head >= h + hkv) {
+        std::memcpy(x, dv + (bt * hkv + head - h - hkv) * hd, hd * sizeof(T));
+        continue;
       }
-    });
-  });
-  return dqkv;
+      const T* g = head < h ? dq + (bt * h + head) * hd : dk + (bt * hkv + head - h) * hd;
+#pragma omp simd
+      for (int64_t i = 0; i < half; ++i) {
+        const T g1 = g[i], g2 = g[i + half];
+        x[i] = g1 * c[i] + g2 * s[i];
+        x[i + half] = g2 * c[i] - g1 * s[i];
+      }
+    }
+  }
 }
+
+#define CAMBRIAN_EXPORT(T, sfx)                                                                  \
+  extern "C" void rms_norm_fwd_##sfx(const T* x, const T* w, T* y, T* r, int64_t N, int64_t D,  \
+                                     double eps, int th) { rms_norm_fwd(x, w, y, r, N, D, eps, th); } \
+  extern "C" void rms_norm_bwd_##sfx(const T* dy, const T* x, const T* w, const T* r, T* dx,     \
+                                     T* dwp, int64_t N, int64_t D, int64_t blocks) {            \
+    rms_norm_bwd(dy, x, w, r, dx, dwp, N, D, blocks); }                                           \
+  extern "C" void swiglu_fwd_##sfx(const T* gu, T* out, T* sig, int64_t N, int64_t H, int th) { \
+    swiglu_fwd(gu, out, sig, N, H, th); }                                                         \
+  extern "C" void swiglu_bwd_##sfx(const T* d, const T* gu, const T* sig, T* dgu, int64_t N,     \
+                                   int64_t H, int th) { swiglu_bwd(d, gu, sig, dgu, N, H, th); } \
+  extern "C" void rope_qkv_fwd_##sfx(const T* qkv, const T* c, const T* s, T* q, T* k, T* v,     \
+                                     int64_t BT, int64_t T_, int64_t h, int64_t hkv, int64_t hd, \
+                                     int th) { rope_qkv_fwd(qkv, c, s, q, k, v, BT, T_, h, hkv, hd, th); } \
+  extern "C" void rope_qkv_bwd_##sfx(const T* dq, const T* dk, const T* dv, const T* c,          \
+                                     const T* s, T* dqkv, int64_t BT, int64_t T_, int64_t h,     \
+                                     int64_t hkv, int64_t hd, int th) {                          \
+    rope_qkv_bwd(dq, dk, dv, c, s, dqkv, BT, T_, h, hkv, hd, th); }
+
+CAMBRIAN_EXPORT(float, f32)
+CAMBRIAN_EXPORT(double, f64)
 """
 
-# -fopenmp (compile and link): at::parallel_for is inline and only runs in parallel
-# when built with OpenMP; the process shares torch's own libgomp.
-# -fno-trapping-math: without it gcc 12 won't vectorise vexp's clamp and floor (it
-# must not raise FP exceptions the scalar code wouldn't); values are unchanged.
-_EXT = CppExtension("cambrian_fused_ops", CPP_SOURCE,
-                    ["rms_norm_fwd", "rms_norm_bwd", "swiglu_fwd", "swiglu_bwd",
-                     "rope_qkv_fwd", "rope_qkv_bwd"],
-                    what="fused RMSNorm / SwiGLU / RoPE kernels",
-                    fallback="their pure-torch versions",
-                    cflags=CFLAGS + ["-fno-trapping-math", "-fopenmp"], ldflags=["-fopenmp"])
+# -fopenmp: the row loops run on OpenMP threads, as many as torch's intra-op threads
+# (the process shares torch's own libgomp). -fno-trapping-math: without it gcc 12 won't
+# vectorise vexp's clamp and floor (values are unchanged).
+_P, _I, _D, _N = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+_SIGNATURES = {}
+for _sfx in ("f32", "f64"):
+    _SIGNATURES.update({
+        f"rms_norm_fwd_{_sfx}": (None, [_P, _P, _P, _P, _I, _I, _D, _N]),
+        f"rms_norm_bwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I]),
+        f"swiglu_fwd_{_sfx}": (None, [_P, _P, _P, _I, _I, _N]),
+        f"swiglu_bwd_{_sfx}": (None, [_P, _P, _P, _P, _I, _I, _N]),
+        f"rope_qkv_fwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _N]),
+        f"rope_qkv_bwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _N]),
+    })
+_LIB = SharedLibrary("cambrian_fused_ops", CPP_SOURCE, _SIGNATURES,
+                     what="fused RMSNorm / SwiGLU / RoPE kernels", fallback="their pure-torch versions",
+                     cflags=CFLAGS + ["-fno-trapping-math", "-fopenmp"])
 
 
 def available() -> bool:
-    return _EXT.load() is not None
+    return _LIB.load() is not None
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """True when the kernels apply: CPU tensors of one dtype, float32 or float64, built extension."""
+    """True when the kernels apply: CPU tensors of one dtype, float32 or float64, built library."""
     dtype = tensors[0].dtype
     return (dtype in (torch.float32, torch.float64)
-            and all(not t.is_cuda and t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+            and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
             and available())
+
+
+def _fn(name: str, t: torch.Tensor):
+    return getattr(_LIB.load(), f"{name}_{'f64' if t.dtype == torch.float64 else 'f32'}")
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
 
 
 class _RMSNormFn(torch.autograd.Function):
@@ -298,43 +264,68 @@ class _RMSNormFn(torch.autograd.Function):
     def forward(ctx, x, weight, eps: float):
         x2 = x.contiguous().view(-1, x.size(-1))  # (N, D)
         w = weight.contiguous()
-        y, rstd = _EXT.load().rms_norm_fwd(x2, w, eps)
+        y, rstd = torch.empty_like(x2), x2.new_empty(x2.size(0))
+        _fn("rms_norm_fwd", x2)(_ptr(x2), _ptr(w), _ptr(y), _ptr(rstd), *x2.shape, eps,
+                                torch.get_num_threads())
         ctx.save_for_backward(x2, w, rstd)
         return y.view(x.shape)
 
     @staticmethod
     def backward(ctx, dy):
         x2, w, rstd = ctx.saved_tensors
-        dx, dw = _EXT.load().rms_norm_bwd(dy.contiguous().view(x2.shape), x2, w, rstd)
-        return dx.view(dy.shape), dw, None
+        dy2 = dy.contiguous().view(x2.shape)
+        n, d = x2.shape
+        blocks = max(1, min(torch.get_num_threads(), n // 128))  # a dw partial row per block
+        dx, dw_part = torch.empty_like(x2), x2.new_zeros(blocks, d)
+        _fn("rms_norm_bwd", x2)(_ptr(dy2), _ptr(x2), _ptr(w), _ptr(rstd), _ptr(dx), _ptr(dw_part),
+                                n, d, blocks)
+        return dx.view(dy.shape), dw_part.sum(0), None
 
 
 class _SwiGLUFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gu):
         gu2 = gu.contiguous().view(-1, gu.size(-1))  # (N, 2H)
-        ctx.save_for_backward(gu2)
-        return _EXT.load().swiglu_fwd(gu2).view(*gu.shape[:-1], gu.size(-1) // 2)
+        n, hidden = gu2.size(0), gu2.size(1) // 2
+        out, sig = gu2.new_empty(n, hidden), gu2.new_empty(n, hidden)
+        _fn("swiglu_fwd", gu2)(_ptr(gu2), _ptr(out), _ptr(sig), n, hidden, torch.get_num_threads())
+        ctx.save_for_backward(gu2, sig)  # what torch's silu * mul keeps too: three (N, H)
+        return out.view(*gu.shape[:-1], hidden)
 
     @staticmethod
     def backward(ctx, dout):
-        (gu2,) = ctx.saved_tensors
-        dgu = _EXT.load().swiglu_bwd(dout.contiguous().view(gu2.size(0), -1), gu2)
+        gu2, sig = ctx.saved_tensors
+        n, hidden = gu2.size(0), gu2.size(1) // 2
+        d = dout.contiguous().view(n, hidden)
+        dgu = torch.empty_like(gu2)
+        _fn("swiglu_bwd", gu2)(_ptr(d), _ptr(gu2), _ptr(sig), _ptr(dgu), n, hidden,
+                               torch.get_num_threads())
         return dgu.view(*dout.shape[:-1], gu2.size(-1))
 
 
 class _RopeQKVFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, qkv, cos, sin, h: int, hkv: int):  # -> (B, T, heads, hd) x 3
+        qkv = qkv.contiguous()
+        b, t, _, hd = qkv.shape
+        q, k, v = qkv.new_empty(b, t, h, hd), qkv.new_empty(b, t, hkv, hd), qkv.new_empty(b, t, hkv, hd)
+        _fn("rope_qkv_fwd", qkv)(_ptr(qkv), _ptr(cos), _ptr(sin), _ptr(q), _ptr(k), _ptr(v),
+                                 b * t, t, h, hkv, hd, torch.get_num_threads())
         ctx.save_for_backward(cos, sin)
-        return tuple(_EXT.load().rope_qkv_fwd(qkv.contiguous(), cos, sin, h, hkv))
+        ctx.heads = (h, hkv)
+        return q, k, v
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
         cos, sin = ctx.saved_tensors
+        h, hkv = ctx.heads
         # outputs the loss didn't use come as zeros (autograd materialises them)
-        grads = [g.contiguous() for g in (dq, dk, dv)]
-        return _EXT.load().rope_qkv_bwd(*grads, cos, sin), None, None, None, None
+        dq, dk, dv = (g.contiguous() for g in (dq, dk, dv))
+        b, t, _, hd = dq.shape
+        dqkv = dq.new_empty(b, t, h + 2 * hkv, hd)
+        _fn("rope_qkv_bwd", dq)(_ptr(dq), _ptr(dk), _ptr(dv), _ptr(cos), _ptr(sin), _ptr(dqkv),
+                                b * t, t, h, hkv, hd, torch.get_num_threads())
+        return dqkv, None, None, None, None
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
