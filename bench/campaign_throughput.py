@@ -90,6 +90,7 @@ def main() -> None:
         other_cpu = max(0.0, children_cpu - eval_cpu)
         total_cpu = coord_cpu + eval_cpu + other_cpu
         train_wall = sum(m(n, "train_s") for n in nodes)
+        score_wall = sum(m(n, "eval_s") + m(n, "mqar_s") for n in nodes)
         slots = wall * args.workers
 
         # Reference: the same candidates trained here, one after the other, one thread.
@@ -118,6 +119,7 @@ def main() -> None:
                   "campaign_process": round(coord_cpu, 1),
                   "other_processes": round(other_cpu, 1)},
         "wall_share_outside_training": round(1 - train_wall / slots, 3),
+        "wall_share_outside_training_and_scoring": round(1 - (train_wall + score_wall) / slots, 3),
         "reference_in_process_cpu_s_per_candidate": round(ref_per, 1),
         "campaign_cpu_s_per_candidate": round(per_cand, 1),
     }

@@ -8,14 +8,16 @@ last jobs' tail keeps even a perfect pool a little below 1: more jobs per
 worker, less tail). The reference, side by side: a bare ThreadPoolExecutor
 sleeping the same durations, with the same tail; vs_ref = its time / ours.
 
-Modes: <executor>-<isolation>; isolation "process" starts a sandboxed Python
-process per evaluation (about 0.4-0.5 s of CPU each), "thread" evaluates in the
+Modes: <executor>-<isolation>; isolation "process" runs each evaluation in its
+own sandboxed process (local: forked by the warm fork server, about 0.06 CPU-s
+each; ray: a fresh Python process, about 0.4-0.5 s of CPU), "fresh" is local's
+process isolation without the fork server, "thread" evaluates in the
 worker thread (local) or in a threaded Ray actor (ray), for trusted
 evaluators. Ray runs as a local instance (num_cpus = the largest worker count,
 logical CPUs); each measurement follows a warm-up round.
 
     .venv/bin/python bench/executor_scaling.py [--workers 1,2,4,8,16,32,64]
-        [--modes local-thread,ray-thread,local-process,ray-process] [--jobs-per-worker 12]
+        [--modes local-thread,ray-thread,local-process,local-fresh,ray-process] [--jobs-per-worker 12]
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def main() -> None:
         for w in counts:
             jobs = make_jobs(args.jobs_per_worker * w, w, run_dir, args.min_s, args.max_s, mode)
             ideal = sum(j.domain_options["sleep_s"] for j in jobs) / w
-            ex = pm.get("executor", name)(workers=w, isolation=isolation)
+            options = {"isolation": "process", "warm": False} if isolation == "fresh" else {"isolation": isolation}
+            ex = pm.get("executor", name)(workers=w, **options)
             warm = make_jobs(w, w, run_dir, 0.3, 0.3, mode + "-warm")  # start workers, import plugins
             drive(ex.submit, warm, w)
             took = drive(ex.submit, jobs, w)

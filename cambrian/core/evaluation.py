@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
-from cambrian.core.sandbox import SandboxProcess
+from cambrian.core.sandbox import SandboxProcess, kernel_cache_dir
 
 if TYPE_CHECKING:
     from cambrian.core.forkserver import ForkServer, WarmProcess
@@ -36,11 +36,12 @@ def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess 
     result.unlink(missing_ok=True)
     (d / "job.json").write_text(job.model_dump_json())
     limits = SandboxLimits(**job.limits)
+    env = {"CAMBRIAN_EXT_DIR": kernel_cache_dir()}  # the harness is trusted: share compiled kernels
     if server is not None:
         return server.spawn("cambrian.core.evaluation:main", [str(d / "job.json"), str(result)],
-                            d / "work", limits)
+                            d / "work", limits, env)
     cmd = [sys.executable, "-m", "cambrian.core.evaluation", str(d / "job.json"), str(result)]
-    return SandboxProcess(cmd, d / "work", limits)
+    return SandboxProcess(cmd, d / "work", limits, env)
 
 
 def finish_job(job: EvalJob, proc: SandboxProcess | WarmProcess) -> EvalOutcome:

@@ -48,14 +48,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import (SandboxResult, _libc, _tail, die_with_parent, missing_protections,
-                                   scrubbed_env, set_rlimits)
+from cambrian.core.sandbox import (SandboxResult, _libc, _tail, die_with_parent, kernel_cache_dir,
+                                   missing_protections, scrubbed_env, set_rlimits)
 
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 SETUP_FAILED = 97  # the supervisor's exit code when the probed namespaces could not be entered
 
-# What a compose/LM evaluation imports; a module that is not installed is skipped.
-DEFAULT_PRELOAD = ("numpy", "torch", "cambrian.architectures", "cambrian.scaling")
+# What a compose/LM evaluation imports and loads (the compiled CPU kernels: built once per
+# machine); an entry that fails is skipped, and the workers do without it.
+DEFAULT_PRELOAD = ("numpy", "torch", "cambrian.architectures", "cambrian.scaling",
+                   "cambrian.architectures.modules.selective_scan:load_extension",
+                   "cambrian.architectures.modules.fused:available")
 
 
 # ----------------------------------------------------------------------------- server side
@@ -291,11 +294,7 @@ class ForkServer:
                  start_timeout_s: float = 600.0) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="cambrian-forkserver-"))
         # Single-threaded imports: OpenBLAS would otherwise start a thread pool before the forks.
-        # Compiled kernels come from the machine's cache (workers' own HOME is their work dir).
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-        env = scrubbed_env(self._dir, 1, {
-            "OPENBLAS_NUM_THREADS": "1",
-            "CAMBRIAN_EXT_DIR": os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(cache, "cambrian", "ext")})
+        env = scrubbed_env(self._dir, 1, {"OPENBLAS_NUM_THREADS": "1", "CAMBRIAN_EXT_DIR": kernel_cache_dir()})
         self._log = self._dir / "server.log"
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(

@@ -176,6 +176,16 @@ def sandbox_uid() -> int | None:
     return uid
 
 
+def kernel_cache_dir() -> str:
+    """Where this user's compiled kernels are cached, shared by every run and evaluation.
+
+    Passed to trusted workers as ``CAMBRIAN_EXT_DIR``: their own HOME is their work
+    directory, where a cache would be rebuilt (a minute of compiling) per evaluation.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(cache, "cambrian", "ext")
+
+
 def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOW}
     if "PYTHONPATH" not in env:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -99,7 +98,6 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     t0 = time.perf_counter()
     cache_dir = Path(s["cache_dir"]) if s["cache_dir"] else run_dir / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("CAMBRIAN_EXT_DIR", str(cache_dir / "ext"))  # compiled scans, once per cache
     if threads:
         torch.set_num_threads(threads)
     corpus = open_corpus(s["corpus"], cache_dir)
