@@ -56,7 +56,9 @@ SETUP_FAILED = 97  # the supervisor's exit code when the probed namespaces could
 
 # What a compose/LM evaluation imports and loads (the compiled CPU kernels: built once per
 # machine); an entry that fails is skipped, and the workers do without it.
-DEFAULT_PRELOAD = ("numpy", "torch", "cambrian.architectures", "cambrian.scaling",
+# torch._dynamo: the first optimizer built imports it (sympy and 800 modules, 2-3 CPU-s).
+DEFAULT_PRELOAD = ("numpy", "torch", "torch._dynamo", "cambrian.architectures.model",
+                   "cambrian.scaling.data", "cambrian.scaling.trainer", "cambrian.scaling.synthetic",
                    "cambrian.architectures.modules.selective_scan:load_extension",
                    "cambrian.architectures.modules.fused:available")
 
