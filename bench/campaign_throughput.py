@@ -99,6 +99,8 @@ def main() -> None:
         from cambrian.plugins.domains.compose.domain import settings
         from cambrian.plugins.domains.compose.evaluator import open_corpus, run_proxy
 
+        import torch._dynamo  # noqa: F401 - imported by the first optimizer: a one-off, not per candidate
+
         torch.set_num_threads(1)
         s = settings(campaign.config.domain.options)
         open_corpus(s["corpus"], Path(s["cache_dir"] or run_dir / "cache"))  # built by the campaign: not timed

@@ -54,12 +54,13 @@ from cambrian.core.sandbox import (SandboxResult, _libc, _tail, die_with_parent,
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 SETUP_FAILED = 97  # the supervisor's exit code when the probed namespaces could not be entered
 
-# What a compose/LM evaluation imports and loads (the compiled CPU kernels: built once per
-# machine); an entry that fails is skipped, and the workers do without it.
-# torch._dynamo: the first optimizer built imports it (sympy and 800 modules, 2-3 CPU-s).
+# What a compose/LM evaluation imports and loads; an entry that fails is skipped, and the
+# workers do without it. torch._dynamo: the first optimizer built imports it (sympy and 800
+# modules, 2-3 CPU-s). fused:available loads the fused CPU kernels (built in about a second,
+# once per machine); the selective scan's torch extension takes a minute or more to build the
+# first time, so it is left to the first evaluation that uses Mamba.
 DEFAULT_PRELOAD = ("numpy", "torch", "torch._dynamo", "cambrian.architectures.model",
                    "cambrian.scaling.data", "cambrian.scaling.trainer", "cambrian.scaling.synthetic",
-                   "cambrian.architectures.modules.selective_scan:load_extension",
                    "cambrian.architectures.modules.fused:available")
 
 

@@ -15,7 +15,7 @@ limits, and a cancelled evaluation resolves at once as cancelled but its
 thread runs on to completion in the background.
 
 Options: workers (2), isolation ("process"), warm (true), preload (modules the
-fork server imports; default numpy, torch, cambrian.architectures, cambrian.scaling).
+fork server imports, or module:function to call; default forkserver.DEFAULT_PRELOAD).
 """
 
 from __future__ import annotations
