@@ -2,7 +2,12 @@
 
 Both models (about 0.9M parameters: 4 layers, d_model 128, 4 heads, byte vocabulary)
 train with AdamW on the same random batches (16 x 256) in this one process; timed
-steps alternate between the two so machine load hits both alike. Also reports the
+steps alternate between the two so machine load hits both alike. The ratio is the
+median over pairs (one Cambrian step and the adjacent nanoGPT step) of nanoGPT's
+step time over Cambrian's, with its interquartile range: on a shared, noisy machine
+load changes between pairs far more than within one, so the per-pair ratio cancels
+most of it. The tok/s of each model (median step) and the ratio of total times are
+printed too. Also reports the
 achieved FLOP/s (count()'s 3 x forward FLOPs per token) against a measured
 torch.mm peak in fp32 and bf16 (the bf16 share only where bf16 matmul is the faster
 one: CPUs without bf16 units run it far below fp32, and a share of that means nothing).
@@ -121,6 +126,9 @@ def main() -> None:
             times[name].append(step(name, i))
     tok = args.batch * args.seq
     tps = {name: tok / statistics.median(ts) for name, ts in times.items()}
+    pair = sorted(n / c for c, n in zip(times["cambrian"], times["nanogpt"]))  # > 1: Cambrian faster
+    q1, med, q3 = statistics.quantiles(pair, n=4) if len(pair) > 1 else pair * 3  # middle = median
+    total = sum(times["nanogpt"]) / sum(times["cambrian"])
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     c = count(spec, seq_len=args.seq)
     achieved = c.training_flops_per_token * tps["cambrian"]
@@ -134,7 +142,8 @@ def main() -> None:
                  f"(bf16 matmul is slower here, {bf16 / 1e9:.1f} GFLOP/s: no bf16 share)")
     print(f"train_throughput: cambrian llama {params['cambrian'] / 1e6:.2f}M {tps['cambrian']:,.0f} tok/s, "
           f"nanogpt {params['nanogpt'] / 1e6:.2f}M {tps['nanogpt']:,.0f} tok/s, "
-          f"ratio {tps['cambrian'] / tps['nanogpt']:.2f}x; achieved {achieved / 1e9:.1f} GFLOP/s = "
+          f"ratio {med:.2f}x (per-pair median, IQR {q1:.2f}-{q3:.2f}, {len(pair)} pairs; "
+          f"totals {total:.2f}x); achieved {achieved / 1e9:.1f} GFLOP/s = "
           f"{peaks} (threads {args.threads}, batch {args.batch}, seq {args.seq}"
           f"{', device ' + args.device if device.type != 'cpu' else ''})")
 

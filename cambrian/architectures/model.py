@@ -1,6 +1,9 @@
 """The builder: spec -> causal language model.
 
     logits = head(norm_f(layers(embed(idx))))     each layer: x = x + mixer(norm(x))
+
+On CPU with RMSNorm and the fused kernels built, each layer's residual add and the
+next norm (the next layer's, or norm_f) run as one fused op (same values).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from cambrian.architectures.modules.common import make_norm
+from cambrian.architectures.modules import fused
+from cambrian.architectures.modules.common import RMSNorm, make_norm
 from cambrian.architectures.registry import get_primitive
 from cambrian.architectures.spec import ArchSpec
 
@@ -43,6 +47,13 @@ class CambrianLM(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.embed(idx)  # (B, T, d)
+        norms = [layer.norm for layer in self.layers] + [self.norm_f]
+        if all(type(n) is RMSNorm for n in norms) and fused.usable(x, self.norm_f.weight):
+            # CPU: h = x + mixer(n) and the next norm of h in one pass each (fwd and bwd)
+            n = norms[0](x)
+            for layer, norm in zip(self.layers, norms[1:]):
+                x, n = fused.add_rms_norm(x, layer.mixer(n), norm.weight, norm.eps)
+            return self.lm_head(n)
         for layer in self.layers:
             x = layer(x)
         return self.lm_head(self.norm_f(x))  # (B, T, V)

@@ -1,4 +1,5 @@
-"""The fused C++ CPU kernels (RMSNorm, SwiGLU gate, RoPE + head split) against pure torch."""
+"""The fused C++ CPU kernels (RMSNorm, residual add + RMSNorm, SwiGLU gate, RoPE + head split)
+against pure torch."""
 
 from __future__ import annotations
 
@@ -73,6 +74,39 @@ def test_float32_matches_pure_torch(two_threads):
         torch.testing.assert_close(a, b)
     grads = [torch.autograd.grad(o, qkv, gys)[0] for o in outs]
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_add_rms_norm_gradcheck_float64(two_threads):
+    torch.manual_seed(0)
+    x, y = (torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    w = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: fused.add_rms_norm(a, b, c, 1e-5), (x, y, w))
+    # only the normed output used (the last layer): the residual gradient comes as None
+    assert torch.autograd.gradcheck(lambda a, b, c: fused.add_rms_norm(a, b, c, 1e-5)[1], (x, y, w))
+    # only h used
+    assert torch.autograd.gradcheck(lambda a, b, c: fused.add_rms_norm(a, b, c, 1e-5)[0], (x, y, w))
+
+
+def test_add_rms_norm_float32_matches_pure_torch(two_threads):
+    torch.manual_seed(0)
+    x, y = (torch.randn(4, 70, 48, requires_grad=True) for _ in range(2))  # 280 rows: two dw blocks
+    w = (1 + 0.1 * torch.randn(48)).requires_grad_()
+    gh, gn = torch.randn(4, 70, 48), torch.randn(4, 70, 48)
+    h_ref = x + y
+    outs = [fused.add_rms_norm(x, y, w, 1e-5), (h_ref, F.rms_norm(h_ref, (48,), w, 1e-5))]
+    grads = [torch.autograd.grad(o, (x, y, w), (gh, gn)) for o in outs]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_rope_qkv_hands_v_back_as_a_view():
+    qkv = torch.randn(2, 8, 4 + 2 * 2, 16)
+    cos, sin = Rotary(16, 10000.0).half_tables(8, qkv.device, qkv.dtype)
+    q, k, v = fused.rope_qkv(qkv, cos, sin, 4, 2)
+    assert v.data_ptr() == qkv[:, :, 6:].data_ptr()
+    torch.testing.assert_close(v, qkv[:, :, 6:].transpose(1, 2), rtol=0, atol=0)
 
 
 def test_llama_training_step_matches_the_pure_torch_path(monkeypatch):

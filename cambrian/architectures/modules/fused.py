@@ -6,14 +6,17 @@ these C++ kernels do each in one pass over the activations, forward and backward
 
 - ``rms_norm(x, w, eps)``: y = x / sqrt(mean(x^2) + eps) * w; saves x and the (N,)
   reciprocal rms, recomputes x_hat in the backward.
+- ``add_rms_norm(x, y, w, eps)``: a pre-norm model's residual add and the next norm,
+  h = x + y and rms_norm(h, w), in one pass; its backward adds the residual path's
+  gradient in the same pass (no separate add forward, no gradient accumulation).
 - ``swiglu(gu)``: gu (..., 2H), gate then up, -> silu(gate) * up (..., H); keeps
   sigmoid(gate) so the backward computes no exp, and writes d(gu) as one tensor (no
   cat of the two halves).
 - ``rope_qkv(qkv, cos, sin, h, hkv)``: the fused projection's output (B, T, h + 2 hkv,
   hd) -> q (B, h, T, hd), k, v (B, hkv, T, hd), q and k rotated (Llama's rotate-half
-  layout); each is stored (B, T, heads, hd), as nanoGPT's views are, so attention's
-  output comes back in that layout and merging heads needs no copy. The backward
-  writes d(qkv) as one tensor.
+  layout); q and k are stored (B, T, heads, hd), as nanoGPT's views are, so attention's
+  output comes back in that layout and merging heads needs no copy; v is a view of
+  qkv (no copy). The backward writes d(qkv) as one tensor.
 
 float32 and float64 only (float64 serves gradcheck). The C++ includes no torch
 header: ``SharedLibrary`` compiles it in about a second (so sandboxed workers, each
@@ -75,11 +78,36 @@ static void rms_norm_fwd(const T* x, const T* w, T* y, T* rstd, int64_t N, int64
   }
 }
 
-// dx = r * (g - x_hat * mean(g * x_hat)) with g = dy * w, x_hat = x * r; dw = sum dy * x_hat,
-// as one partial row per block of rows (dw_part: (blocks, D), zeroed; summed by the caller).
+// ---- Residual add then RMSNorm, one pass: h = x + y; out = rmsnorm(h) * w.
 template <typename T>
-static void rms_norm_bwd(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw_part,
-                         int64_t N, int64_t D, int64_t blocks) {
+static void add_rms_norm_fwd(const T* x, const T* y, const T* w, T* h, T* out, T* rstd, int64_t N,
+                             int64_t D, double eps, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N >= 256)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xi = x + i * D;
+    const T* yi = y + i * D;
+    T* hi = h + i * D;
+    T* oi = out + i * D;
+    T ss = 0;
+#pragma omp simd reduction(+:ss)
+    for (int64_t j = 0; j < D; ++j) {
+      const T v = xi[j] + yi[j];
+      hi[j] = v;
+      ss += v * v;
+    }
+    const T r = T(1) / std::sqrt(ss / T(D) + T(eps));
+    rstd[i] = r;
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) oi[j] = hi[j] * r * w[j];
+  }
+}
+
+// dx = r * (g - x_hat * mean(g * x_hat)) (+ dres, the gradient reaching x by the residual
+// path, when not null) with g = dy * w, x_hat = x * r; dw = sum dy * x_hat, as one partial
+// row per block of rows (dw_part: (blocks, D), zeroed; summed by the caller).
+template <typename T>
+static void rms_norm_bwd(const T* dy, const T* dres, const T* x, const T* w, const T* rstd, T* dx,
+                         T* dw_part, int64_t N, int64_t D, int64_t blocks) {
 #pragma omp parallel for num_threads(blocks) schedule(static) if (blocks > 1)
   for (int64_t blk = 0; blk < blocks; ++blk) {
     T* dwb = dw_part + blk * D;
@@ -92,11 +120,21 @@ static void rms_norm_bwd(const T* dy, const T* x, const T* w, const T* rstd, T* 
 #pragma omp simd reduction(+:dot)
       for (int64_t j = 0; j < D; ++j) dot += gi[j] * w[j] * xi[j];
       const T c = dot * r / T(D);  // mean(g * x_hat)
+      if (dres) {
+        const T* di = dres + i * D;
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) {
-        const T xhat = xi[j] * r;
-        dxi[j] = r * (gi[j] * w[j] - xhat * c);
-        dwb[j] += gi[j] * xhat;
+        for (int64_t j = 0; j < D; ++j) {
+          const T xhat = xi[j] * r;
+          dxi[j] = r * (gi[j] * w[j] - xhat * c) + di[j];
+          dwb[j] += gi[j] * xhat;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; ++j) {
+          const T xhat = xi[j] * r;
+          dxi[j] = r * (gi[j] * w[j] - xhat * c);
+          dwb[j] += gi[j] * xhat;
+        }
       }
     }
   }
@@ -144,22 +182,18 @@ static void swiglu_bwd(const T* dout, const T* gu, const T* sig, T* dgu, int64_t
 }
 
 // ---- RoPE and head split. qkv: (B*T, h + 2 hkv, hd) rows; cos, sin: (T, hd / 2)
-// -> q (B*T, h, hd), k (B*T, hkv, hd), v (B*T, hkv, hd); q and k rotated:
+// -> q (B*T, h, hd), k (B*T, hkv, hd), rotated (v needs no copy: the caller views qkv):
 // out[i] = x[i] cos[i] - x[i + hd/2] sin[i], out[i + hd/2] = x[i + hd/2] cos[i] + x[i] sin[i].
 template <typename T>
-static void rope_qkv_fwd(const T* qkv, const T* cos, const T* sin, T* q, T* k, T* v, int64_t BT,
-                         int64_t T_, int64_t h, int64_t hkv, int64_t hd, int threads) {
+static void rope_qk_fwd(const T* qkv, const T* cos, const T* sin, T* q, T* k, int64_t BT,
+                        int64_t T_, int64_t h, int64_t hkv, int64_t hd, int threads) {
   const int64_t NH = h + 2 * hkv, half = hd / 2;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && BT >= 64)
   for (int64_t bt = 0; bt < BT; ++bt) {
     const T* c = cos + (bt % T_) * half;
     const T* s = sin + (bt % T_) * half;
-    for (int64_t head = 0; head < NH; ++head) {
+    for (int64_t head = 0; head < h + hkv; ++head) {
       const T* x = qkv + (bt * NH + head) * hd;
-      if (head >= h + hkv) {
-        std::memcpy(v + (bt * hkv + head - h - hkv) * hd, x, hd * sizeof(T));
-        continue;
-      }
       T* o = head < h ? q + (bt * h + head) * hd : k + (bt * hkv + head - h) * hd;
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
@@ -201,16 +235,20 @@ static void rope_qkv_bwd(const T* dq, const T* dk, const T* dv, const T* cos, co
 #define CAMBRIAN_EXPORT(T, sfx)                                                                  \
   extern "C" void rms_norm_fwd_##sfx(const T* x, const T* w, T* y, T* r, int64_t N, int64_t D,  \
                                      double eps, int th) { rms_norm_fwd(x, w, y, r, N, D, eps, th); } \
-  extern "C" void rms_norm_bwd_##sfx(const T* dy, const T* x, const T* w, const T* r, T* dx,     \
-                                     T* dwp, int64_t N, int64_t D, int64_t blocks) {            \
-    rms_norm_bwd(dy, x, w, r, dx, dwp, N, D, blocks); }                                           \
+  extern "C" void rms_norm_bwd_##sfx(const T* dy, const T* dres, const T* x, const T* w,         \
+                                     const T* r, T* dx, T* dwp, int64_t N, int64_t D,           \
+                                     int64_t blocks) {                                          \
+    rms_norm_bwd(dy, dres, x, w, r, dx, dwp, N, D, blocks); }                                     \
+  extern "C" void add_rms_norm_fwd_##sfx(const T* x, const T* y, const T* w, T* h, T* o, T* r,   \
+                                         int64_t N, int64_t D, double eps, int th) {            \
+    add_rms_norm_fwd(x, y, w, h, o, r, N, D, eps, th); }                                          \
   extern "C" void swiglu_fwd_##sfx(const T* gu, T* out, T* sig, int64_t N, int64_t H, int th) { \
     swiglu_fwd(gu, out, sig, N, H, th); }                                                         \
   extern "C" void swiglu_bwd_##sfx(const T* d, const T* gu, const T* sig, T* dgu, int64_t N,     \
                                    int64_t H, int th) { swiglu_bwd(d, gu, sig, dgu, N, H, th); } \
-  extern "C" void rope_qkv_fwd_##sfx(const T* qkv, const T* c, const T* s, T* q, T* k, T* v,     \
-                                     int64_t BT, int64_t T_, int64_t h, int64_t hkv, int64_t hd, \
-                                     int th) { rope_qkv_fwd(qkv, c, s, q, k, v, BT, T_, h, hkv, hd, th); } \
+  extern "C" void rope_qk_fwd_##sfx(const T* qkv, const T* c, const T* s, T* q, T* k,            \
+                                    int64_t BT, int64_t T_, int64_t h, int64_t hkv, int64_t hd,  \
+                                    int th) { rope_qk_fwd(qkv, c, s, q, k, BT, T_, h, hkv, hd, th); } \
   extern "C" void rope_qkv_bwd_##sfx(const T* dq, const T* dk, const T* dv, const T* c,          \
                                      const T* s, T* dqkv, int64_t BT, int64_t T_, int64_t h,     \
                                      int64_t hkv, int64_t hd, int th) {                          \
@@ -228,10 +266,11 @@ _SIGNATURES = {}
 for _sfx in ("f32", "f64"):
     _SIGNATURES.update({
         f"rms_norm_fwd_{_sfx}": (None, [_P, _P, _P, _P, _I, _I, _D, _N]),
-        f"rms_norm_bwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I]),
+        f"rms_norm_bwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I]),
+        f"add_rms_norm_fwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _D, _N]),
         f"swiglu_fwd_{_sfx}": (None, [_P, _P, _P, _I, _I, _N]),
         f"swiglu_bwd_{_sfx}": (None, [_P, _P, _P, _P, _I, _I, _N]),
-        f"rope_qkv_fwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _N]),
+        f"rope_qk_fwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _N]),
         f"rope_qkv_bwd_{_sfx}": (None, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _N]),
     })
 _LIB = SharedLibrary("cambrian_fused_ops", CPP_SOURCE, _SIGNATURES,
@@ -277,9 +316,42 @@ class _RMSNormFn(torch.autograd.Function):
         n, d = x2.shape
         blocks = max(1, min(torch.get_num_threads(), n // 128))  # a dw partial row per block
         dx, dw_part = torch.empty_like(x2), x2.new_zeros(blocks, d)
-        _fn("rms_norm_bwd", x2)(_ptr(dy2), _ptr(x2), _ptr(w), _ptr(rstd), _ptr(dx), _ptr(dw_part),
-                                n, d, blocks)
+        _fn("rms_norm_bwd", x2)(_ptr(dy2), None, _ptr(x2), _ptr(w), _ptr(rstd), _ptr(dx),
+                                _ptr(dw_part), n, d, blocks)
         return dx.view(dy.shape), dw_part.sum(0), None
+
+
+class _AddRMSNormFn(torch.autograd.Function):
+    """(x, y) -> (h = x + y, rmsnorm(h) * w): a pre-norm model's residual add and the next
+    layer's norm. Both of x's and y's gradients are dh + the norm's dx, computed as one."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, eps: float):
+        shape = x.shape
+        x2, y2 = x.contiguous().view(-1, shape[-1]), y.contiguous().view(-1, shape[-1])  # (N, D)
+        w = weight.contiguous()
+        h, out, rstd = torch.empty_like(x2), torch.empty_like(x2), x2.new_empty(x2.size(0))
+        _fn("add_rms_norm_fwd", x2)(_ptr(x2), _ptr(y2), _ptr(w), _ptr(h), _ptr(out), _ptr(rstd),
+                                    *x2.shape, eps, torch.get_num_threads())
+        ctx.save_for_backward(h, w, rstd)
+        ctx.shape = shape
+        ctx.set_materialize_grads(False)  # the last layer's h is unused: no zeros to add
+        return h.view(shape), out.view(shape)
+
+    @staticmethod
+    def backward(ctx, dh, dout):
+        h, w, rstd = ctx.saved_tensors
+        n, d = h.shape
+        if dout is None:
+            dout = h.new_zeros(n, d)
+        dout = dout.contiguous().view(n, d)
+        dres = None if dh is None else dh.contiguous().view(n, d)
+        blocks = max(1, min(torch.get_num_threads(), n // 128))
+        dx, dw_part = torch.empty_like(h), h.new_zeros(blocks, d)
+        _fn("rms_norm_bwd", h)(_ptr(dout), None if dres is None else _ptr(dres), _ptr(h), _ptr(w),
+                               _ptr(rstd), _ptr(dx), _ptr(dw_part), n, d, blocks)
+        dx = dx.view(ctx.shape)
+        return dx, dx, dw_part.sum(0), None  # one tensor for both, as AddBackward does
 
 
 class _SwiGLUFn(torch.autograd.Function):
@@ -308,12 +380,12 @@ class _RopeQKVFn(torch.autograd.Function):
     def forward(ctx, qkv, cos, sin, h: int, hkv: int):  # -> (B, T, heads, hd) x 3
         qkv = qkv.contiguous()
         b, t, _, hd = qkv.shape
-        q, k, v = qkv.new_empty(b, t, h, hd), qkv.new_empty(b, t, hkv, hd), qkv.new_empty(b, t, hkv, hd)
-        _fn("rope_qkv_fwd", qkv)(_ptr(qkv), _ptr(cos), _ptr(sin), _ptr(q), _ptr(k), _ptr(v),
-                                 b * t, t, h, hkv, hd, torch.get_num_threads())
+        q, k = qkv.new_empty(b, t, h, hd), qkv.new_empty(b, t, hkv, hd)
+        _fn("rope_qk_fwd", qkv)(_ptr(qkv), _ptr(cos), _ptr(sin), _ptr(q), _ptr(k),
+                                b * t, t, h, hkv, hd, torch.get_num_threads())
         ctx.save_for_backward(cos, sin)
         ctx.heads = (h, hkv)
-        return q, k, v
+        return q, k, qkv[:, :, h + hkv:]  # v: a view of the projection, no copy (as nanoGPT's split)
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
@@ -331,6 +403,12 @@ class _RopeQKVFn(torch.autograd.Function):
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm over the last dim. x: (..., D), weight: (D,)."""
     return _RMSNormFn.apply(x, weight, eps)
+
+
+def add_rms_norm(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y: (..., D) -> (h = x + y, rms_norm(h, weight, eps)), each (..., D)."""
+    return _AddRMSNormFn.apply(x, y, weight, eps)
 
 
 def swiglu(gu: torch.Tensor) -> torch.Tensor:
