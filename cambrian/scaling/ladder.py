@@ -18,6 +18,7 @@ it between its own evaluations:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from scipy import stats
 
 from cambrian.scaling.fits import PowerLawFit, SlopeComparison, compare_slopes, fit_power_law
@@ -223,8 +225,25 @@ def rank_agreement(a: Mapping[str, float], b: Mapping[str, float]) -> RankAgreem
         raise ValueError("rank agreement needs at least two designs scored at both scales")
     x, y = [a[n] for n in names], [b[n] for n in names]
     sp, kt = stats.spearmanr(x, y), stats.kendalltau(x, y)
-    return RankAgreement(n=len(names), spearman=float(sp.statistic), spearman_p=float(sp.pvalue),
+    sp_p = _exact_spearman_p(x, y, float(sp.statistic)) if len(names) <= 8 else float(sp.pvalue)
+    return RankAgreement(n=len(names), spearman=float(sp.statistic), spearman_p=sp_p,
                          kendall=float(kt.statistic), kendall_p=float(kt.pvalue))
+
+
+def _exact_spearman_p(x: Sequence[float], y: Sequence[float], rho: float) -> float:
+    """Two-sided p of Spearman's rho over every pairing of the ranks (exact, for small n).
+
+    scipy's t approximation gives p = 0 for a perfect ranking of 4 designs; the exact
+    answer is 2/24: promoted-design counts are that small.
+    """
+    if not math.isfinite(rho):
+        return math.nan
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx = rx - rx.mean()
+    perms = np.array(list(itertools.permutations(ry)))
+    perms -= perms.mean(axis=1, keepdims=True)
+    rhos = perms @ rx / (np.linalg.norm(perms, axis=1) * np.linalg.norm(rx))
+    return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-9))
 
 
 # ----------------------------------------------------------------------------- running a ladder

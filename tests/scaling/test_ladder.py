@@ -63,6 +63,10 @@ def test_rank_agreement():
     assert rank_agreement(a, {k: 10 * v for k, v in a.items()}).spearman == pytest.approx(1.0)
     r = rank_agreement(a, {"x": 4.0, "y": 3.0, "z": 2.0, "w": 1.0})
     assert r.spearman == pytest.approx(-1.0) and r.kendall == pytest.approx(-1.0) and r.n == 4
+    # exact: 2 of the 24 pairings rank 4 designs perfectly (either way), not scipy's p = 0
+    assert r.spearman_p == pytest.approx(2 / 24)
+    r = rank_agreement(a, {"x": 1.0, "y": 3.0, "z": 2.0, "w": 4.0})
+    assert r.spearman == pytest.approx(0.8) and 0.2 < r.spearman_p < 0.5
 
 
 def test_analyse_ladder_fits_compares_and_extrapolates():
