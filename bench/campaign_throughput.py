@@ -80,7 +80,8 @@ def main() -> None:
             wall = time.perf_counter() - t0
             c1 = _cpu()
             coord_cpu, children_cpu = c1[0] - c0[0], c1[1] - c0[1]
-        nodes = [n for n in campaign.open_store().nodes(phase="search") if n.status == NodeStatus.DONE]
+        searched = campaign.open_store().nodes(phase="search")
+        nodes = [n for n in searched if n.status == NodeStatus.DONE]
         m = lambda n, k: n.metrics[k].value if k in n.metrics else 0.0
         train_cpu = sum(m(n, "train_cpu_s") for n in nodes)
         score_cpu = sum(m(n, "score_cpu_s") for n in nodes)
@@ -112,7 +113,8 @@ def main() -> None:
     per_cand = total_cpu / max(1, len(nodes))
     ref_per = sum(ref) / max(1, len(ref))
     out = {
-        "candidates": len(nodes), "workers": args.workers, "campaign_wall_s": round(wall, 1),
+        "candidates": len(nodes), "not_done": {n.id: n.error for n in searched if n.status != NodeStatus.DONE},
+        "workers": args.workers, "campaign_wall_s": round(wall, 1),
         "candidates_per_cpu_hour": round(len(nodes) / (total_cpu / 3600), 1),
         "cpu_share_outside_training": round(1 - train_cpu / total_cpu, 3),
         "cpu_share_outside_training_and_scoring": round(1 - (train_cpu + score_cpu) / total_cpu, 3),
