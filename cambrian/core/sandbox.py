@@ -235,6 +235,8 @@ def set_rlimits(limits: SandboxLimits, count_procs: bool, base_mb: int = 0) -> N
 
 
 def _limit(limits: SandboxLimits, drop_uid: int | None):  # runs in the child between fork and exec
+    _libc()  # dlopen here, in the parent: not in a child forked from a threaded process
+
     def apply() -> None:
         os.setsid()
         die_with_parent()  # with the campaign process, even if it is SIGKILLed

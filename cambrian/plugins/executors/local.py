@@ -66,6 +66,7 @@ class LocalExecutor(Executor):
         self._preload = tuple(preload)
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
+        self._closed = False
         if self.warm:  # start importing now, while the campaign sets up its first candidates
             threading.Thread(target=self._fork_server, daemon=True, name="cambrian-forkserver-start").start()
 
@@ -74,6 +75,8 @@ class LocalExecutor(Executor):
         if not self.warm:
             return None
         with self._server_lock:
+            if self._closed:
+                return None
             if self._server is None or not self._server.alive:
                 try:
                     self._server = ForkServer(self._preload)
@@ -139,6 +142,7 @@ class LocalExecutor(Executor):
             p.kill()
         self._pool.shutdown(wait=self.isolation == "process", cancel_futures=True)
         with self._server_lock:
+            self._closed = True
             if self._server is not None:
                 self._server.close()
                 self._server = None
