@@ -36,6 +36,37 @@ import torch
 CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
 
 
+# Included by the kernels that need exp in their inner loops (selective scan, SwiGLU).
+VEXP_SOURCE = r"""
+// exp that the compiler can vectorise across the state dimension (Cephes' expf:
+// range reduction by ln 2, degree-6 polynomial, 2^n built in the exponent bits;
+// relative error about 1e-7). Doubles keep std::exp: they serve as references.
+static inline float vexp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // not fmin/fmax: those stay calls
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+static inline double vexp(double x) { return std::exp(x); }
+"""
+
+
+def _warn_failed(what: str, fallback: str, exc: Exception) -> None:
+    last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+    warnings.warn(f"cambrian: the C++ {what} failed to compile, using {fallback} "
+                  f"({type(exc).__name__}: {last})", RuntimeWarning, stacklevel=4)
+
+
 def ext_dir() -> Path:
     base = os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cambrian", "ext")
@@ -97,10 +128,7 @@ class CppExtension:
                         build_directory=str(build_dir), verbose=False)
                 except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
                     self._failed = True
-                    last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-                    warnings.warn(f"cambrian: the C++ {self.what} failed to compile, using "
-                                  f"{self.fallback} ({type(exc).__name__}: {last})",
-                                  RuntimeWarning, stacklevel=3)
+                    _warn_failed(self.what, self.fallback, exc)
         return self._module
 
 
@@ -152,10 +180,7 @@ class SharedLibrary:
                         getattr(lib, fn).restype = restype
                         getattr(lib, fn).argtypes = argtypes
                     self._lib = lib
-                except Exception as exc:  # no compiler, ...: fall back, don't fail
+                except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
                     self._failed = True
-                    last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-                    warnings.warn(f"cambrian: the C++ {self.what} failed to compile, using "
-                                  f"{self.fallback} ({type(exc).__name__}: {last})",
-                                  RuntimeWarning, stacklevel=3)
+                    _warn_failed(self.what, self.fallback, exc)
         return self._lib
