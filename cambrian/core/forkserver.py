@@ -369,8 +369,14 @@ class ForkServer:
                 req.error = f"fork server exited: {_tail(self._log, 300).strip() or 'no message'}"
                 req.started.set()
                 req.done.set()
-        req.started.wait()
+        if not req.started.wait(120):  # a server that can't fork in two minutes is stuck:
+            self.kill()                  # its reader then fails everything it ran, this one too
+            req.started.wait()
         return WarmProcess(self, req, workdir, limits)
+
+    def kill(self) -> None:
+        """Kill the server at once; its reader fails what it ran, its workers die with it."""
+        self._proc.kill()
 
     def close(self) -> None:
         """End the server; it kills whatever it still runs."""
@@ -411,7 +417,9 @@ class WarmProcess:
         timed_out = not req.done.wait(self.limits.timeout_s)
         if timed_out:
             self.kill()
-            req.done.wait()
+            if not req.done.wait(60):  # the server never reported the kill: it is stuck
+                self._server.kill()
+                req.done.wait()
         if req.error:
             returncode, stderr = 1, req.error
         else:
