@@ -84,55 +84,70 @@ def _import_built(path: Path, name: str) -> Any:
     return module
 
 
-class CppExtension:
+class _Compiled:
+    """Loads once, thread-safe; ``None`` (with one warning) where the build fails or
+    ``CAMBRIAN_NO_CPP_EXT`` is set. Subclasses say how to build and open (``_open``)."""
+
+    what: str
+    fallback: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: Any = None
+        self._failed = False
+
+    def _open(self) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> Any:
+        if self._loaded is not None or self._failed:
+            return self._loaded
+        if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
+            self._failed = True
+            return None
+        with self._lock:
+            if self._loaded is None and not self._failed:
+                try:
+                    self._loaded = self._open()
+                except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
+                    self._failed = True
+                    _warn_failed(self.what, self.fallback, exc)
+        return self._loaded
+
+
+class CppExtension(_Compiled):
     """One inline C++ module. ``what`` and ``fallback`` word the warning on failure."""
 
     def __init__(self, prefix: str, source: str, functions: list[str], *, what: str,
                  fallback: str, cflags: list[str] | None = None,
                  ldflags: list[str] | None = None):
+        super().__init__()
         self.prefix, self.source, self.functions = prefix, source, functions
         self.what, self.fallback = what, fallback
         self.cflags, self.ldflags = cflags or CFLAGS, ldflags or []
-        self._lock = threading.Lock()
-        self._module: Any = None
-        self._failed = False
 
     def name(self) -> str:
         key = self.source + " ".join(self.cflags) + ("|" + " ".join(self.ldflags) if self.ldflags else "")
         return f"{self.prefix}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
-    def load(self) -> Any:
-        if self._module is not None or self._failed:
-            return self._module
-        if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
-            self._failed = True
-            return None
-        with self._lock:
-            if self._module is None and not self._failed:
-                name = self.name()
-                try:
-                    build_dir = ext_dir() / name
-                    build_dir.mkdir(parents=True, exist_ok=True)
-                    built = build_dir / f"{name}.so"
-                    if built.exists():
-                        self._module = _import_built(built, name)
-                        return self._module
-                    lock = build_dir / "lock"
-                    if lock.exists() and time.time() - lock.stat().st_mtime > 900:
-                        lock.unlink(missing_ok=True)
-                    from torch.utils.cpp_extension import load_inline
+    def _open(self) -> Any:
+        name = self.name()
+        build_dir = ext_dir() / name
+        build_dir.mkdir(parents=True, exist_ok=True)
+        built = build_dir / f"{name}.so"
+        if built.exists():
+            return _import_built(built, name)
+        lock = build_dir / "lock"
+        if lock.exists() and time.time() - lock.stat().st_mtime > 900:
+            lock.unlink(missing_ok=True)
+        from torch.utils.cpp_extension import load_inline
 
-                    self._module = load_inline(
-                        name=name, cpp_sources=[self.source], functions=self.functions,
-                        extra_cflags=self.cflags, extra_ldflags=self.ldflags,
-                        build_directory=str(build_dir), verbose=False)
-                except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
-                    self._failed = True
-                    _warn_failed(self.what, self.fallback, exc)
-        return self._module
+        return load_inline(name=name, cpp_sources=[self.source], functions=self.functions,
+                           extra_cflags=self.cflags, extra_ldflags=self.ldflags,
+                           build_directory=str(build_dir), verbose=False)
 
 
-class SharedLibrary:
+class SharedLibrary(_Compiled):
     """A C++ source with an ``extern "C"`` interface, built with ``$CXX`` (or ``c++``)
     into ``<ext_dir>/<prefix>_<hash>.so`` and loaded through ctypes. Concurrent builders
     each compile to a temporary file and rename it into place, so no lock is needed.
@@ -140,11 +155,9 @@ class SharedLibrary:
 
     def __init__(self, prefix: str, source: str, signatures: dict[str, tuple[Any, list[Any]]], *,
                  what: str, fallback: str, cflags: list[str]):
+        super().__init__()
         self.prefix, self.source, self.signatures = prefix, source, signatures
         self.what, self.fallback, self.cflags = what, fallback, cflags
-        self._lock = threading.Lock()
-        self._lib: Any = None
-        self._failed = False
 
     def name(self) -> str:
         key = self.source + " ".join(self.cflags)
@@ -163,24 +176,12 @@ class SharedLibrary:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def load(self) -> Any:
-        if self._lib is not None or self._failed:
-            return self._lib
-        if os.environ.get("CAMBRIAN_NO_CPP_EXT"):
-            self._failed = True
-            return None
-        with self._lock:
-            if self._lib is None and not self._failed:
-                try:
-                    target = ext_dir() / f"{self.name()}.so"
-                    if not target.exists():
-                        self._build(target)
-                    lib = ctypes.CDLL(str(target))
-                    for fn, (restype, argtypes) in self.signatures.items():
-                        getattr(lib, fn).restype = restype
-                        getattr(lib, fn).argtypes = argtypes
-                    self._lib = lib
-                except Exception as exc:  # no compiler, no headers, ...: fall back, don't fail
-                    self._failed = True
-                    _warn_failed(self.what, self.fallback, exc)
-        return self._lib
+    def _open(self) -> Any:
+        target = ext_dir() / f"{self.name()}.so"
+        if not target.exists():
+            self._build(target)
+        lib = ctypes.CDLL(str(target))
+        for fn, (restype, argtypes) in self.signatures.items():
+            getattr(lib, fn).restype = restype
+            getattr(lib, fn).argtypes = argtypes
+        return lib
