@@ -119,6 +119,8 @@ class Campaign:
         self._freed = threading.Condition()  # notified whenever an evaluation finishes
         self._last_notice = 0.0
         self.current_phase: str | None = None  # the post-search phase running now
+        # elapsed() is read by live views before run() has opened the store
+        self._elapsed_before, self._t0 = 0.0, time.monotonic()
 
 
     # -- construction -------------------------------------------------------------------
