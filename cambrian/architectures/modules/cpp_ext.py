@@ -20,6 +20,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,29 +37,15 @@ import torch
 CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
 
 
-# Included by the kernels that need exp in their inner loops (selective scan, SwiGLU).
-VEXP_SOURCE = r"""
-// exp that the compiler can vectorise across the state dimension (Cephes' expf:
-// range reduction by ln 2, degree-6 polynomial, 2^n built in the exponent bits;
-// relative error about 1e-7). Doubles keep std::exp: they serve as references.
-static inline float vexp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // not fmin/fmax: those stay calls
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
-}
-static inline double vexp(double x) { return std::exp(x); }
-"""
+CSRC = Path(__file__).with_name("csrc")  # the C++ sources, shipped as package data
+_LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"$', re.M)
+
+
+def read_source(name: str) -> str:
+    """The text of ``csrc/<name>``, with each ``#include "x.h"`` of a file beside it inlined,
+    so one string is compiled (and hashed for the cache): no include path to pass on."""
+    text = (CSRC / name).read_text()
+    return _LOCAL_INCLUDE.sub(lambda m: read_source(m.group(1)).rstrip("\n"), text)
 
 
 def _warn_failed(what: str, fallback: str, exc: Exception) -> None:

@@ -7,7 +7,7 @@ vector-blend (crossover): a random convex blend of two parents.
 
 from __future__ import annotations
 
-from cambrian import Candidate, Operator, OperatorContext, hookimpl
+from cambrian import Candidate, Operator, OperatorContext
 
 
 class Sample(Operator):
@@ -40,8 +40,3 @@ class Blend(Operator):
         a, b = (p.candidate.content for p in ctx.parents[:2])
         w = ctx.rng.random()
         return [Candidate(kind="vector", content=[w * u + (1 - w) * v for u, v in zip(a, b)])]
-
-
-@hookimpl
-def cambrian_operators():
-    return [Sample, Perturb, Blend]

@@ -16,7 +16,7 @@ import random
 import statistics
 from typing import Any
 
-from cambrian import Candidate, Domain, MetricSpec, Phase, best_nodes, hookimpl
+from cambrian import Candidate, Domain, MetricSpec, Phase, best_nodes
 
 
 class ToyDomain(Domain):
@@ -78,8 +78,3 @@ class HiddenCheck(Phase):
                          "failed": len(runs) - len(vals)})
         return {"metric": obj, "seeds": list(seeds), "designs": rows,
                 "verdict": f"top {len(top)} search designs re-evaluated on the hidden split"}
-
-
-@hookimpl
-def cambrian_domains():
-    return [ToyDomain]

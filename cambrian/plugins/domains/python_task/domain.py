@@ -24,7 +24,7 @@ import math
 import random
 from typing import Any
 
-from cambrian import Candidate, Domain, MetricSpec, hookimpl
+from cambrian import Candidate, Domain, MetricSpec
 
 MAX_SOURCE_CHARS = 200_000
 
@@ -111,8 +111,3 @@ class PythonTaskDomain(Domain):
         except SyntaxError as exc:
             raise ValueError(f"the source does not compile: {exc.msg} (line {exc.lineno})") from None
         return candidate
-
-
-@hookimpl
-def cambrian_domains():
-    return [PythonTaskDomain]

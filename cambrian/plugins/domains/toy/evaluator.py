@@ -7,7 +7,7 @@ import random
 import time
 from pathlib import Path
 
-from cambrian import EvalJob, Evaluator, hookimpl
+from cambrian import EvalJob, Evaluator
 
 
 def rastrigin(x: list[float]) -> float:
@@ -35,8 +35,3 @@ class ToyEvaluator(Evaluator):
         noise = random.Random(f"{job.seed}:{job.candidate.hash}:{job.split}").gauss(0, 1)
         x = job.candidate.content
         return {"loss": fn(x) + float(opts.get("noise", 0.01)) * noise, "norm": math.sqrt(sphere(x))}
-
-
-@hookimpl
-def cambrian_evaluators():
-    return [ToyEvaluator]
