@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future
 
 from cambrian import Campaign, Executor, hookimpl
-from cambrian.core.evaluation import evaluate_here
+from cambrian.execution.evaluation import evaluate_here
 from cambrian.core.plugins import get_plugin_manager
 
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cambrian.core import sandbox
+from cambrian.execution import sandbox
 from cambrian.core.config import SandboxLimits
 
 CMD = [sys.executable, "-I", "-c", "import json; json.dumps({'x': 1})"]

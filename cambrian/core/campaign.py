@@ -212,7 +212,7 @@ class Campaign:
                 agent.llm = MeteredLLM(inner, store, agent.name)
         self.pm.hook.cambrian_campaign_start(run_dir=str(self.run_dir),
                                              config=self.config.model_dump(mode="json"))
-        self.executor = self._executor_cls(**self.config.executor.options)
+        self.executor = self._executor_cls(worker_preload=self.domain.preload, **self.config.executor.options)
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
         self.nodes, self._hashes, self._cost, self._counts = {}, set(), {}, {}
         self._board: list[tuple[float, float, str]] = []  # valid nodes, best first

@@ -35,6 +35,9 @@ class Domain(Component, ABC):
     default_evaluator: ClassVar[str]
     default_operators: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    # Modules its evaluation workers import (or "module:function" to call), loaded once by an
+    # executor that starts workers ahead of time (the local executor's fork server).
+    preload: ClassVar[tuple[str, ...]] = ()
 
     @property
     @abstractmethod
@@ -223,9 +226,10 @@ class LLMBackend(Component, ABC):
 class Executor(Component, ABC):
     """Where evaluations run. ``submit`` never blocks on the evaluation itself."""
 
-    def __init__(self, workers: int = 1, **options: Any) -> None:
+    def __init__(self, workers: int = 1, worker_preload: tuple[str, ...] = (), **options: Any) -> None:
         super().__init__(**options)
         self.workers = workers
+        self.worker_preload = tuple(worker_preload)  # the campaign's Domain.preload
 
     @abstractmethod
     def submit(self, job: EvalJob) -> "Future[EvalOutcome]":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cambrian.core.config import SandboxLimits
-from cambrian.core.forkserver import ForkServer
+from cambrian.execution.forkserver import ForkServer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux fork server")
 
@@ -128,7 +128,7 @@ def test_server_and_workers_die_with_the_campaign_process(tmp_path):
         import sys, time
         from pathlib import Path
         from cambrian.core.config import SandboxLimits
-        from cambrian.core.forkserver import ForkServer
+        from cambrian.execution.forkserver import ForkServer
         fs = ForkServer(preload=[])
         fs.spawn("{ENTRIES}:daemon_then_sleep", [], Path(sys.argv[1]), SandboxLimits(timeout_s=300))
         print(fs.pid, flush=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cambrian.core import sandbox
+from cambrian.execution import sandbox
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import run_sandboxed
+from cambrian.execution.sandbox import run_sandboxed
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 or sandbox._setpriv() is None,
                                reason="the uid drop needs root and setpriv")

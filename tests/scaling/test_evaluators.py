@@ -4,7 +4,7 @@ import math
 
 from cambrian import Candidate, EvalJob, NodeStatus
 from cambrian.architectures import reference_spec
-from cambrian.core.evaluation import run_job
+from cambrian.execution.evaluation import run_job
 from cambrian.plugins.evaluators.lm import LMEvaluator
 
 SPEC = reference_spec("llama", d_model=32, n_layers=1, max_seq_len=32).to_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cambrian import Candidate, EvalJob, NodeStatus
-from cambrian.core.evaluation import evaluate_here
+from cambrian.execution.evaluation import evaluate_here
 from cambrian.plugins.domains.script.domain import task_from_options
 from cambrian.scaling.data import default_cache_dir
 

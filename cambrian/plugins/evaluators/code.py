@@ -3,7 +3,7 @@
 The evaluation worker (trusted: the harness) writes the candidate to its own
 directory and runs it in a second sandboxed process with the campaign's
 limits, as a throw-away unprivileged uid when the campaign runs as root (see
-cambrian/core/sandbox.py). The candidate's entry function gets the task's
+cambrian/execution/sandbox.py). The candidate's entry function gets the task's
 inputs and its return value comes back through ``output.json``; the task's
 ``score`` turns that answer into metrics here, in the harness. So nothing the
 candidate prints, and no file it writes, can set a metric, and it cannot
@@ -30,7 +30,7 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator, hookimpl
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import SandboxResult, run_sandboxed
+from cambrian.execution.sandbox import SandboxResult, run_sandboxed
 
 RUNNER = Path(__file__).with_name("code_runner.py")
 

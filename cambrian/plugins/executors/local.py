@@ -2,10 +2,10 @@
 
 A thread per slot; a finished evaluation frees its slot at once (no round
 barrier). With ``isolation: process`` (the default) each evaluation is its own
-sandboxed process (cambrian.core.evaluation.start_job/finish_job): limits,
+sandboxed process (cambrian.execution.evaluation.start_job/finish_job): limits,
 scrubbed environment, a kill on cancel or timeout. With ``warm: true`` (the
 default, on Linux) those processes are forked from a fork server that imported
-torch and the plugins once (cambrian.core.forkserver), instead of a fresh
+torch and the plugins once (cambrian.execution.forkserver), instead of a fresh
 interpreter per evaluation: the same confinement, without ~0.5-4 CPU-s of
 start-up each. A server that dies is restarted for the next evaluation; one that
 can't start at all leaves the executor on fresh processes. ``isolation: thread`` runs
@@ -15,7 +15,8 @@ limits, and a cancelled evaluation resolves at once as cancelled but its
 thread runs on to completion in the background.
 
 Options: workers (2), isolation ("process"), warm (true), preload (modules the
-fork server imports, or module:function to call; default forkserver.DEFAULT_PRELOAD).
+fork server imports, or module:function to call; default: forkserver.DEFAULT_PRELOAD, the
+generic ones, plus the domain's own ``Domain.preload``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cambrian import Cost, EvalJob, EvalOutcome, Executor, NodeStatus, hookimpl
-from cambrian.core.evaluation import evaluate_here, finish_job, job_dir, start_job
-from cambrian.core.forkserver import DEFAULT_PRELOAD, ForkServer
+from cambrian.execution.evaluation import evaluate_here, finish_job, job_dir, start_job
+from cambrian.execution.forkserver import DEFAULT_PRELOAD, ForkServer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, workers: int = 2, isolation: str = "process", warm: bool = True,
-                 preload: list[str] | tuple[str, ...] = DEFAULT_PRELOAD, **options: Any) -> None:
+                 preload: list[str] | tuple[str, ...] | None = None, **options: Any) -> None:
         super().__init__(workers=workers, **options)
         if isolation not in ("process", "thread"):
             raise ValueError(f"local executor: isolation must be 'process' or 'thread', got {isolation!r}")
@@ -63,7 +64,8 @@ class LocalExecutor(Executor):
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
         self.warm = warm and isolation == "process" and sys.platform.startswith("linux")
-        self._preload = tuple(preload)
+        self._preload = (tuple(preload) if preload is not None
+                         else (*DEFAULT_PRELOAD, *self.worker_preload))
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self._closed = False

@@ -1,6 +1,6 @@
 """``ray``: the executor interface on a Ray cluster (or a local Ray instance).
 
-Each evaluation is a Ray task that runs cambrian.core.evaluation.run_job on
+Each evaluation is a Ray task that runs cambrian.execution.evaluation.run_job on
 whichever worker node Ray picks: the same sandboxed process, job file and
 result file as the local executor, in the run directory (which must be on a
 filesystem every node sees: a shared mount on a real cluster). Results come
@@ -38,7 +38,7 @@ from cambrian import EvalJob, EvalOutcome, Executor, NodeStatus, hookimpl
 
 def _evaluate(job_json: str, isolation: str) -> str:
     """Runs on a Ray worker: one evaluation, returned as the outcome's JSON."""
-    from cambrian.core.evaluation import finish_job, start_job
+    from cambrian.execution.evaluation import finish_job, start_job
     from cambrian.plugins.executors.local import run_in_thread
 
     job = EvalJob.model_validate_json(job_json)

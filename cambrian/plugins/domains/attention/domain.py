@@ -94,6 +94,7 @@ class AttentionDomain(Domain):
     name = "attention"
     candidate_kind = "code"
     default_evaluator = "attention"
+    preload = ("cambrian.scaling.data", "cambrian.scaling.synthetic")  # what its evaluation worker imports (the candidate runs nested)
     default_operators = ("seeds", "llm-draft", "llm-improve", "llm-debug")
 
     def __init__(self, **options: Any) -> None:

@@ -2,7 +2,7 @@
 
 Runs in the evaluation worker (trusted). It prepares data and probes, runs
 ``runner.py`` with the candidate in a nested sandbox as a throw-away
-unprivileged uid (see cambrian/core/sandbox.py), then checks and scores the
+unprivileged uid (see cambrian/execution/sandbox.py), then checks and scores the
 raw outputs the runner saved:
 
 - shape: the mixer maps [B, T, D] to [B, T, D];
@@ -25,7 +25,7 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import run_sandboxed
+from cambrian.execution.sandbox import run_sandboxed
 from cambrian.plugins.domains.attention.domain import options_with_defaults
 
 RUNNER = Path(__file__).with_name("runner.py")

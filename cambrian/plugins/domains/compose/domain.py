@@ -68,6 +68,12 @@ class ComposeDomain(Domain):
     default_evaluator = "compose"
     default_operators = ("spec-random", "spec-mutate", "spec-crossover")
     description = "Compose a language-model architecture from primitives (a layer list)."
+    # What an evaluation builds and trains with. fused:available loads the fused CPU kernels
+    # (built in about a second, once per machine); the selective scan's torch extension takes
+    # a minute or more to build the first time, so it is left to the first evaluation that
+    # uses Mamba.
+    preload = ("cambrian.architectures.model", "cambrian.scaling.data", "cambrian.scaling.trainer",
+               "cambrian.scaling.synthetic", "cambrian.architectures.modules.fused:available")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

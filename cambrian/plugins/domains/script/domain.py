@@ -41,6 +41,7 @@ class ScriptDomain(Domain):
     name = "script"
     candidate_kind = "script"
     default_evaluator = "script"
+    preload = ("cambrian.scaling.data",)  # what its evaluation worker imports (the candidate runs nested)
     default_operators = ("seeds", "llm-draft", "llm-improve", "llm-debug")
 
     def __init__(self, **options: Any) -> None:

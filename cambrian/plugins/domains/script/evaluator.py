@@ -40,7 +40,7 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator, Metric
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import SandboxResult, run_sandboxed
+from cambrian.execution.sandbox import SandboxResult, run_sandboxed
 
 CLAIM = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*[:=]\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$", re.M)
 

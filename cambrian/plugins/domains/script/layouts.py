@@ -109,7 +109,7 @@ def run_trusted_command(task, run_dir: Path) -> dict[str, float]:
     object holds the metrics. It is the task's code, not the agent's.
     """
     from cambrian.core.config import SandboxLimits
-    from cambrian.core.sandbox import run_sandboxed
+    from cambrian.execution.sandbox import run_sandboxed
 
     opts = task.options
     ev = run_dir.parent / (run_dir.name + "-eval")

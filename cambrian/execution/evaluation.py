@@ -1,6 +1,6 @@
 """One evaluation, end to end: job file in, sandboxed worker, result file out.
 
-The worker (``python -m cambrian.core.evaluation JOB RESULT``) loads the
+The worker (``python -m cambrian.execution.evaluation JOB RESULT``) loads the
 plugins, runs the evaluator and writes the result JSON itself: metrics never
 come from parsing the candidate's stdout. The parent only trusts that file.
 """
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
-from cambrian.core.sandbox import SandboxProcess, kernel_cache_dir
+from cambrian.execution.sandbox import SandboxProcess, kernel_cache_dir
 
 if TYPE_CHECKING:
-    from cambrian.core.forkserver import ForkServer, WarmProcess
+    from cambrian.execution.forkserver import ForkServer, WarmProcess
 
 RESULT_FILE = "result.json"
 
@@ -38,9 +38,9 @@ def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess 
     limits = SandboxLimits(**job.limits)
     env = {"CAMBRIAN_EXT_DIR": kernel_cache_dir()}  # the harness is trusted: share compiled kernels
     if server is not None:
-        return server.spawn("cambrian.core.evaluation:main", [str(d / "job.json"), str(result)],
+        return server.spawn("cambrian.execution.evaluation:main", [str(d / "job.json"), str(result)],
                             d / "work", limits, env)
-    cmd = [sys.executable, "-m", "cambrian.core.evaluation", str(d / "job.json"), str(result)]
+    cmd = [sys.executable, "-m", "cambrian.execution.evaluation", str(d / "job.json"), str(result)]
     return SandboxProcess(cmd, d / "work", limits, env)
 
 

@@ -2,9 +2,9 @@
 
 A fresh evaluation process spends 0.5-4 CPU-s (more on a loaded machine) starting Python and
 importing torch before it trains anything: a fifth of a small proxy evaluation. The server
-(``python -m cambrian.core.forkserver MODULE...``) imports those modules and the plugins once,
+(``python -m cambrian.execution.forkserver MODULE...``) imports those modules and the plugins once,
 then forks one worker per request and confines it after the fork as
-:class:`~cambrian.core.sandbox.SandboxProcess` does before its exec:
+:class:`~cambrian.execution.sandbox.SandboxProcess` does before its exec:
 
 - a new session, so a timeout or a cancel kills the whole process group; it dies with the server;
 - fresh network and PID namespaces where the OS grants them (``unshare(2)``, through a user
@@ -48,20 +48,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cambrian.core.config import SandboxLimits
-from cambrian.core.sandbox import (SandboxResult, _libc, _tail, die_with_parent, kernel_cache_dir,
+from cambrian.execution.sandbox import (SandboxResult, _libc, _tail, die_with_parent, kernel_cache_dir,
                                    missing_protections, scrubbed_env, set_rlimits)
 
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 SETUP_FAILED = 97  # the supervisor's exit code when the probed namespaces could not be entered
 
-# What a compose/LM evaluation imports and loads; an entry that fails is skipped, and the
-# workers do without it. torch._dynamo: the first optimizer built imports it (sympy and 800
-# modules, 2-3 CPU-s). fused:available loads the fused CPU kernels (built in about a second,
-# once per machine); the selective scan's torch extension takes a minute or more to build the
-# first time, so it is left to the first evaluation that uses Mamba.
-DEFAULT_PRELOAD = ("numpy", "torch", "torch._dynamo", "cambrian.architectures.model",
-                   "cambrian.scaling.data", "cambrian.scaling.trainer", "cambrian.scaling.synthetic",
-                   "cambrian.architectures.modules.fused:available")
+# What any evaluation worker gains from: numpy, torch and torch._dynamo (the first optimizer
+# built imports it: sympy and 800 modules, 2-3 CPU-s). The plugins are always loaded. What a
+# domain's evaluations import beyond that, the domain names itself (``Domain.preload``, passed
+# by the campaign to its executor). An entry that fails is skipped; the workers do without it.
+DEFAULT_PRELOAD = ("numpy", "torch", "torch._dynamo")
 
 
 # ----------------------------------------------------------------------------- server side
@@ -301,7 +298,7 @@ class ForkServer:
         self._log = self._dir / "server.log"
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "cambrian.core.forkserver", *preload], cwd=self._dir, env=env,
+                [sys.executable, "-m", "cambrian.execution.forkserver", *preload], cwd=self._dir, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         self._lock = threading.Lock()
         self._requests: dict[int, _Request] = {}
@@ -392,7 +389,7 @@ class ForkServer:
 
 
 class WarmProcess:
-    """One forked worker; the same interface as :class:`~cambrian.core.sandbox.SandboxProcess`."""
+    """One forked worker; the same interface as :class:`~cambrian.execution.sandbox.SandboxProcess`."""
 
     def __init__(self, server: ForkServer, req: _Request, workdir: Path, limits: SandboxLimits) -> None:
         self._server, self._req, self.workdir, self.limits = server, req, workdir, limits
