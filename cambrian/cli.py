@@ -72,8 +72,12 @@ def _run(campaign, quiet: bool) -> None:
     store = campaign.open_store()
     console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
     console.print(f"stopped: {result.reason}; nodes: {result.counts}")
+    for agent, error in result.agent_errors.items():
+        err.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     report = write_report(campaign.run_dir)
     console.print(f"report: {report}")
+    if result.failed:  # no agent could search: say so to scripts and CI too
+        sys.exit(1)
 
 
 @app.command()
@@ -120,6 +124,8 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     ends = store.events("campaign_end")
     state = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
     console.print(f"{campaign.config.name}: {state}; nodes {counts}")
+    for agent, error in campaign.agent_errors().items():
+        console.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     console.print(leaderboard_table(nodes, campaign.objective, k=top))
 
 

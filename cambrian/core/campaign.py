@@ -27,7 +27,7 @@ from typing import Any, Callable
 from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator, Phase,
                                       OperatorContext, Scaffold, SearchView)
 from cambrian.core.config import AgentConfig, CampaignConfig, load_config, parse_config
-from cambrian.core.errors import CambrianError, ConfigError, StoreError
+from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Node, NodeStatus,
                                    best_nodes, canonical_json)
@@ -91,6 +91,14 @@ class CampaignResult:
     reason: str
     best: Node | None
     counts: dict[str, int]
+    # agent -> why it could not go on (AgentStop: rejected key, unknown model, dead host)
+    agent_errors: dict[str, str] = field(default_factory=dict)
+    agent_names: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Every agent stopped on an error that no retry fixes: the campaign did not search."""
+        return bool(self.agent_errors) and set(self.agent_errors) >= set(self.agent_names)
 
 
 class Campaign:
@@ -456,6 +464,11 @@ class Campaign:
         )
         try:
             candidates = op.apply(ctx)
+        except AgentStop as exc:  # nothing this agent does next can succeed: stop it, loudly
+            agent.stopped = f"error: {exc}"
+            store.log_event("agent_stopped", agent=agent.name, operator=op.name, reason=agent.stopped,
+                            error=str(exc)[:1000])
+            return False
         except Exception as exc:  # an operator (or LLM) failure fails this step only
             store.log_event("operator_failed", agent=agent.name, operator=op.name,
                             error=f"{type(exc).__name__}: {exc}"[:1000])
@@ -552,7 +565,14 @@ class Campaign:
         for n in nodes:
             counts[n.status.value] = counts.get(n.status.value, 0) + 1
         best = best_nodes(nodes, self.objective)
-        return CampaignResult(self.run_dir, reason, best[0] if best else None, counts)
+        return CampaignResult(self.run_dir, reason, best[0] if best else None, counts,
+                              agent_errors=self.agent_errors(),
+                              agent_names=tuple(a.name for a in self.agents))
+
+    def agent_errors(self) -> dict[str, str]:
+        """Agents stopped by an error no retry fixes (from the store, so also after a resume)."""
+        return {e["agent"]: e["payload"]["error"] for e in self.open_store().events("agent_stopped")
+                if e["payload"].get("error")}
 
 
 def _ref(name: str) -> Any:

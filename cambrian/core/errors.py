@@ -18,3 +18,10 @@ class PluginError(CambrianError):
 
 class StoreError(CambrianError):
     pass
+
+
+class AgentStop(CambrianError):
+    """An agent cannot go on at all (its LLM rejects the key, the model does not exist, the
+    host does not answer): raised from a step, it stops that agent with this message as the
+    reason, while the other agents carry on. A campaign whose every agent stopped this way
+    failed (``cambrian run`` exits 1)."""

@@ -2,18 +2,21 @@
 
 ``FakeOpenAI(script)`` answers each POST /v1/chat/completions with the next
 entry of ``script`` (the last one repeats): a reply text, or a (status, raw body)
-pair for errors, malformed and truncated bodies. Every request is kept.
+pair for errors, malformed and truncated bodies, or (status, raw body, headers).
+A 429 without headers says ``Retry-After: 0.01`` (the SDK honours it; tests stay
+fast). Every request is kept, with its arrival time in ``times``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
-Reply = Union[str, tuple[int, str], Callable[[dict], str | tuple[int, str]]]
+Reply = Union[str, tuple[int, str], tuple[int, str, dict], Callable[[dict], Any]]
 
 
 def completion(text: str | None, *, finish_reason: str = "stop", prompt_tokens: int = 11,
@@ -34,6 +37,7 @@ class FakeOpenAI:
         self.script = list(script)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.times: list[float] = []  # time.monotonic() at each request
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,17 +49,19 @@ class FakeOpenAI:
                 with lock:
                     outer.requests.append(body)
                     outer.headers.append(dict(self.headers))
+                    outer.times.append(time.monotonic())
                     i = min(len(outer.requests), len(outer.script)) - 1
                     reply = outer.script[i]
                 if callable(reply):
                     reply = reply(body)
-                status, raw = (200, completion(reply)) if isinstance(reply, str) else reply
+                status, raw, *extra = (200, completion(reply)) if isinstance(reply, str) else reply
+                headers = extra[0] if extra else ({"Retry-After": "0.01"} if status == 429 else {})
                 data = raw.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                if status == 429:
-                    self.send_header("Retry-After", "0")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

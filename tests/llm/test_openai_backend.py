@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from cambrian.plugins.llm.base import LLMError
+from cambrian.plugins.llm.base import FatalLLMError, LLMError
 from cambrian.plugins.llm.openai_compat import OpenAIBackend
 from tests.llm.fake_openai import FakeOpenAI, completion
 
-FAST = {"backoff_s": 0.001, "backoff_max_s": 0.01, "timeout": 10}
+FAST = {"timeout": 10, "max_retries": 2}
 
 
 def backend(server: FakeOpenAI, **kw) -> OpenAIBackend:
@@ -35,9 +37,40 @@ def test_rate_limit_then_success_is_retried():
 
 def test_rate_limit_retries_are_bounded():
     with FakeOpenAI([(429, '{"error": {"message": "slow down"}}')]) as srv:
-        with pytest.raises(LLMError, match="giving up after 3 attempts"):
+        with pytest.raises(LLMError, match="RateLimitError .HTTP 429. after the retries: slow down") as info:
             backend(srv, max_retries=2).complete([{"role": "user", "content": "x"}])
     assert len(srv.requests) == 3
+    assert not isinstance(info.value, FatalLLMError)  # a busy server fails the step, not the agent
+
+
+def test_retry_after_is_honoured(caplog):
+    """The SDK waits what the server asks (here 0.3 s), not its own backoff."""
+    busy = (429, '{"error": {"message": "slow down"}}', {"Retry-After": "0.3"})
+    caplog.set_level(logging.INFO, logger="openai")
+    with FakeOpenAI([busy, "ok now"]) as srv:
+        assert backend(srv).complete([{"role": "user", "content": "x"}]).text == "ok now"
+    assert len(srv.requests) == 2
+    assert srv.times[1] - srv.times[0] >= 0.3
+    assert any("Retrying request in 0.300000 seconds" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("status, message, says", [
+    (401, "Incorrect API key provided: sk-bad", "the key was rejected .HTTP 401"),
+    (403, "You are not allowed to use this model", "permission denied .HTTP 403"),
+    (404, "The model `nosuch` does not exist", "not found .HTTP 404"),
+])
+def test_auth_permission_and_unknown_model_are_fatal_at_once(status, message, says):
+    with FakeOpenAI([(status, '{"error": {"message": "%s"}}' % message)]) as srv:
+        with pytest.raises(FatalLLMError, match=says) as info:
+            backend(srv).complete([{"role": "user", "content": "x"}])
+    assert len(srv.requests) == 1  # not retried
+    assert message in str(info.value) and srv.base_url in str(info.value)
+
+
+def test_exhausted_quota_is_fatal():
+    body = '{"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}'
+    with FakeOpenAI([(429, body)]) as srv, pytest.raises(FatalLLMError, match="quota exhausted"):
+        backend(srv, max_retries=0).complete([{"role": "user", "content": "x"}])
 
 
 def test_server_error_then_success_is_retried():
@@ -52,12 +85,12 @@ def test_client_error_is_not_retried():
     assert len(srv.requests) == 1
 
 
-def test_network_error_is_retried_then_raises():
+def test_unreachable_host_is_retried_then_fatal():
     srv = FakeOpenAI(["unused"])  # bound but never served: connections are refused once closed
     url = srv.base_url
     srv.server.server_close()
-    b = OpenAIBackend(model="m", base_url=url, max_retries=1, **FAST)
-    with pytest.raises(LLMError, match="giving up after 2 attempts: APIConnectionError"):
+    b = OpenAIBackend(model="m", base_url=url, **{**FAST, "max_retries": 1})
+    with pytest.raises(FatalLLMError, match=f"at {url}.*host unreachable after the retries .ConnectError"):
         b.complete([{"role": "user", "content": "x"}])
 
 

@@ -1,45 +1,26 @@
-"""Helpers shared by the LLM backends: errors, pricing, retry with backoff."""
+"""Helpers shared by the LLM backends: errors, pricing, request identity."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from cambrian import CambrianError
-
-T = TypeVar("T")
+from cambrian.core.errors import AgentStop
 
 
 class LLMError(CambrianError):
     """An LLM call that failed for good (after any retries). Fails one step, never the campaign."""
 
 
-class TransientLLMError(LLMError):
-    """A failure worth retrying: rate limit, dropped connection, overloaded server."""
+class FatalLLMError(LLMError, AgentStop):
+    """The backend cannot serve this agent at all (rejected key, no permission, unknown model,
+    unreachable host, exhausted quota): retrying is pointless, so the agent stops at once."""
 
 
 def price(prompt_tokens: int, completion_tokens: int, per_1k_prompt: float, per_1k_completion: float) -> float:
     return prompt_tokens / 1000 * per_1k_prompt + completion_tokens / 1000 * per_1k_completion
-
-
-def with_backoff(call: Callable[[], T], *, retries: int, base_s: float, max_s: float,
-                 transient: tuple[type[BaseException], ...], what: str,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``call``; on a transient error wait base_s * 2^attempt (with jitter, capped) and retry."""
-    for attempt in range(retries + 1):
-        try:
-            return call()
-        except transient as exc:
-            if attempt == retries:
-                raise LLMError(f"{what}: giving up after {retries + 1} attempts: "
-                               f"{type(exc).__name__}: {exc}") from exc
-            delay = min(max_s, base_s * 2 ** attempt) * (0.5 + random.random() / 2)
-            sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def request_hash(messages: list[dict[str, str]]) -> str:

@@ -7,10 +7,15 @@ Options:
                               itself is never an option, so it never reaches the store or a
                               candidate. Local servers (base_url set) work without one.
   temperature (0.7), max_tokens (2048), timeout (120 s per request)
-  max_retries (4), backoff_s (1.0), backoff_max_s (30): rate limits (429), connection errors,
-                              timeouts and 5xx answers are retried with exponential backoff;
-                              any other error raises at once
+  max_retries (4)             the openai SDK's own retries: 408/409/429, 5xx, connection
+                              errors and timeouts are retried with exponential backoff (0.5 s
+                              doubling, at most 8 s), or after the server's Retry-After
   price_prompt_per_1k (0.0), price_completion_per_1k (0.0): USD per 1000 tokens, for cost
+
+A rejected key (401), no permission (403), an unknown model (404), an exhausted quota and a
+host that still does not answer after the retries raise ``FatalLLMError``: the agent stops at
+once with that reason. Other failures (a 400, a malformed body, retries used up on 429/5xx)
+raise ``LLMError``: that step fails and the agent goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from cambrian import LLMBackend, LLMResponse, hookimpl
-from cambrian.plugins.llm.base import LLMError, TransientLLMError, price, with_backoff
+from cambrian.plugins.llm.base import FatalLLMError, LLMError, price
 
 
 @lru_cache(maxsize=1)
@@ -31,18 +36,55 @@ def _http_client() -> Any:
     return openai.DefaultHttpxClient()
 
 
+# Status errors after which no retry can help: the agent stops with the reason.
+_FATAL_STATUS = {401: "the key was rejected", 403: "permission denied", 404: "not found"}
+
+
+def _failure(exc: Exception, what: str) -> LLMError:
+    """The error to raise for an SDK exception (its retries are already spent)."""
+    import openai
+
+    name = type(exc).__name__
+    if isinstance(exc, openai.APIStatusError):
+        detail = _status_detail(exc)
+        if exc.status_code in _FATAL_STATUS:
+            hint = ("; check api_key_env and the key" if exc.status_code == 401 else
+                    "; check the model name and base_url" if exc.status_code == 404 else "")
+            return FatalLLMError(f"{what}: {_FATAL_STATUS[exc.status_code]} "
+                                 f"(HTTP {exc.status_code}{hint}): {detail}")
+        if exc.status_code == 429 and getattr(exc, "code", None) == "insufficient_quota":
+            return FatalLLMError(f"{what}: quota exhausted (HTTP 429): {detail}")
+        return LLMError(f"{what}: {name} (HTTP {exc.status_code}) after the retries: {detail}")
+    if isinstance(exc, openai.APITimeoutError):  # slow, not absent: this step fails
+        return LLMError(f"{what}: request timed out after the retries")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return FatalLLMError(f"{what}: host unreachable after the retries ({why})")
+    return LLMError(f"{what}: {name}: {exc}")
+
+
+def _status_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = err.get("message") if isinstance(err, dict) else err
+        if msg:
+            return str(msg)[:300]
+    return str(getattr(exc, "message", exc))[:300]
+
+
 class OpenAIBackend(LLMBackend):
     name = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 120.0,
-                 max_retries: int = 4, backoff_s: float = 1.0, backoff_max_s: float = 30.0,
-                 price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0,
-                 **options: Any) -> None:
+                 max_retries: int = 4, price_prompt_per_1k: float = 0.0,
+                 price_completion_per_1k: float = 0.0, **options: Any) -> None:
         super().__init__(**options)
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.temperature, self.max_tokens, self.timeout = temperature, max_tokens, timeout
-        self.max_retries, self.backoff_s, self.backoff_max_s = max_retries, backoff_s, backoff_max_s
+        self.max_retries = max_retries
         self.prices = (price_prompt_per_1k, price_completion_per_1k)
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
@@ -55,9 +97,9 @@ class OpenAIBackend(LLMBackend):
         if self._client is None:
             import openai
 
-            # Retries are ours (bounded, logged as one call); the SDK's are switched off.
+            # The SDK retries transient failures itself, honouring the server's Retry-After.
             self._client = openai.OpenAI(api_key=self._key, base_url=self.base_url,
-                                         timeout=self.timeout, max_retries=0,
+                                         timeout=self.timeout, max_retries=self.max_retries,
                                          http_client=_http_client())
         return self._client
 
@@ -66,24 +108,13 @@ class OpenAIBackend(LLMBackend):
 
         params = {"model": self.model, "messages": messages, "temperature": self.temperature,
                   "max_tokens": self.max_tokens, **kwargs}
-
-        def call() -> Any:
-            try:
-                return self.client().chat.completions.create(**params)
-            except openai.InternalServerError as exc:  # 5xx: an overloaded or restarting server
-                raise TransientLLMError(str(exc)) from exc
-
-        transient = (openai.RateLimitError, openai.APIConnectionError, TransientLLMError)
+        what = f"llm 'openai' ({self.model}{' at ' + self.base_url if self.base_url else ''})"
         try:
-            resp = with_backoff(call, retries=self.max_retries, base_s=self.backoff_s,
-                                max_s=self.backoff_max_s, transient=transient,
-                                what=f"llm 'openai' ({self.model})")
-        except LLMError:
-            raise
+            resp = self.client().chat.completions.create(**params)
         except openai.OpenAIError as exc:
-            raise LLMError(f"llm 'openai' ({self.model}): {type(exc).__name__}: {exc}") from exc
+            raise _failure(exc, what) from exc
         except ValueError as exc:  # the SDK could not decode the body
-            raise LLMError(f"llm 'openai' ({self.model}): malformed response body: {exc}") from exc
+            raise LLMError(f"{what}: malformed response body: {exc}") from exc
         return self._response(resp, messages)
 
     def _response(self, resp: Any, messages: list[dict[str, str]]) -> LLMResponse:

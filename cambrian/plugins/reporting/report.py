@@ -70,6 +70,7 @@ def write_report(run_dir: str | Path) -> Path:
     phases = {name: store.get_meta(f"phase:{name}") for name in phase_names}
     phases = {k: v for k, v in phases.items() if v is not None}
     agents = [a.name for a in campaign.agents]
+    stops = {e["agent"]: e["payload"].get("reason") for e in store.events("agent_stopped")}
     llm_calls = store.llm_calls()
     figs = make_figures(run_dir, nodes, phase_nodes, obj, agents, phases, llm_calls)
     images = {k: base64.b64encode(p.read_bytes()).decode() for k, p in figs.items()}
@@ -79,7 +80,7 @@ def write_report(run_dir: str | Path) -> Path:
     page = env.get_template("report.html.j2").render(
         config=campaign.config, header=store.get_meta("header", {}), objective=obj,
         leaderboard=best_nodes(nodes, obj)[:20], counts=counts, failures=failures,
-        agents=agents, nodes=nodes, pattern=_pattern,
+        agents=agents, stops=stops, nodes=nodes, pattern=_pattern,
         ends=store.events("campaign_end"), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         notes=store.notes(limit=50), llm_calls=llm_calls, escape=html.escape,
         images=images, phases=phases, total=total, elapsed=store.get_meta("elapsed_s", 0.0),
