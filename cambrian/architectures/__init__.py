@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from cambrian.architectures.counting import Counts, LayerCount, count
 from cambrian.architectures.primitives.base import Cache, Flops, Option, Primitive, SpecError
 from cambrian.architectures.references import REFERENCES, reference_spec
-from cambrian.architectures.registry import (get_primitive, primitive_names, register_primitive,
-                                             sync_from_plugins, unregister_primitive)
+from cambrian.architectures.registry import (add_source, get_primitive, primitive_names,
+                                             register_primitive, remove_source, unregister_primitive)
 from cambrian.architectures.spec import ArchSpec, LayerSpec
 
 if TYPE_CHECKING:
@@ -33,5 +33,5 @@ def build_model(spec: "ArchSpec | dict[str, Any]", seed: int = 0) -> "CambrianLM
 __all__ = [
     "ArchSpec", "LayerSpec", "SpecError", "build_model", "count", "Counts", "LayerCount",
     "reference_spec", "REFERENCES", "register_primitive", "unregister_primitive", "get_primitive",
-    "primitive_names", "sync_from_plugins", "Primitive", "Option", "Flops", "Cache",
+    "primitive_names", "add_source", "remove_source", "Primitive", "Option", "Flops", "Cache",
 ]

@@ -1,21 +1,29 @@
-"""The primitive registry: name -> descriptor, built-ins first, plugins on request.
+"""The primitive registry: name -> descriptor. The one place specs look primitives up.
 
-Third-party primitives arrive through the ``cambrian_primitives`` hook; call
-:func:`sync_from_plugins` (the compose domain does) to make them usable in specs.
+Built-ins are registered at import. More arrive two ways, both into this registry:
+:func:`register_primitive` (a script, a test, the attention pack's runner), and
+*sources*: callables that return the primitives some provider offers right now.
+Cambrian's plugin side adds one source, the ``cambrian_primitives`` hook of the
+process's plugin manager (cambrian/plugins/__init__.py), so a plugin's primitive is
+usable in specs as soon as the plugin is registered, with no call to remember.
+This module imports nothing outside ``cambrian.architectures``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from cambrian.architectures.primitives.base import Primitive, SpecError
 from cambrian.architectures.primitives.builtin import BUILTIN_PRIMITIVES
 
+PrimitiveSource = Callable[[], Iterable[Any]]  # -> primitives (classes or instances), each with a name
+
 _REGISTRY: dict[str, Primitive] = {}
+_SOURCES: list[PrimitiveSource] = []
+_FROM_SOURCES: dict[int, tuple[Any, Primitive]] = {}  # id(offered class/object) -> (it, checked instance)
 
 
-def register_primitive(primitive: Primitive | type[Primitive], *, replace: bool = False) -> Primitive:
-    """Register a primitive (a class is instantiated); returns the registered instance."""
+def _checked(primitive: Primitive | type[Primitive]) -> Primitive:
     inst = primitive() if isinstance(primitive, type) else primitive
     name = getattr(inst, "name", "")
     if not name or not isinstance(name, str):
@@ -25,11 +33,17 @@ def register_primitive(primitive: Primitive | type[Primitive], *, replace: bool 
                         "cambrian.architectures.Primitive")
     if inst.kind not in ("token", "channel"):
         raise SpecError(f"primitive {name!r}: kind must be 'token' or 'channel', got {inst.kind!r}")
-    old = _REGISTRY.get(name)
+    return inst
+
+
+def register_primitive(primitive: Primitive | type[Primitive], *, replace: bool = False) -> Primitive:
+    """Register a primitive (a class is instantiated); returns the registered instance."""
+    inst = _checked(primitive)
+    old = _REGISTRY.get(inst.name)
     if old is not None and not replace and type(old) is not type(inst):
-        raise SpecError(f"a different primitive named {name!r} is already registered "
+        raise SpecError(f"a different primitive named {inst.name!r} is already registered "
                         f"({type(old).__module__}.{type(old).__qualname__})")
-    _REGISTRY[name] = inst
+    _REGISTRY[inst.name] = inst
     return inst
 
 
@@ -37,33 +51,42 @@ def unregister_primitive(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def add_source(source: PrimitiveSource) -> None:
+    """Consult ``source()`` for names not registered directly (added once; idempotent)."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+
+
+def remove_source(source: PrimitiveSource) -> None:
+    if source in _SOURCES:
+        _SOURCES.remove(source)
+
+
+def _offered() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for source in _SOURCES:
+        for item in source():
+            out.setdefault(getattr(item, "name", ""), item)
+    return out
+
+
 def get_primitive(name: str) -> Primitive:
-    """The registered primitive ``name``; :class:`SpecError` names the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise SpecError(f"unknown primitive {name!r} (known: {', '.join(primitive_names())})") from None
+    """The primitive ``name``; :class:`SpecError` names the known ones."""
+    inst = _REGISTRY.get(name)
+    if inst is not None:
+        return inst
+    item = _offered().get(name) if _SOURCES else None
+    if item is None:
+        raise SpecError(f"unknown primitive {name!r} (known: {', '.join(primitive_names())})")
+    cached = _FROM_SOURCES.get(id(item))
+    if cached is None or cached[0] is not item:  # instantiate and check an offered class once
+        cached = _FROM_SOURCES[id(item)] = (item, _checked(item))
+    return cached[1]
 
 
 def primitive_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def sync_from_plugins(plugin_manager: Any = None) -> list[str]:
-    """Register every primitive offered through the ``cambrian_primitives`` hook.
-
-    Uses the process-wide plugin manager unless one is given; returns the names
-    registered. Built-ins come back through the built-in plugin and are kept.
-    """
-    if plugin_manager is None:
-        from cambrian.core.plugins import get_plugin_manager  # lazy: core is optional here
-
-        plugin_manager = get_plugin_manager()
-    names = []
-    for name, reg in plugin_manager.registry()["primitive"].items():
-        register_primitive(reg.component, replace=True)
-        names.append(name)
-    return sorted(names)
+    """Every usable name: registered directly or offered by a source."""
+    return sorted(set(_REGISTRY) | {n for n in _offered() if n})
 
 
 for _cls in BUILTIN_PRIMITIVES:

@@ -1,8 +1,10 @@
-"""The plugin manager: loads built-ins and entry-point plugins the same way.
+"""The plugin manager: loads built-ins and third-party plugins the same way.
 
-Built-in plugins are modules listed in :data:`cambrian.plugins.BUILTINS`; third-party
-plugins are modules named by entry points in the ``cambrian`` group. Both are
-imported by :func:`_load` and registered under their plugin name.
+Every plugin, built-in or not, is a module named by an entry point in the
+``cambrian`` group; the built-ins are declared in cambrian's own
+``[project.entry-points.cambrian]`` (pyproject.toml), so core names no plugin.
+Each is imported by :meth:`PluginManager._load` and registered under its
+entry-point name; built-ins first, in their declared order.
 
 Environment:
   CAMBRIAN_LOAD_PLUGINS     comma list of third-party plugin names to load (empty = none)
@@ -11,18 +13,25 @@ Environment:
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 import sys
 import threading
 from dataclasses import dataclass
-from importlib.metadata import entry_points, version
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from cambrian.core import hookspecs
 from cambrian.core.errors import PluginError
+
+if TYPE_CHECKING:
+    from cambrian.core.components import Domain, Evaluator, Executor, LLMBackend, Operator, Scaffold
+
+DISTRIBUTION = "cambrian"  # the distribution whose entry points are the built-ins
 
 hookimpl = pluggy.HookimplMarker("cambrian")
 
@@ -74,38 +83,63 @@ class PluginManager:
     # -- loading ---------------------------------------------------------------------
 
     def load_default_plugins(self) -> None:
-        from cambrian.plugins import BUILTINS
-
+        """Load every entry point of the ``cambrian`` group that the environment allows."""
         disabled = _env_list("CAMBRIAN_DISABLE_PLUGINS") or set()
         allowed = _env_list("CAMBRIAN_LOAD_PLUGINS")
-        own_version = _cambrian_version()
-        sources = [(name, module, own_version) for name, module in BUILTINS]
+        builtins, third_party = [], []
         for ep in entry_points(group="cambrian"):
-            if allowed is not None and ep.name not in allowed:
+            (builtins if _is_builtin(ep) else third_party).append(ep)
+        if not builtins:
+            self._fail("cambrian", "cambrian's own entry points are missing: install the package "
+                       "(pip install -e .) so its built-in plugins can be found")
+        for ep in builtins + [ep for ep in third_party if allowed is None or ep.name in allowed]:
+            if ep.name in disabled or self.pm.has_plugin(ep.name):
                 continue
-            dist_version = ep.dist.version if ep.dist is not None else "?"
-            sources.append((ep.name, ep.value, dist_version))
-        for name, module, ver in sources:
-            if name in disabled or self.pm.has_plugin(name):
-                continue
-            self._load(name, module, ver)
+            self._load(ep.name, ep.value, ep.dist.version if ep.dist is not None else "?")
+
+    def _fail(self, name: str, error: str) -> None:
+        self.failures.append(LoadFailure(name, error))
+        print(f"cambrian: plugin {name!r} failed to load and was skipped: {error}", file=sys.stderr)
 
     def _load(self, name: str, module_path: str, ver: str) -> None:
         try:
             module = importlib.import_module(module_path)
+            self.register(module, name, ver)
         except Exception as exc:  # a broken plugin is reported and skipped, never fatal
-            self.failures.append(LoadFailure(name, f"{type(exc).__name__}: {exc}"))
-            print(f"cambrian: plugin {name!r} failed to load and was skipped: {exc}", file=sys.stderr)
-            return
-        self.register(module, name, ver)
+            self._fail(name, f"{type(exc).__name__}: {exc}" if not isinstance(exc, PluginError) else str(exc))
 
     def register(self, plugin: Any, name: str | None = None, ver: str = "?") -> str:
-        """Register a module or object of hook implementations; returns its name."""
+        """Register a module or object of hook implementations; returns its name.
+
+        A hook implementation that matches no hook (a misspelled name), or a
+        ``cambrian_*`` function without ``@hookimpl``, is a :class:`PluginError`
+        naming the plugin and the nearest hook; nothing of the plugin stays registered.
+        """
         registered = self.pm.register(plugin, name=name)
         assert registered is not None
+        try:
+            self._check(plugin, registered)
+        except PluginError:
+            self.pm.unregister(name=registered)
+            raise
         self.versions[registered] = ver
         self._registry = None
         return registered
+
+    def _check(self, plugin: Any, name: str) -> None:
+        hooks = set(_hook_names())
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is not None and attr not in hooks and not opts.get("optionalhook"):
+                raise PluginError(f"plugin {name!r}: {_unknown_hook(attr)}")
+            if opts is None and attr.startswith("cambrian_") and callable(getattr(plugin, attr, None)):
+                what = (f"{attr} is not marked @cambrian.hookimpl, so it would never be called"
+                        if attr in hooks else _unknown_hook(attr))
+                raise PluginError(f"plugin {name!r}: {what}")
+        try:
+            self.pm.check_pending()  # pluggy's own check, should a hook slip past the one above
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r}: {exc}") from None
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
@@ -155,12 +189,47 @@ class PluginManager:
     def names(self, kind: str) -> list[str]:
         return sorted(self.registry()[kind])
 
+    # -- typed accessors: the component class for a name, or a PluginError naming the known ones
 
-def _cambrian_version() -> str:
-    try:
-        return version("cambrian")
-    except Exception:
-        return "0+unknown"
+    def scaffold(self, name: str) -> type["Scaffold"]:
+        return self.get("scaffold", name)
+
+    def operator(self, name: str) -> type["Operator"]:
+        return self.get("operator", name)
+
+    def evaluator(self, name: str) -> type["Evaluator"]:
+        return self.get("evaluator", name)
+
+    def domain(self, name: str) -> type["Domain"]:
+        return self.get("domain", name)
+
+    def llm_backend(self, name: str) -> type["LLMBackend"]:
+        return self.get("llm", name)
+
+    def executor(self, name: str) -> type["Executor"]:
+        return self.get("executor", name)
+
+    def primitive(self, name: str) -> Any:
+        """A primitive as its plugin offered it (a class or an instance)."""
+        return self.get("primitive", name)
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    dist = ep.dist
+    return dist is not None and (dist.metadata["Name"] or "").lower() == DISTRIBUTION
+
+
+def _hook_names() -> list[str]:
+    return HOOKS
+
+
+HOOKS = [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("cambrian_")]
+
+
+def _unknown_hook(attr: str) -> str:
+    close = difflib.get_close_matches(attr, _hook_names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are: {', '.join(_hook_names())}"
+    return f"{attr!r} is not a Cambrian hook{hint}"
 
 
 _manager: PluginManager | None = None

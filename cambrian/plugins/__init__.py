@@ -1,28 +1,27 @@
-"""Built-in plugins, registered exactly like entry-point plugins.
+"""Cambrian's built-in plugins, registered exactly like third-party ones.
 
-Each entry is (plugin name, module path). Plugin modules must import cheaply
-(no torch at module level) because every evaluation worker loads them.
+Each built-in is a module named in cambrian's own ``[project.entry-points.cambrian]``
+(pyproject.toml); the plugin manager finds them through the entry points, as it
+finds any installed package's. Plugin modules must import cheaply (no torch at
+module level) because every evaluation worker loads them.
+
+The plugin side of the primitive registry lives here, where every built-in plugin
+passes: the process's plugin manager becomes a source of
+:mod:`cambrian.architectures`' one registry, so a primitive offered through the
+``cambrian_primitives`` hook is usable in specs as soon as its plugin is registered.
 """
 
-BUILTINS: list[tuple[str, str]] = [
-    ("scaffolds.random", "cambrian.plugins.scaffolds.random"),
-    ("scaffolds.greedy", "cambrian.plugins.scaffolds.greedy"),
-    ("scaffolds.mcts", "cambrian.plugins.scaffolds.mcts"),
-    ("scaffolds.evolutionary", "cambrian.plugins.scaffolds.evolutionary"),
-    ("domains.toy", "cambrian.plugins.domains.toy"),
-    ("evaluators.lm", "cambrian.plugins.evaluators.lm"),
-    ("evaluators.synthetic", "cambrian.plugins.evaluators.synthetic"),
-    ("executors.local", "cambrian.plugins.executors.local"),
-    ("executors.ray", "cambrian.plugins.executors.ray"),
-    ("llm.openai", "cambrian.plugins.llm.openai_compat"),
-    ("llm.transformers", "cambrian.plugins.llm.transformers_local"),
-    ("llm.cassette", "cambrian.plugins.llm.cassette"),
-    ("operators.llm", "cambrian.plugins.operators.llm"),
-    ("domains.python_task", "cambrian.plugins.domains.python_task"),
-    ("evaluators.code", "cambrian.plugins.evaluators.code"),
-    ("operators.seeds", "cambrian.plugins.operators.seeds"),
-    ("primitives.builtin", "cambrian.plugins.primitives"),
-    ("domains.compose", "cambrian.plugins.domains.compose"),
-    ("domains.attention", "cambrian.plugins.domains.attention"),
-    ("domains.script", "cambrian.plugins.domains.script"),
-]
+from __future__ import annotations
+
+from typing import Any
+
+from cambrian.architectures.registry import add_source
+from cambrian.core.plugins import get_plugin_manager
+
+
+def plugin_primitives() -> list[Any]:
+    """What the ``cambrian_primitives`` hook offers in this process now."""
+    return [reg.component for reg in get_plugin_manager().registry()["primitive"].values()]
+
+
+add_source(plugin_primitives)

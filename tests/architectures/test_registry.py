@@ -7,7 +7,7 @@ import pytest
 from cambrian import hookimpl
 from cambrian.architectures import (ArchSpec, Cache, Flops, Option, Primitive, SpecError,
                                     build_model, count, get_primitive, primitive_names,
-                                    register_primitive, sync_from_plugins, unregister_primitive)
+                                    register_primitive, unregister_primitive)
 from cambrian.architectures.primitives import BUILTIN_PRIMITIVES
 
 
@@ -53,11 +53,12 @@ def test_builtin_plugin_offers_every_builtin(fresh_pm):
 
 
 def test_third_party_primitive_through_the_hook_is_usable_in_specs(fresh_pm):
+    assert "gain-test" not in primitive_names()
     fresh_pm.register(GainPlugin(), "gain-plugin")
     try:
-        assert "gain-test" not in primitive_names()
-        synced = sync_from_plugins(fresh_pm)
-        assert "gain-test" in synced and "attention" in synced
+        # one registry: the plugin's primitive is usable in specs at once, with no sync step
+        assert "gain-test" in primitive_names() and "attention" in primitive_names()
+        assert isinstance(get_primitive("gain-test"), Gain)
         spec = ArchSpec.from_dict({"d_model": 16, "layers": ["attention", "gain-test"]})
         model = build_model(spec)
         assert model(torch.randint(0, 256, (1, 5))).shape == (1, 5, 256)
@@ -67,7 +68,9 @@ def test_third_party_primitive_through_the_hook_is_usable_in_specs(fresh_pm):
                 {"primitive": "gain-test", "options": {"init": "one"}}]})
     finally:
         fresh_pm.unregister("gain-plugin")
-        unregister_primitive("gain-test")
+    assert "gain-test" not in primitive_names()  # gone with its plugin
+    with pytest.raises(SpecError, match="unknown primitive 'gain-test'"):
+        get_primitive("gain-test")
 
 
 def test_register_and_get():

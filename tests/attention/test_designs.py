@@ -27,7 +27,7 @@ def test_seed_designs_keep_shape_and_causality(name, tmp_path):
 
 
 def test_a_registered_design_builds_in_a_spec(tmp_path, monkeypatch, fresh_pm):
-    from cambrian.architectures import ArchSpec, build_model, count, sync_from_plugins, unregister_primitive
+    from cambrian.architectures import ArchSpec, build_model, count, primitive_names
     from cambrian.plugins.domains.attention.designs import register_design
 
     monkeypatch.setenv("CAMBRIAN_PRIMITIVES_DIR", str(tmp_path / "designs"))
@@ -36,7 +36,8 @@ def test_a_registered_design_builds_in_a_spec(tmp_path, monkeypatch, fresh_pm):
 
     reset_plugin_manager()
     try:
-        assert "my_linear" in sync_from_plugins(get_plugin_manager())
+        assert "my_linear" in get_plugin_manager().names("primitive")
+        assert "my_linear" in primitive_names()  # usable in specs: no sync step
         spec = ArchSpec.from_dict({"d_model": 32, "vocab_size": 256, "max_seq_len": 64,
                                    "layers": [{"primitive": "my_linear", "options": {"n_heads": 2}},
                                               {"primitive": "swiglu"}]})
@@ -44,7 +45,7 @@ def test_a_registered_design_builds_in_a_spec(tmp_path, monkeypatch, fresh_pm):
         assert model(torch.randint(0, 256, (2, 16))).shape == (2, 16, 256)
         assert count(spec).params == sum(p.numel() for p in model.parameters())
     finally:
-        unregister_primitive("my_linear")
+        reset_plugin_manager()
     with pytest.raises(ValueError, match="already a primitive"):
         register_design(seed_source("linear"), "attention")
 

@@ -106,12 +106,13 @@ def test_disable_plugins_env(monkeypatch, fresh_pm):
 
 
 def test_load_plugins_env_restricts_third_party(monkeypatch):
-    from importlib.metadata import EntryPoint
+    from importlib.metadata import EntryPoint, entry_points
 
     import cambrian.core.plugins as plugins
 
-    fake = [EntryPoint("third", "cambrian.plugins.scaffolds.random", "cambrian"),
-            EntryPoint("other", "cambrian_no_such_module_xyz", "cambrian")]
+    builtins = list(entry_points(group="cambrian"))  # cambrian's own: always loaded
+    fake = builtins + [EntryPoint("third", "cambrian.plugins.scaffolds.random", "cambrian"),
+                       EntryPoint("other", "cambrian_no_such_module_xyz", "cambrian")]
     monkeypatch.setattr(plugins, "entry_points", lambda group: fake)
     monkeypatch.setenv("CAMBRIAN_LOAD_PLUGINS", "")
     monkeypatch.setenv("CAMBRIAN_DISABLE_PLUGINS", "scaffolds.random")
@@ -123,3 +124,70 @@ def test_load_plugins_env_restricts_third_party(monkeypatch):
     pm.load_default_plugins()
     assert pm.pm.has_plugin("third") and not pm.failures  # 'other' was never imported
     assert pm.registry()["scaffold"]["random"].plugin == "third"
+
+
+def test_builtins_come_from_cambrians_own_entry_points():
+    from importlib.metadata import entry_points
+
+    from cambrian.core.plugins import get_plugin_manager
+
+    own = {ep.name: ep.value for ep in entry_points(group="cambrian")
+           if ep.dist is not None and ep.dist.metadata["Name"] == "cambrian"}
+    assert own["scaffolds.random"] == "cambrian.plugins.scaffolds.random"
+    assert set(own) <= {name for name, _ in get_plugin_manager().pm.list_name_plugin()}
+
+
+def test_missing_builtin_entry_points_are_reported(monkeypatch, capsys):
+    import cambrian.core.plugins as plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+    pm = PluginManager()
+    pm.load_default_plugins()
+    assert [f.plugin for f in pm.failures] == ["cambrian"]
+    assert "pip install -e ." in capsys.readouterr().err
+
+
+def test_a_misspelled_hook_fails_loudly_naming_the_nearest_hook():
+    class Typo:
+        @hookimpl
+        def cambrian_scafolds(self):
+            return [EchoScaffold]
+
+    pm = PluginManager()
+    with pytest.raises(PluginError, match="plugin 'typo'.*'cambrian_scafolds' is not a Cambrian "
+                                          "hook; did you mean 'cambrian_scaffolds'"):
+        pm.register(Typo(), "typo")
+    assert not pm.pm.has_plugin("typo")  # nothing of it stays registered
+
+
+def test_a_hook_without_the_marker_fails_loudly():
+    class Unmarked:
+        def cambrian_scaffolds(self):
+            return [EchoScaffold]
+
+    with pytest.raises(PluginError, match="cambrian_scaffolds is not marked @cambrian.hookimpl"):
+        PluginManager().register(Unmarked(), "unmarked")
+
+
+def test_an_installed_plugin_with_a_misspelled_hook_is_reported_and_skipped(monkeypatch, capsys):
+    mod = types.ModuleType("cambrian_test_typo")
+    mod.cambrian_domain = hookimpl(lambda: [])
+    monkeypatch.setitem(sys.modules, "cambrian_test_typo", mod)
+    pm = PluginManager()
+    pm._load("typo", "cambrian_test_typo", "1")
+    assert pm.failures[0].plugin == "typo" and "did you mean 'cambrian_domains'" in pm.failures[0].error
+    assert "typo" in capsys.readouterr().err and not pm.pm.has_plugin("typo")
+
+
+def test_typed_accessors_return_components_and_name_the_known_ones(fresh_pm):
+    from cambrian import Domain, Evaluator, Executor, LLMBackend, Operator
+
+    assert issubclass(fresh_pm.domain("toy"), Domain)
+    assert issubclass(fresh_pm.evaluator("toy"), Evaluator)
+    assert issubclass(fresh_pm.operator("vector-perturb"), Operator)
+    assert issubclass(fresh_pm.executor("local"), Executor)
+    assert issubclass(fresh_pm.llm_backend("replay"), LLMBackend)
+    assert fresh_pm.scaffold("random").name == "random"
+    assert fresh_pm.primitive("attention").name == "attention"
+    with pytest.raises(PluginError, match="unknown scaffold 'nope'; known: .*greedy"):
+        fresh_pm.scaffold("nope")

@@ -78,9 +78,7 @@ class ComposeDomain(Domain):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.s = settings(options)
-        from cambrian.architectures import primitive_names, sync_from_plugins
-
-        sync_from_plugins()  # third-party primitives become usable in specs
+        from cambrian.architectures import primitive_names
         self.primitives: tuple[str, ...] = tuple(self.s["primitives"] or FAMILIES[self.s["family"]])
         known = set(primitive_names())
         missing = [p for p in self.primitives if p not in known]
