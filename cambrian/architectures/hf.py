@@ -26,7 +26,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, GenerationMixin, Pre
                           PreTrainedModel)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from cambrian.architectures.model import CambrianLM
+from cambrian.architectures.model import CambrianLM, init_module, init_stds
 from cambrian.architectures.spec import ArchSpec
 
 AUTO_MAP = {"AutoConfig": "configuration_cambrian.CambrianConfig",
@@ -76,28 +76,17 @@ class CambrianForCausalLM(PreTrainedModel, GenerationMixin):
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        # Same scheme as CambrianLM.init_weights, one module at a time (transformers
-        # calls this only for modules whose weights were not loaded).
+        # CambrianLM's rule, one module at a time: transformers calls this only for modules
+        # whose weights were not loaded, children before parents, so a mixer's special init
+        # comes after its own layers', as in CambrianLM.init_weights.
         params = list(module.parameters(recurse=False))
         if params and all(getattr(p, "_is_hf_initialized", False) for p in params):
             return
-        spec = self.config.spec
-        std = spec.init_std
-        res_std = std / (2 * max(1, spec.n_layers)) ** 0.5
+        std, res_std = init_stds(self.config.spec)
         with torch.no_grad():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=res_std if getattr(module, "is_residual_out", False) else std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=std)
-            elif hasattr(module, "reset_special"):
+            init_module(module, std, res_std)
+            if hasattr(module, "reset_special"):
                 module.reset_special(std, res_std)
-            elif hasattr(module, "weight") and isinstance(module.weight, nn.Parameter) \
-                    and module.weight.dim() == 1:  # norms
-                nn.init.ones_(module.weight)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.embed

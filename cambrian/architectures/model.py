@@ -64,25 +64,42 @@ class CambrianLM(nn.Module):
         return sum(losses, torch.zeros(())) if losses else torch.zeros(())
 
     def init_weights(self) -> None:
-        """Normal(0, init_std) weights, zero biases, residual outputs scaled by
-        1/sqrt(2 * n_layers) (GPT-2), then each mixer's own special init."""
-        std = self.spec.init_std
-        res_std = std / math.sqrt(2 * max(1, self.spec.n_layers))
+        """Every module's own weights (:func:`init_module`), then each mixer's special init."""
+        std, res_std = init_stds(self.spec)
         with torch.no_grad():
             for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.normal_(m.weight, std=res_std if getattr(m, "is_residual_out", False) else std)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Embedding):
-                    nn.init.normal_(m.weight, std=std)
-                for p in m.parameters(recurse=False):
-                    if not isinstance(m, (nn.Linear, nn.Embedding)) and p.dim() == 3 \
-                            and not isinstance(m, nn.Conv1d):  # stacked expert weights
-                        nn.init.normal_(p, std=res_std if getattr(p, "is_residual_out", False) else std)
+                init_module(m, std, res_std)
             for m in self.modules():
                 if m is not self and hasattr(m, "reset_special"):
                     m.reset_special(std, res_std)
+
+
+def init_stds(spec: ArchSpec) -> tuple[float, float]:
+    """(std, residual-output std): init_std and init_std / sqrt(2 * n_layers) (GPT-2)."""
+    return spec.init_std, spec.init_std / math.sqrt(2 * max(1, spec.n_layers))
+
+
+def init_module(m: nn.Module, std: float, res_std: float) -> None:
+    """The one weight-init rule, for one module's own parameters (not its children's):
+    Normal(0, std) weights, ``res_std`` for residual outputs (``is_residual_out``), zero
+    biases, stacked expert weights (3-d parameters outside conv) like linear weights,
+    norms at one. Mixers' special inits (``reset_special``) come after, by the caller:
+    :meth:`CambrianLM.init_weights` here, transformers' ``_init_weights`` in hf.py."""
+    if isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, std=res_std if getattr(m, "is_residual_out", False) else std)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, std=std)
+    elif isinstance(m, (RMSNorm, nn.LayerNorm)):
+        if m.weight is not None:
+            nn.init.ones_(m.weight)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+    elif not isinstance(m, nn.Conv1d):
+        for p in m.parameters(recurse=False):
+            if p.dim() == 3:  # stacked expert weights
+                nn.init.normal_(p, std=res_std if getattr(p, "is_residual_out", False) else std)
 
 
 def build_model(spec: ArchSpec | dict[str, Any], seed: int = 0) -> CambrianLM:

@@ -84,3 +84,28 @@ def test_labels_give_the_shifted_loss():
     out = hf(idx, labels=idx)
     ref = torch.nn.functional.cross_entropy(model(idx)[:, :-1].flatten(0, 1), idx[:, 1:].flatten())
     torch.testing.assert_close(out.loss, ref)
+
+
+def test_transformers_init_is_the_builders_init_moe_experts_included():
+    """One weight-init rule: a module transformers initialises (weights not loaded) gets
+    what build_model gives it, the MoE's stacked expert weights and the norms included."""
+    from cambrian.architectures.model import init_stds
+
+    hf = CambrianForCausalLM(CambrianConfig(arch=UNTIED.to_dict()))
+    std, res_std = init_stds(UNTIED)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.zero_()  # as if nothing were loaded and nothing initialised
+            p._is_hf_initialized = False
+    torch.manual_seed(0)
+    hf.model.apply(hf._init_weights)  # children before parents, as transformers does
+    moe = next(m for m in hf.modules() if hasattr(m, "w_gate"))
+    assert abs(moe.w_gate.std().item() - std) < 0.2 * std
+    assert abs(moe.w_down.std().item() - res_std) < 0.2 * res_std
+    norms = [m for m in hf.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
+    mamba = next(m for m in hf.modules() if hasattr(m, "A_log"))
+    assert (mamba.A_log != 0).any()  # the mixer's special init ran after its layers'
+    built = build_model(UNTIED, seed=0)
+    built_moe = next(m for m in built.modules() if hasattr(m, "w_gate"))
+    assert abs(built_moe.w_gate.std().item() - std) < 0.2 * std
