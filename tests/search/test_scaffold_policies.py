@@ -142,3 +142,20 @@ def test_evolutionary_selection_and_crossover():
     assert picks.count("n0") > picks.count("n3")  # fitter parents are picked more often
     with pytest.raises(ValueError, match="selection"):
         scaffold("evolutionary", selection="roulette")
+
+
+@pytest.mark.parametrize("name", ["greedy", "mcts", "evolutionary"])
+def test_every_tree_scaffold_analyzes_every_k_results_through_one_rule(name):
+    s = scaffold(name, analyze_every=2)
+    roles = ROLES + ("analyze",)
+    nodes = [node(0, 3.0)]
+    assert seen(s, nodes).propose(view(nodes, roles)).role != "analyze"  # watermark set at 0
+    nodes.append(node(1, 2.0, ["n0"]))
+    p = seen(s, nodes).propose(view(nodes, roles))
+    assert (p.role, p.parents) == ("analyze", ("n1", "n0"))
+    assert s.propose(view(nodes, roles)).role != "analyze"  # once per k results
+    nodes += [node(2, 1.0, ["n1"]), node(3, 4.0, ["n1"])]
+    p = seen(s, nodes).propose(view(nodes, roles))
+    assert (p.role, p.parents) == ("analyze", ("n3", "n2"))
+    plain = seen(scaffold(name, analyze_every=2), nodes)
+    assert all(plain.propose(view(nodes)).role != "analyze" for _ in range(3))  # no analyze operator

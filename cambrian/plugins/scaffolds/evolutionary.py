@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from cambrian import Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
-from cambrian.plugins.scaffolds.tree import analyze_due, normalised
+from cambrian.plugins.scaffolds.tree import AnalyzeEvery, normalised
 
 
 class EvolutionaryScaffold(Scaffold):
@@ -44,9 +44,8 @@ class EvolutionaryScaffold(Scaffold):
         self.islands = max(1, int(options.get("islands", 1)))
         self.migration_every = max(1, int(options.get("migration_every", 2)))
         self.migration_size = int(options.get("migration_size", 1))
-        self.analyze_every = int(options.get("analyze_every", 0))
+        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
         self.seen: dict[str, Node] = {}
-        self._analyzed_upto: int | None = None
 
     def observe(self, node: Node) -> None:
         self.seen[node.id] = node
@@ -86,11 +85,8 @@ class EvolutionaryScaffold(Scaffold):
     # -- the policy -----------------------------------------------------------------------
 
     def propose(self, view: SearchView) -> Proposal | None:
-        finished = [n for n in view.nodes if n.id in self.seen]
-        due, self._analyzed_upto = analyze_due(self.analyze_every, len(finished),
-                                               self._analyzed_upto, view.roles)
-        if due:
-            return Proposal("analyze", tuple(n.id for n in finished[::-1][:self.analyze_every]))
+        if (step := self.analyze.step(view, self.seen)) is not None:
+            return step
         island = len(view.nodes) % self.islands
         if len(self.members(view, island)) < self.population:
             return Proposal("draft")

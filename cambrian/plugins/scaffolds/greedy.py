@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from cambrian import Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
-from cambrian.plugins.scaffolds.tree import analyze_due, children_of, debug_depth, is_failed
+from cambrian.plugins.scaffolds.tree import AnalyzeEvery, children_of, debug_depth, is_failed
 
 
 class GreedyScaffold(Scaffold):
@@ -34,9 +34,8 @@ class GreedyScaffold(Scaffold):
         self.n_drafts = int(options.get("n_drafts", 5))
         self.debug_prob = float(options.get("debug_prob", 0.5))
         self.max_debug_depth = int(options.get("max_debug_depth", 3))
-        self.analyze_every = int(options.get("analyze_every", 0))
+        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
         self.seen: dict[str, Node] = {}  # finished nodes, by id
-        self._analyzed_upto: int | None = None
 
     def observe(self, node: Node) -> None:
         self.seen[node.id] = node
@@ -50,11 +49,8 @@ class GreedyScaffold(Scaffold):
                 and debug_depth(n, self.seen) < self.max_debug_depth]
 
     def propose(self, view: SearchView) -> Proposal | None:
-        finished = [n for n in view.nodes if n.id in self.seen]
-        due, self._analyzed_upto = analyze_due(self.analyze_every, len(finished),
-                                               self._analyzed_upto, view.roles)
-        if due:
-            return Proposal("analyze", tuple(n.id for n in finished[::-1][:self.analyze_every]))
+        if (step := self.analyze.step(view, self.seen)) is not None:
+            return step
         drafts = [n for n in view.nodes if not n.parents]
         if len(drafts) < self.n_drafts:
             return Proposal("draft")

@@ -35,7 +35,7 @@ from typing import Any
 
 from cambrian import Node, NodeStatus, Proposal, Scaffold, SearchView, hookimpl
 from cambrian.plugins.scaffolds.tree import (
-    analyze_due,
+    AnalyzeEvery,
     children_of,
     debug_depth,
     is_failed,
@@ -58,9 +58,8 @@ class MCTSScaffold(Scaffold):
         self.backup_mode = str(options.get("backup", "max"))
         if self.backup_mode not in ("mean", "max"):
             raise ValueError(f"backup must be 'mean' or 'max', got {self.backup_mode!r}")
-        self.analyze_every = int(options.get("analyze_every", 0))
+        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
         self.seen: dict[str, Node] = {}
-        self._analyzed_upto: int | None = None
 
     def observe(self, node: Node) -> None:
         self.seen[node.id] = node
@@ -137,11 +136,8 @@ class MCTSScaffold(Scaffold):
         return None
 
     def propose(self, view: SearchView) -> Proposal | None:
-        finished = [n for n in view.nodes if n.id in self.seen]
-        due, self._analyzed_upto = analyze_due(self.analyze_every, len(finished),
-                                               self._analyzed_upto, view.roles)
-        if due:
-            return Proposal("analyze", tuple(n.id for n in finished[::-1][:self.analyze_every]))
+        if (step := self.analyze.step(view, self.seen)) is not None:
+            return step
         proposal = self.select(view)
         if proposal is None and not view.in_flight:
             return Proposal("draft")  # the whole tree is full or dead: start a new branch

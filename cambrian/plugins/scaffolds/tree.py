@@ -8,7 +8,7 @@ parent = improve; two = crossover), never kept aside in memory.
 
 from __future__ import annotations
 
-from cambrian import Direction, MetricSpec, Node, NodeStatus
+from cambrian import Direction, MetricSpec, Node, NodeStatus, Proposal, SearchView
 
 FAILED = (NodeStatus.FAILED, NodeStatus.INVALID)
 
@@ -73,3 +73,21 @@ def analyze_due(every: int, finished: int, done_upto: int | None, roles: tuple[s
     if done_upto is None:
         return False, mark
     return (mark > done_upto and finished > 0), mark
+
+
+class AnalyzeEvery:
+    """The ``analyze_every`` option of a scaffold: every ``every`` finished results, an
+    analyze step over the latest ``every`` of them (when the agent has an analyze operator).
+
+    A scaffold asks first thing in ``propose``: ``if (step := self.analyze.step(view,
+    self.seen)): return step``; ``seen`` holds its finished nodes by id.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._upto: int | None = None  # the watermark (see analyze_due)
+
+    def step(self, view: SearchView, seen: dict[str, Node]) -> Proposal | None:
+        finished = [n for n in view.nodes if n.id in seen]
+        due, self._upto = analyze_due(self.every, len(finished), self._upto, view.roles)
+        return Proposal("analyze", tuple(n.id for n in finished[::-1][:self.every])) if due else None
