@@ -2,6 +2,10 @@
 
     logits = head(norm_f(layers(embed(idx))))     each layer: x = x + mixer(norm(x))
 
+``model(idx, targets=y)`` returns the mean cross-entropy instead of the logits; on CUDA with
+liger-kernel installed the head and the loss run fused, chunk by chunk, without ever storing
+the (B * T, V) logits (kernels.py).
+
 On CPU with RMSNorm and the fused kernels built, each layer's residual add and the
 next norm (the next layer's, or norm_f) run as one fused op (same values).
 """
@@ -13,7 +17,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules import fused
 from cambrian.architectures.modules.common import RMSNorm, make_norm
 from cambrian.architectures.registry import get_primitive
@@ -45,18 +51,36 @@ class CambrianLM(nn.Module):
         if spec.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    computes_loss = True  # forward(idx, targets) returns the loss (the trainer asks for it)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                ignore_index: int = -100) -> torch.Tensor:
+        h = self.hidden(idx)  # (B, T, d), after norm_f
+        if targets is None:
+            return self.lm_head(h)  # (B, T, V)
+        h, targets = h.reshape(-1, h.size(-1)), targets.reshape(-1)
+
+        def unfused() -> torch.Tensor:
+            logits = self.lm_head(h)
+            return F.cross_entropy(logits.float(), targets, ignore_index=ignore_index)
+
+        return kernels.dispatch("linear_cross_entropy", h, {"liger": lambda: kernels.liger_linear_cross_entropy(
+            h, self.lm_head.weight, targets, ignore_index)}, unfused)
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The last hidden state, normalised: what the head maps to logits. (B, T) -> (B, T, d)."""
         x = self.embed(idx)  # (B, T, d)
         norms = [layer.norm for layer in self.layers] + [self.norm_f]
         if all(type(n) is RMSNorm for n in norms) and fused.usable(x, self.norm_f.weight):
             # CPU: h = x + mixer(n) and the next norm of h in one pass each (fwd and bwd)
+            kernels.note("cpp_add_rms_norm")
             n = norms[0](x)
             for layer, norm in zip(self.layers, norms[1:]):
                 x, n = fused.add_rms_norm(x, layer.mixer(n), norm.weight, norm.eps)
-            return self.lm_head(n)
+            return n
         for layer in self.layers:
             x = layer(x)
-        return self.lm_head(self.norm_f(x))  # (B, T, V)
+        return self.norm_f(x)
 
     def aux_loss(self) -> torch.Tensor:
         """Sum of the MoE load-balancing losses of the last forward (0 without MoE)."""

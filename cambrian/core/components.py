@@ -124,6 +124,13 @@ class Evaluator(Component, ABC):
         the message becomes the node's error.
         """
 
+    def uses_gpu(self, job: EvalJob) -> bool:
+        """Will this job's worker train on a GPU? Asked in the campaign process before the worker
+        starts, so it must not initialise CUDA (count GPUs through NVML: see
+        :func:`cambrian.scaling.device.wants_cuda`). A GPU job's worker gets no address-space
+        limit: the CUDA driver maps far more virtual memory than it uses (docs/sandbox.md)."""
+        return False
+
 
 class Phase(Component, ABC):
     """A step after search. It must be idempotent: its evaluations go through

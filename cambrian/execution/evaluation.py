@@ -22,6 +22,23 @@ if TYPE_CHECKING:
     from cambrian.execution.forkserver import ForkServer, WarmProcess
 
 RESULT_FILE = "result.json"
+# A CUDA process maps several times the GPU's memory in virtual address space when the driver
+# starts, so an address-space limit cannot bound its memory: GPU jobs get the whole 47-bit user
+# address space (128 TiB) instead. See docs/sandbox.md.
+CUDA_ADDRESS_SPACE_MB = 1 << 27
+
+
+def job_limits(job: EvalJob) -> SandboxLimits:
+    """The job's sandbox limits; a job whose evaluator says it uses a GPU gets no address-space cap."""
+    limits = SandboxLimits(**job.limits)
+    from cambrian.core.plugins import get_plugin_manager
+
+    try:
+        evaluator = get_plugin_manager().get("evaluator", job.evaluator)(**job.evaluator_options)
+        gpu = evaluator.uses_gpu(job)
+    except Exception:  # noqa: BLE001 - an evaluator that cannot even be built fails in its worker, with the reason
+        gpu = False
+    return limits.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB}) if gpu else limits
 
 
 def job_dir(job: EvalJob) -> Path:
@@ -35,7 +52,7 @@ def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess 
     result = d / RESULT_FILE
     result.unlink(missing_ok=True)
     (d / "job.json").write_text(job.model_dump_json())
-    limits = SandboxLimits(**job.limits)
+    limits = job_limits(job)
     env = {"CAMBRIAN_EXT_DIR": kernel_cache_dir()}  # the harness is trusted: share compiled kernels
     if server is not None:
         return server.spawn("cambrian.execution.evaluation:main", [str(d / "job.json"), str(result)],

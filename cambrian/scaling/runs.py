@@ -14,15 +14,9 @@ from typing import Any
 import numpy as np
 
 from cambrian.scaling.data import Corpus, LMBatches, bits_per_byte, eval_windows
+from cambrian.scaling.device import Runtime, resolve_device
 from cambrian.scaling.synthetic import Task, TaskData, make_split
-from cambrian.scaling.trainer import (
-    TrainConfig,
-    TrainResult,
-    accuracy,
-    mean_loss,
-    resolve_device,
-    train,
-)
+from cambrian.scaling.trainer import TrainConfig, TrainResult, accuracy, mean_loss, train
 
 
 class TrainingFailed(RuntimeError):
@@ -74,8 +68,14 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
                "params": float(counts.params), "non_embedding_params": float(counts.non_embedding_params),
                "flops": result.flops, "flops_per_token": float(counts.flops_per_token),
                "train_tokens": float(result.tokens), "tokens_per_s": result.tokens_per_s,
-               "steps": float(result.steps), "train_wall_s": result.wall_s}
+               "steps": float(result.steps), "train_wall_s": result.wall_s,
+               **runtime_metrics(result)}
     return LMRun(metrics=metrics, train=result, eval_flops=counts.flops_per_token * n)
+
+
+def runtime_metrics(result: TrainResult) -> dict[str, float]:
+    """Where the run trained, as numeric flags (on_cuda, bf16, kernel_<name>, ...)."""
+    return Runtime(**result.runtime).metrics() if result.runtime else {}
 
 
 class TaskBatches:
@@ -90,8 +90,9 @@ class TaskBatches:
 
 
 def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 4000, n_eval: int = 500,
-               batch_size: int = 32, seed: int = 0, split: str = "val") -> dict[str, float]:
-    """Train ``spec`` on one synthetic task; accuracy on ``split`` (and chance, for reference)."""
+               batch_size: int = 32, seed: int = 0, split: str = "val") -> dict[str, Any]:
+    """Train ``spec`` on one synthetic task; accuracy on ``split`` (and chance, for reference),
+    and the run's ``runtime`` record."""
     from cambrian.architectures import build_model, count
 
     arch = prepare_spec(spec, vocab_size=task.vocab_size, seq_len=task.seq_len)
@@ -107,4 +108,5 @@ def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 400
     loss, _ = mean_loss(model, ((test.inputs[b:b + 256], test.targets[b:b + 256])
                                 for b in range(0, len(test.inputs), 256)), device)
     return {"accuracy": acc, "loss": loss, "chance": task.chance, "train_loss": result.train_loss,
-            "flops": result.flops, "steps": float(result.steps)}
+            "flops": result.flops, "steps": float(result.steps), "train_wall_s": result.wall_s,
+            "runtime": result.runtime}

@@ -12,7 +12,16 @@ accumulation, bf16 autocast, a budget in steps, tokens or wall-clock seconds,
 checkpoint/resume (model, optimizer, RNG, step: a resumed run equals an
 uninterrupted one), and NaN/divergence detection that stops the run with a
 status. Under ``accelerate launch`` with several processes it trains data
-parallel through :mod:`accelerate`; a plain run never touches it.
+parallel through :mod:`accelerate` (``accelerate="on"`` also takes that path in a
+single process); a plain run never touches it.
+
+Devices: ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``
+(:mod:`cambrian.scaling.device`). On CUDA, precision ``auto`` trains in bf16 autocast,
+the model's fused kernels run where installed (:mod:`cambrian.architectures.kernels`),
+and ``compile=True`` wraps each block in ``torch.compile``. The result records where and
+how the run trained (:class:`~cambrian.scaling.device.Runtime`). A model with
+``computes_loss`` (Cambrian's) is called as ``model(x, targets=y)`` so that its head and
+loss can run as one fused kernel.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cambrian.scaling.device import check_device, resolve_device, runtime
 from cambrian.scaling.synthetic import IGNORE
 
 Batches = Callable[[int], tuple[np.ndarray, np.ndarray]]
@@ -51,13 +61,17 @@ class TrainConfig:
     max_seconds: float | None = None
     precision: Literal["fp32", "bf16", "auto"] = "fp32"  # auto: bf16 on CUDA, or CPU from 5M params
     threads: int | None = None  # torch.set_num_threads for this run
-    device: str = "auto"  # auto: cuda when present
+    device: str = "auto"  # auto: cuda when present; cpu, cuda, cuda:N
+    compile: bool = False  # torch.compile each block (the model's ``layers``, else the whole model)
     seed: int = 0  # model init is the caller's; this seeds dropout-like RNG use during training
     log_every: int = 10
     checkpoint_path: str | None = None  # resume from it when present; save every checkpoint_every
     checkpoint_every: int | None = None
     divergence_factor: float = 2.5  # stop when the smoothed loss exceeds this x its best (after warmup)
     accelerate: Literal["auto", "on", "off"] = "auto"  # auto: when launched with WORLD_SIZE > 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", check_device(self.device))
 
     def total_steps(self, tokens_per_step: int) -> int | None:
         """The run's length in steps when a step or token budget fixes it (None: time only)."""
@@ -95,15 +109,10 @@ class TrainResult:
     tokens_per_s: float
     train_loss: float  # mean of the last logged window
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log_every
+    runtime: dict[str, Any] = field(default_factory=dict)  # device, device_name, dtype, kernels, ...
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def use_bf16(precision: str, device: torch.device, n_params: int) -> bool:
@@ -130,13 +139,31 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE)
 
 
-def _accelerator(config: TrainConfig, bf16: bool):
+def _accelerator(config: TrainConfig, bf16: bool, device: torch.device):
     want = config.accelerate == "on" or (config.accelerate == "auto" and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     if not want:
         return None
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision="bf16" if bf16 else "no")
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=device.type == "cpu")
+
+
+def compile_blocks(model: nn.Module) -> bool:
+    """``torch.compile`` each block in place (a model's ``layers``), else the whole model."""
+    blocks = getattr(model, "layers", None)
+    if isinstance(blocks, nn.ModuleList) and len(blocks):
+        for block in blocks:
+            block.compile()
+    else:
+        model.compile()
+    return True
+
+
+def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, computes_loss: bool) -> torch.Tensor:
+    """The training loss of one micro-batch: the model's own (fusable) loss when it has one."""
+    if computes_loss:
+        return model(x, targets=y, ignore_index=IGNORE)
+    return lm_loss(model(x), y)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -157,8 +184,10 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
     n_params = sum(p.numel() for p in model.parameters())
     bf16 = use_bf16(config.precision, device, n_params)
     model.to(device)
+    computes_loss = bool(getattr(model, "computes_loss", False))
+    compiled = compile_blocks(model) if config.compile else False
     optimizer = make_optimizer(model, config)
-    acc = _accelerator(config, bf16)
+    acc = _accelerator(config, bf16, device)
     rank, world = 0, 1
     if acc is not None:
         model, optimizer = acc.prepare(model, optimizer)
@@ -188,6 +217,9 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
                                 "step": step, "tokens": tokens, "elapsed": elapsed, "history": history,
                                 "ema": ema, "best_ema": best_ema, "config": asdict(config)})
 
+    from cambrian.architectures import kernels
+
+    kernels.reset_used()
     model.train()
     status, reason, window = "completed", "", []
     t0 = time.perf_counter() - elapsed
@@ -211,7 +243,7 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
             x = torch.from_numpy(x).to(device, non_blocking=True)
             y = torch.from_numpy(y).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and acc is None):
-                loss = lm_loss(model(x), y) / config.grad_accum
+                loss = step_loss(model, x, y, computes_loss) / config.grad_accum
             acc.backward(loss) if acc else loss.backward()
             loss_sum += loss.detach()
         if acc is not None:
@@ -257,7 +289,8 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
     return TrainResult(status=status, stop_reason=reason, steps=step, tokens=tokens,
                        flops=3.0 * flops_per_token * tokens if flops_per_token else 0.0,
                        wall_s=elapsed, tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0,
-                       train_loss=train_loss, history=history)
+                       train_loss=train_loss, history=history,
+                       runtime=runtime(device, bf16, kernels.used(), compiled, world).model_dump())
 
 
 # ----------------------------------------------------------------------------- evaluation

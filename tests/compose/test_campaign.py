@@ -30,6 +30,10 @@ def test_search_and_phases_are_stored(run):
     m = result.best.metrics
     assert 0 < m["bpb"].value < 9 and m["score"].value == m["bpb"].value  # mqar_weight 0: score = bpb
     assert 0 <= m["mqar_acc"].value <= 1 and m["params"].value > 0 and result.best.cost.flops > 0
+    # where it trained: device auto is the CPU here, fp32 at this size, recorded by name too
+    assert m["on_cuda"].value == 0.0 and m["bf16"].value == 0.0 and result.best.cost.gpu_s == 0.0
+    runtime = json.loads((campaign.run_dir / "evals" / result.best.id / "work" / "runtime.json").read_text())
+    assert runtime["device"] == "cpu" and runtime["dtype"] == "float32"
 
     agg = store.get_meta("phase:aggregation")
     assert agg["top"][0]["node"] == result.best.id

@@ -215,3 +215,25 @@ def test_llm_improve_operator_works_on_specs_and_repairs_bad_replies():
     first_user = llm.prompts[0][-1]["content"]
     assert "swiglu" in first_user and '"primitive"' in first_user  # task description and parent spec
     assert "the proxy allows 6 to 10" in llm.prompts[1][-1]["content"]  # the repair quotes the reason
+
+
+def test_device_option_is_checked_and_decides_the_sandbox_address_space_limit():
+    from cambrian import EvalJob
+    from cambrian.core.evaluation import CUDA_ADDRESS_SPACE_MB, job_limits
+    from cambrian.plugins.domains.compose.evaluator import ComposeEvaluator
+
+    with pytest.raises(ValueError, match=r"compose domain: device must be auto, cpu, cuda or cuda:N"):
+        ComposeDomain(device="gpu")
+    spec = DOMAINS["former"].spec(["attention", "swiglu"] * 4)
+
+    def job(domain_options, evaluator_options):
+        return EvalJob(node_id="n", run_dir="/nonexistent", domain="compose", domain_options=domain_options,
+                       evaluator="compose", evaluator_options=evaluator_options, candidate=spec,
+                       limits={"memory_mb": 2048})
+
+    on_cpu = job({"device": "cpu"}, {})
+    assert not ComposeEvaluator().uses_gpu(on_cpu) and job_limits(on_cpu).memory_mb == 2048
+    # a scaling rung's evaluator options put it on the GPU: no address-space cap for its worker
+    scaled = job({"device": "cpu"}, {"device": "cuda", "train_tokens": 1000})
+    assert ComposeEvaluator(device="cuda").uses_gpu(scaled)
+    assert job_limits(scaled).memory_mb == CUDA_ADDRESS_SPACE_MB

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules import fused
 
 
@@ -39,7 +40,11 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if fused.usable(x, self.weight):  # CPU: the C++ kernel, one pass each way
             return fused.rms_norm(x, self.weight, self.eps)
-        if x.is_cuda or x.dtype not in (torch.float32, torch.float64):  # fused kernels / autocast
+        if x.is_cuda:  # liger-kernel's triton RMSNorm where installed (kernels.py)
+            return kernels.dispatch("rms_norm", x, {
+                "liger": lambda: kernels.liger_rms_norm(x, self.weight, self.eps)},
+                lambda: F.rms_norm(x, (x.size(-1),), self.weight, self.eps))
+        if x.dtype not in (torch.float32, torch.float64):  # autocast on CPU
             return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
         return _RMSNormFn.apply(x, self.weight, self.eps)
 

@@ -4,7 +4,8 @@ The recurrence per head, with state S (dk x dv) and per-key log decay g_t <= 0:
 
     S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,        o_t = q_t S_t
 
-Training uses the chunked form (chunks of ``GLA_CHUNK``): a masked C x C attention
+On CUDA flash-linear-attention's ``chunk_gla`` runs where installed (kernels.py).
+Training otherwise uses the chunked form (chunks of ``GLA_CHUNK``): a masked C x C attention
 inside each chunk plus the carried state between chunks, which is all matmuls.
 Decays are taken relative to each chunk's middle so exp() stays in fp32 range
 (the GLA log decay is clamped to >= -5 per step, so |exponent| <= 5 * C / 2).
@@ -18,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules.common import RMSNorm, scan_dtype
 from cambrian.architectures.primitives.builtin import GLA_CHUNK
 
@@ -98,6 +100,12 @@ class GatedLinearAttention(nn.Module):
         g = self.log_decay(x)
         dtype = x.dtype
         q, k, v, g = (z.to(scan_dtype(dtype)) for z in (q, k, v, g))
-        o = gla_chunked(q, k, v, g) if self.chunked else gla_sequential(q, k, v, g)
+        if not self.chunked:
+            o = gla_sequential(q, k, v, g)
+        elif q.is_cuda:  # flash-linear-attention's chunked triton GLA where installed (kernels.py)
+            o = kernels.dispatch("gla", q, {"fla": lambda: kernels.fla_gla(q, k, v, g)},
+                                 lambda: gla_chunked(q, k, v, g))
+        else:
+            o = gla_chunked(q, k, v, g)
         o = self.head_norm(o.to(dtype)).transpose(1, 2).reshape(b, t, -1)  # (B, T, dv_total)
         return self.o_proj(o * F.silu(self.g_proj(x)))

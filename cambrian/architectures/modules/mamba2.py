@@ -2,7 +2,8 @@
 
 The chunked SSD follows the "minimal SSD" listing of the Mamba-2 paper: quadratic
 (attention-like) inside chunks of ``SSD_CHUNK`` steps, states passed between chunks.
-On CUDA with mamba-ssm installed its fused ``mamba_chunk_scan_combined`` runs instead.
+On CUDA the fused kernels run where installed (see kernels.py): mamba-ssm's
+``mamba_chunk_scan_combined``, else flash-linear-attention's ``chunk_simple_gla``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules.common import RMSNorm, causal_conv1d, scan_dtype
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
 
-try:
-    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined  # type: ignore
-except Exception:  # pragma: no cover - not installed on CPU machines
-    mamba_chunk_scan_combined = None
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +81,7 @@ class Mamba2Mixer(nn.Module):
         self.norm = RMSNorm(di, norm_eps)
         self.out_proj = nn.Linear(di, d_model, bias=False)
         self.out_proj.is_residual_out = True
-        self.ssd_impl = "auto"  # or "chunked", "sequential", "cuda"
+        self.ssd_impl = "auto"  # or "chunked", "sequential", "cuda" (mamba-ssm), "fla"
         self.reset_special()
 
     def reset_special(self, *_: float) -> None:
@@ -108,16 +106,23 @@ class Mamba2Mixer(nn.Module):
         dt = F.softplus(dt.to(f) + self.dt_bias.to(f))  # (B, T, H)
         A = -self.A_log.to(f).exp()  # (H,)
         impl = self.ssd_impl
-        if impl == "auto":
-            impl = "cuda" if x.is_cuda and mamba_chunk_scan_combined is not None else "chunked"
-        if impl == "cuda":
-            y = mamba_chunk_scan_combined(xs, dt.to(xs.dtype), A, Bm, Cm, chunk_size=SSD_CHUNK)
-        else:
+
+        def torch_ssd(fn=ssd_sequential if impl == "sequential" else ssd_chunked):
             rep = self.n_heads // self.n_groups  # heads per group share B and C
             Bh = Bm.to(f).repeat_interleave(rep, dim=2)
             Ch = Cm.to(f).repeat_interleave(rep, dim=2)
-            fn = ssd_chunked if impl == "chunked" else ssd_sequential
-            y = fn(xs.to(f) * dt[..., None], A * dt, Bh, Ch)  # (B, T, H, P)
+            return fn(xs.to(f) * dt[..., None], A * dt, Bh, Ch)  # (B, T, H, P)
+
+        if impl == "auto" and x.is_cuda:
+            y = kernels.dispatch("ssd", xs, {
+                "mamba_ssm": lambda: kernels.mamba_ssm_ssd(xs, dt, A, Bm, Cm, SSD_CHUNK),
+                "fla": lambda: kernels.fla_ssd(xs, dt, A, Bm, Cm)}, torch_ssd)
+        elif impl == "cuda":
+            y = kernels.mamba_ssm_ssd(xs, dt, A, Bm, Cm, SSD_CHUNK)
+        elif impl == "fla":
+            y = kernels.fla_ssd(xs, dt, A, Bm, Cm)
+        else:
+            y = torch_ssd()
         y = y.to(f) + xs.to(f) * self.D.to(f)[:, None]
         y = y.reshape(b, t, self.d_inner).to(dtype)
         y = self.norm(y * F.silu(z))  # gated RMSNorm

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules import fused
 
 _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu,
@@ -36,5 +37,12 @@ class SwiGLU(nn.Module):
         gate_up = self.gate_up(x)  # (B, T, 2 * hidden)
         if fused.usable(gate_up):  # CPU: silu(gate) * up and its backward in one C++ pass
             return self.down(fused.swiglu(gate_up))
-        gate, up = gate_up.chunk(2, dim=-1)  # (B, T, hidden) each
-        return self.down(F.silu(gate) * up)
+        if gate_up.is_cuda:  # liger-kernel's fused SiLU-mul where installed (kernels.py)
+            return self.down(kernels.dispatch("swiglu", gate_up, {
+                "liger": lambda: kernels.liger_swiglu(gate_up)}, lambda: _swiglu(gate_up)))
+        return self.down(_swiglu(gate_up))
+
+
+def _swiglu(gate_up: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.chunk(2, dim=-1)  # (B, T, hidden) each
+    return F.silu(gate) * up

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from cambrian.architectures import kernels
 from cambrian.architectures.modules.cpp_ext import CFLAGS, read_source, CppExtension
 
-try:
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_scan  # type: ignore
-except Exception:  # pragma: no cover - not installed on CPU machines
-    _cuda_scan = None
 
 CPP_SOURCE = read_source("selective_scan.cpp")  # csrc/selective_scan.cpp
 
@@ -93,16 +90,14 @@ def selective_scan(u, delta, A, Bm, Cm, impl: str = "auto"):
     """Dispatch: ``auto`` (kernel / C++ / chunked), or one of ``cuda``, ``cpp``,
     ``chunked``, ``sequential``."""
     if impl == "auto":
-        if u.is_cuda and _cuda_scan is not None:
-            impl = "cuda"
-        elif not u.is_cuda and load_extension() is not None:
-            impl = "cpp"
-        else:
-            impl = "chunked"
+        if u.is_cuda:  # mamba-ssm's kernel where installed (see kernels.py), else the chunked scan
+            return kernels.dispatch("selective_scan", u, {
+                "mamba_ssm": lambda: kernels.mamba_ssm_selective_scan(u, delta, A, Bm, Cm)},
+                lambda: scan_chunked(u, delta, A, Bm, Cm))
+        impl = "cpp" if load_extension() is not None else "chunked"
     if impl == "cuda":
         # mamba-ssm layout: u, delta (B, D, L); A (D, N); B, C (B, N, L)
-        return _cuda_scan(u, delta, A, Bm.transpose(1, 2).contiguous(),
-                          Cm.transpose(1, 2).contiguous())
+        return kernels.mamba_ssm_selective_scan(u, delta, A, Bm, Cm)
     if impl == "cpp":
         return scan_cpp(u, delta, A, Bm, Cm)
     if impl == "chunked":

@@ -5,10 +5,12 @@ task). Options: suite ("mqar"; or "mad", "listops", "all"), tasks (a list of
 names overriding the suite), task_options ({task: {size options}}), n_train
 (4000), n_eval (500), batch_size (32), and the trainer's max_steps (300) /
 max_tokens / max_seconds, lr (3e-3), warmup_steps (20), schedule, weight_decay
-(0.0), grad_clip, precision, threads.
+(0.0), grad_clip, precision ("auto": bf16 autocast on CUDA), device ("auto": CUDA when
+present; cpu, cuda, cuda:N), compile (false), threads.
 
 Scores ``job.split`` with ``job.seed``. Metrics: accuracy (mean over tasks),
-acc_<task> per task, loss (mean scored cross-entropy), chance (mean), flops.
+acc_<task> per task, loss (mean scored cross-entropy), chance (mean), flops, and where it
+trained (on_cuda, bf16, compiled, kernel_<name>; names in runtime.json).
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cambrian import Cost, EvalJob, Evaluator, hookimpl
-
-TRAIN_KEYS = ("max_steps", "max_tokens", "max_seconds", "lr", "warmup_steps", "schedule", "decay_frac",
-              "weight_decay", "grad_clip", "grad_accum", "precision", "threads", "min_lr_frac")
+from cambrian.plugins.evaluators.lm import TRAIN_KEYS
 
 
 class SyntheticEvaluator(Evaluator):
@@ -27,16 +27,17 @@ class SyntheticEvaluator(Evaluator):
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         from cambrian.scaling.runs import train_task
         from cambrian.scaling.synthetic import SUITES, make_task
+        from cambrian.scaling.device import Runtime
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options
         names = o.get("tasks") or SUITES[o.get("suite", "mqar")]
-        train_opts = {"weight_decay": 0.0, **{k: o[k] for k in TRAIN_KEYS if k in o}}
+        train_opts = {"weight_decay": 0.0, "precision": "auto", **{k: o[k] for k in TRAIN_KEYS if k in o}}
         if not any(k in train_opts for k in ("max_steps", "max_tokens", "max_seconds")):
             train_opts["max_steps"] = 300
         config = TrainConfig(**train_opts)
         metrics: dict[str, float] = {}
-        accs, losses, chances, flops = [], [], [], 0.0
+        accs, losses, chances, flops, gpu_s, kernels, rt = [], [], [], 0.0, 0.0, set(), None
         for name in names:
             task = make_task(name, **o.get("task_options", {}).get(name, {}))
             r = train_task(job.candidate.content, task, config, n_train=int(o.get("n_train", 4000)),
@@ -47,9 +48,21 @@ class SyntheticEvaluator(Evaluator):
             losses.append(r["loss"])
             chances.append(r["chance"])
             flops += r["flops"]
+            rt = Runtime(**r["runtime"])
+            kernels |= set(rt.kernels)
+            gpu_s += r["train_wall_s"] if rt.device.startswith("cuda") else 0.0
         n = len(names)
         metrics.update(accuracy=sum(accs) / n, loss=sum(losses) / n, chance=sum(chances) / n, flops=flops)
-        return metrics, Cost(flops=flops)
+        if rt is not None:  # every task trains on the same device
+            rt = rt.model_copy(update={"kernels": tuple(sorted(kernels))})
+            rt.write(workdir)
+            metrics.update(rt.metrics())
+        return metrics, Cost(flops=flops, gpu_s=gpu_s)
+
+    def uses_gpu(self, job: EvalJob) -> bool:
+        from cambrian.scaling.device import wants_cuda
+
+        return wants_cuda(self.options.get("device", "auto"))
 
 
 @hookimpl

@@ -21,7 +21,12 @@ Options (defaults):
   mqar_weight (0.0): score = bpb - mqar_weight * mqar_acc; mqar_steps (60) trains a
     fresh copy of the design on MQAR (mqar_kv_pairs (4) pairs and queries, 4 x that many
     keys and values) for that many steps of 32 sequences (0 = skip MQAR);
-  corpus ("stdlib"), cache_dir (null = <run_dir>/cache): the LM data.
+  corpus ("stdlib"), cache_dir (null = <run_dir>/cache): the LM data;
+  device ("auto"): where evaluations train: auto (CUDA when present), cpu, cuda, cuda:N;
+    on CUDA in bf16 autocast with the fused kernels that are installed (docs/scaling.md);
+  compile (false): torch.compile each block (CUDA; the scaling steps' larger rungs);
+  checkpoint_every (null): save a checkpoint every this many steps (in <run_dir>/checkpoints,
+    per node), and resume from it when the evaluation is run again after a crash.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "min_layers": None, "max_layers": None, "seq_len": 128, "batch_size": 16,
     "train_tokens": 150_000, "val_tokens": 32_768, "lr": 6e-3, "warmup_steps": 10,
     "mqar_weight": 0.0, "mqar_steps": 60, "mqar_kv_pairs": 4, "corpus": "stdlib", "cache_dir": None,
+    "device": "auto", "compile": False, "checkpoint_every": None,
 }
 
 
@@ -52,6 +58,12 @@ def settings(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"compose domain: unknown option {unknown[0]!r} (options: {', '.join(DEFAULTS)})")
     s = {**DEFAULTS, **options}
+    from cambrian.scaling.device import check_device
+
+    try:
+        s["device"] = check_device(s["device"])
+    except ValueError as exc:
+        raise ValueError(f"compose domain: {exc}") from None
     if s["family"] not in FAMILIES:
         raise ValueError(f"compose domain: family must be one of {', '.join(FAMILIES)}, got {s['family']!r}")
     n = int(s["n_layers"])

@@ -15,7 +15,10 @@ Runs in the sandboxed evaluation worker. For one job it
 Metrics: score (the objective: bpb - mqar_weight * mqar_acc), bpb, mqar_acc, params,
 flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s (the
 training loop), eval_s (bpb scoring), mqar_s (MQAR training and scoring), setup_s (data and
-model construction), tokens_per_s; train_cpu_s and score_cpu_s (bpb and MQAR) in CPU seconds.
+model construction), tokens_per_s; train_cpu_s and score_cpu_s (bpb and MQAR) in CPU seconds;
+where it trained: on_cuda, bf16, compiled, kernel_<name> per fused kernel used (their names,
+the device's name and the dtype in the work folder's ``runtime.json``). Cost.gpu_s: the
+training and scoring time on a GPU.
 
 Evaluator options override the domain's training options for one evaluation (the
 scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
@@ -35,7 +38,8 @@ from cambrian.plugins.domains.compose.domain import DEFAULTS, settings
 MODEL_FILE = "model.pt"
 CURVE_FILE = "train.json"
 TRAINING_KEYS = ("seq_len", "batch_size", "train_tokens", "val_tokens", "lr", "warmup_steps",
-                 "mqar_weight", "mqar_steps", "mqar_kv_pairs", "corpus", "cache_dir")
+                 "mqar_weight", "mqar_steps", "mqar_kv_pairs", "corpus", "cache_dir", "device", "compile",
+                 "checkpoint_every")
 
 
 def open_corpus(source: str, cache_dir: Path):
@@ -61,7 +65,7 @@ def open_corpus(source: str, cache_dir: Path):
 
 
 def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: float,
-                  threads: int | None, kv_pairs: int = 4) -> tuple[float, float]:
+                  threads: int | None, kv_pairs: int = 4, device: str = "cpu") -> tuple[float, float]:
     """Train a fresh model of ``spec`` on MQAR for ``steps`` and score it on ``split``: (acc, flops).
 
     ``kv_pairs`` key-value pairs then as many queries, over 4 x ``kv_pairs`` keys and values
@@ -81,10 +85,11 @@ def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: 
 
     model = build_model(spec, seed=seed + 1)
     res = train(model, batches, TrainConfig(lr=lr, max_steps=steps, warmup_steps=min(20, steps // 5),
-                                            threads=threads, device="cpu", log_every=max(1, steps)),
+                                            threads=threads, device=device, precision="auto",
+                                            log_every=max(1, steps)),
                 flops_per_token=count(spec, task.seq_len).flops_per_token)
     test = make_split(task, split, 256, seed=0)  # the same questions for every seed
-    return accuracy(model, test.inputs, test.targets, device="cpu"), res.flops
+    return accuracy(model, test.inputs, test.targets, device=device), res.flops
 
 
 def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: int, workdir: Path,
@@ -93,6 +98,7 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
 
     from cambrian.architectures import ArchSpec, build_model, count
     from cambrian.scaling.data import LMBatches, bits_per_byte, eval_windows
+    from cambrian.scaling.device import Runtime, resolve_device
     from cambrian.scaling.trainer import TrainConfig, mean_loss, train
 
     t0 = time.perf_counter()
@@ -106,8 +112,14 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     counts = count(spec, seq_len)
     model = build_model(spec, seed=seed)
     batches = LMBatches(corpus.tokens("train"), int(s["batch_size"]), seq_len, seed=seed)
-    config = TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device="cpu",
-                         warmup_steps=int(s["warmup_steps"]), threads=threads, seed=seed, log_every=5)
+    device = resolve_device(s["device"])  # here, in the worker: CUDA starts after the fork
+    ckpt = None
+    if s.get("checkpoint_every"):  # per node: a re-run of this evaluation resumes from it
+        ckpt = str(run_dir / "checkpoints" / f"{workdir.parent.name}.pt")
+    config = TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device=str(device),
+                         precision="auto", compile=bool(s["compile"]), warmup_steps=int(s["warmup_steps"]),
+                         threads=threads, seed=seed, log_every=5, checkpoint_path=ckpt,
+                         checkpoint_every=int(s["checkpoint_every"]) if s.get("checkpoint_every") else None)
     setup_s = time.perf_counter() - t0
     c0 = time.process_time()  # CPU seconds too: wall time says little on a shared machine
     res = train(model, batches, config, flops_per_token=counts.flops_per_token)
@@ -115,14 +127,14 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     if res.status != "completed":
         raise RuntimeError(f"training stopped: {res.status} ({res.stop_reason})")
     t1 = time.perf_counter()
-    nats, _ = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, int(s["val_tokens"])), device="cpu")
+    nats, _ = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, int(s["val_tokens"])), device=device)
     bpb = bits_per_byte(nats, corpus.bytes_per_token(split))
     eval_s = time.perf_counter() - t1
     mqar_acc, mqar_flops = math.nan, 0.0
     t2 = time.perf_counter()
     if int(s["mqar_steps"]) > 0:
         mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]),
-                                             threads, int(s["mqar_kv_pairs"]))
+                                             threads, int(s["mqar_kv_pairs"]), device=str(device))
     mqar_s = time.perf_counter() - t2
     score_cpu_s = time.process_time() - c0 - train_cpu_s
     weight = float(s["mqar_weight"])
@@ -132,6 +144,9 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
                "train_tokens": float(res.tokens), "train_loss": res.train_loss, "train_s": res.wall_s,
                "eval_s": eval_s, "mqar_s": mqar_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s,
                "train_cpu_s": train_cpu_s, "score_cpu_s": score_cpu_s}
+    rt = Runtime(**res.runtime)
+    rt.write(workdir)
+    metrics.update(rt.metrics())
     if math.isfinite(mqar_acc):  # absent when MQAR is off (NaN does not survive JSON)
         metrics["mqar_acc"] = mqar_acc
     tokens_per_step = res.tokens / max(1, res.steps)
@@ -141,7 +156,8 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     if save_model:
         torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), "seed": seed,
                     "settings": s}, workdir / MODEL_FILE)
-    return metrics, Cost(flops=res.flops + mqar_flops)
+    gpu_s = res.wall_s + eval_s + mqar_s if device.type == "cuda" else 0.0
+    return metrics, Cost(flops=res.flops + mqar_flops, gpu_s=gpu_s)
 
 
 class ComposeEvaluator(Evaluator):
@@ -153,8 +169,13 @@ class ComposeEvaluator(Evaluator):
         if unknown:
             raise ValueError(f"compose evaluator: unknown option {unknown[0]!r} "
                              f"(options: {', '.join(TRAINING_KEYS)}, save_model, scale)")
-        s = {**settings(job.domain_options), **extra}
-        assert set(s) <= set(DEFAULTS)
+        s = settings({**job.domain_options, **extra})
         return run_proxy(job.candidate.content, s, split=job.split, seed=job.seed, workdir=workdir,
                          run_dir=Path(job.run_dir), threads=job.limits.get("threads"),
                          save_model=bool(self.options.get("save_model", True)))
+
+    def uses_gpu(self, job: EvalJob) -> bool:
+        from cambrian.scaling.device import wants_cuda
+
+        extra = {k: v for k, v in self.options.items() if k in TRAINING_KEYS}
+        return wants_cuda({**settings(job.domain_options), **extra}["device"])
