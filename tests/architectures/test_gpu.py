@@ -111,8 +111,17 @@ def fp32_primitive(name: str, given: dict, seq: int = 64):
     return module
 
 
+@pytest.fixture
+def torch_kernels():
+    """The torch paths only: the fused kernels are compared with them in test_kernels_gpu.py."""
+    from cambrian.architectures import kernels
+
+    with kernels.policy("torch"):
+        yield
+
+
 @pytest.mark.parametrize("name, given", CASES, ids=IDS)
-def test_primitive_on_cuda_matches_cpu_values_and_gradients(name, given):
+def test_primitive_on_cuda_matches_cpu_values_and_gradients(name, given, torch_kernels):
     cpu = fp32_primitive(name, given)
     dev = copy.deepcopy(cpu).to(DEVICE)
     g = torch.Generator().manual_seed(1)

@@ -95,8 +95,9 @@ def test_kernel_libraries_are_not_imported_by_the_models_or_the_fork_server_prel
         (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write({lib!r} + '\\n')\n")
     code = textwrap.dedent("""
         import importlib
-        from cambrian.core.forkserver import DEFAULT_PRELOAD
-        for entry in DEFAULT_PRELOAD:
+        from cambrian.execution.forkserver import DEFAULT_PRELOAD
+        from cambrian.plugins.domains.compose.domain import ComposeDomain
+        for entry in DEFAULT_PRELOAD + ComposeDomain.preload:
             module, _, func = entry.partition(":")
             m = importlib.import_module(module)
             if func:

@@ -219,7 +219,7 @@ def test_llm_improve_operator_works_on_specs_and_repairs_bad_replies():
 
 def test_device_option_is_checked_and_decides_the_sandbox_address_space_limit():
     from cambrian import EvalJob
-    from cambrian.core.evaluation import CUDA_ADDRESS_SPACE_MB, job_limits
+    from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB, job_limits
     from cambrian.plugins.domains.compose.evaluator import ComposeEvaluator
 
     with pytest.raises(ValueError, match=r"compose domain: device must be auto, cpu, cuda or cuda:N"):
