@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
+from cambrian.execution import harness
 from cambrian.execution.sandbox import SandboxProcess, kernel_cache_dir
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def evaluate_here(job: EvalJob, workdir: Path) -> EvalOutcome:
     """Run the evaluator in this process (the worker side)."""
     from cambrian.core.plugins import get_plugin_manager
 
+    harness.mark_start()
     pm = get_plugin_manager()
     domain = pm.get("domain", job.domain)(**job.domain_options)
     evaluator = pm.get("evaluator", job.evaluator)(**job.evaluator_options)

@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.sandbox import (SandboxResult, _libc, _tail, die_with_parent, kernel_cache_dir,
+from cambrian.execution import namespaces
+from cambrian.execution.sandbox import (SandboxResult, _tail, die_with_parent, kernel_cache_dir,
                                    missing_protections, scrubbed_env, set_rlimits)
 
-CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 SETUP_FAILED = 97  # the supervisor's exit code when the probed namespaces could not be entered
 
 # What any evaluation worker gains from: numpy, torch and torch._dynamo (the first optimizer
@@ -63,57 +63,11 @@ DEFAULT_PRELOAD = ("numpy", "torch", "torch._dynamo")
 
 # ----------------------------------------------------------------------------- server side
 
-def _write_file(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def _unshare(network: bool) -> tuple[bool, bool]:
-    """Enter a fresh network namespace and make this process's next child init of a fresh PID one.
-
-    Returns (network isolated, pids isolated); tries without, then with, a user namespace.
-    """
-    libc = _libc() if sys.platform.startswith("linux") else None
-    if libc is None:
-        return False, False
-    net = 0 if network else CLONE_NEWNET
-    for user in (False, True):
-        for flags, isolated in ((net | CLONE_NEWPID, (not network, True)), (net, (not network, False))):
-            if not flags:
-                continue
-            if not user:
-                if libc.unshare(flags) == 0:
-                    return isolated
-                continue
-            uid, gid = os.getuid(), os.getgid()
-            if libc.unshare(CLONE_NEWUSER | flags) != 0:
-                continue
-            try:  # map ourselves to root inside, as `unshare --map-root-user` does
-                _write_file("/proc/self/setgroups", "deny")
-                _write_file("/proc/self/uid_map", f"0 {uid} 1")
-                _write_file("/proc/self/gid_map", f"0 {gid} 1")
-            except OSError:
-                pass
-            return isolated
-    return False, False
-
-
 _PROTO = 1  # the server's answers; fd 1 itself goes to the log, so a chatty import can't garble them
 
 
 def _send(msg: dict[str, Any]) -> None:
     os.write(_PROTO, (json.dumps(msg) + "\n").encode())  # one write < PIPE_BUF: never interleaved
-
-
-def _probe() -> tuple[bool, bool]:
-    """What :func:`_unshare` grants here, tried in a throw-away child."""
-    pid = os.fork()
-    if pid == 0:
-        net, pids = _unshare(False)
-        os._exit(int(net) + 2 * int(pids))
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return (bool(code & 1), bool(code & 2)) if 0 <= code < 4 else (False, False)
 
 
 def _mapped_mb() -> int:
@@ -168,7 +122,7 @@ def _work(req: dict[str, Any], limits: SandboxLimits, count_procs: bool) -> NoRe
     os._exit(code)
 
 
-def _supervise(req: dict[str, Any], granted: tuple[bool, bool], server_fds: list[int]) -> NoReturn:
+def _supervise(req: dict[str, Any], grant: namespaces.Grant, server_fds: list[int]) -> NoReturn:
     """Between server and worker: new session and namespaces; mirrors the worker's exit."""
     try:
         signal.set_wakeup_fd(-1)
@@ -179,8 +133,7 @@ def _supervise(req: dict[str, Any], granted: tuple[bool, bool], server_fds: list
         die_with_parent()
         limits = SandboxLimits(**req["limits"])
         count_procs = os.getuid() != 0  # before a user namespace makes us "root" inside it
-        wanted = (granted[0] and not limits.network, granted[1])
-        if _unshare(limits.network) != wanted:  # fail closed rather than run unconfined
+        if not namespaces.enter(grant, limits.network):  # fail closed rather than run unconfined
             with open(os.path.join(req["workdir"], "stderr.log"), "a") as f:
                 f.write("sandbox setup failed: could not enter the network/PID namespaces\n")
             os._exit(SETUP_FAILED)
@@ -216,14 +169,15 @@ def serve(preload: list[str]) -> int:
     from cambrian.core.plugins import get_plugin_manager
 
     get_plugin_manager()
-    granted = _probe()
+    grant = namespaces.granted()
+    net_isolated, pids_isolated = grant.isolated(False)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}  # supervisor pid -> request id
     parent = os.getppid()
-    _send({"ready": True, "network_isolated": granted[0], "pids_isolated": granted[1],
+    _send({"ready": True, "network_isolated": net_isolated, "pids_isolated": pids_isolated,
            "threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1})
 
     def reap() -> None:
@@ -263,7 +217,7 @@ def serve(preload: list[str]) -> int:
             req = json.loads(line)
             pid = os.fork()
             if pid == 0:
-                _supervise(req, granted, [0, _PROTO, wake_r, wake_w])
+                _supervise(req, grant, [0, _PROTO, wake_r, wake_w])
             children[pid] = req["id"]
             _send({"id": req["id"], "pid": pid})
     for pid in list(children):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cambrian.core.config import SandboxLimits
+from cambrian.execution import namespaces
 
 # Variables a candidate process may inherit. Everything else (API keys, tokens,
 # cloud credentials) is dropped.
@@ -82,25 +83,13 @@ def _works(cmd: list[str]) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=4)
 def namespace_prefix(network: bool = False) -> tuple[tuple[str, ...], bool, bool]:
     """(command prefix, network isolated, pids isolated) for the namespaces this OS grants."""
-    exe = shutil.which("unshare")
-    if exe is None or not sys.platform.startswith("linux"):
+    grant = namespaces.granted()
+    prefix = namespaces.unshare_prefix(grant, network)
+    if not prefix:
         return (), False, False
-    pid = ("--pid", "--fork", "--kill-child")
-    net = () if network else ("--net",)
-    for user in ((), ("--map-root-user",)):  # an unprivileged user needs a user namespace
-        for flags, isolated in (((*net, *pid), (not network, True)), (net, (not network, False))):
-            if flags and _works([exe, *user, *flags, "true"]):
-                return (exe, *user, *flags), *isolated
-    return (), False, False
-
-
-def network_namespace_prefix() -> tuple[str, ...] | None:
-    """The command prefix that gives a child a fresh network namespace, or None."""
-    prefix, net, _ = namespace_prefix(False)
-    return prefix if net else None
+    return prefix, *grant.isolated(network)
 
 
 UID_BASE, UID_SPAN = 40000, 20000  # throw-away uids for unprivileged runs (no passwd entry needed)
@@ -200,14 +189,7 @@ def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = Non
     return env
 
 
-@functools.lru_cache(maxsize=1)
-def _libc():
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+_libc = namespaces.libc
 
 
 PR_SET_PDEATHSIG = 1

@@ -12,9 +12,10 @@ write the harness's result file, the run directory or the store.
 The domain must offer ``task`` with ``entry``, ``inputs(split, seed)`` and
 ``score(output, split, seed)`` (see the ``python-task`` domain).
 
-Options: candidate_timeout_s (None: what is left of the sandbox timeout less a
-reserve of 10% (at least 2 s), so the harness outlives the candidate and records
-why it stopped), max_output_mb (16).
+Options: candidate_timeout_s (None: the harness's rule, what is left of the
+sandbox timeout less a reserve of 10% (at least 2 s), so the harness outlives
+the candidate and records why it stopped; see cambrian/execution/harness.py),
+max_output_mb (16).
 
 ``run_python`` is the reusable part for other packs.
 """
@@ -22,7 +23,6 @@ why it stopped), max_output_mb (16).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,8 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator, hookimpl
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.sandbox import SandboxResult, run_sandboxed
+from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
+from cambrian.execution.sandbox import SandboxResult
 
 RUNNER = Path(__file__).with_name("code_runner.py")
 
@@ -50,20 +51,6 @@ class CodeRun:
         return not self.error
 
 
-def _explain(res: SandboxResult, limits: SandboxLimits) -> str:
-    reason = res.reason or "it wrote no output"
-    tail = res.stderr_tail
-    if "MemoryError" in tail or "Cannot allocate memory" in tail:
-        reason += f" (out of memory: the limit is {limits.memory_mb} MB)"
-    elif "Resource temporarily unavailable" in tail and ("fork" in tail or "thread" in tail):
-        reason += f" (process limit: at most {limits.max_procs} processes/threads)"
-    elif "Permission denied" in tail or "Read-only file system" in tail:
-        reason += " (it may only write inside its own working directory)"
-    elif "Network is unreachable" in tail or "Errno 101" in tail:
-        reason += " (no network in the sandbox)"
-    return reason
-
-
 def run_python(source: str, entry: str, inputs: dict[str, Any], workdir: Path, limits: SandboxLimits,
                *, max_output_mb: float = 16) -> CodeRun:
     """Run ``entry(**inputs)`` of ``source`` in a sandboxed, unprivileged process."""
@@ -71,9 +58,9 @@ def run_python(source: str, entry: str, inputs: dict[str, Any], workdir: Path, l
     (workdir / "candidate.py").write_text(source)
     (workdir / "inputs.json").write_text(json.dumps(inputs))
     (workdir / "output.json").unlink(missing_ok=True)
-    res = run_sandboxed([sys.executable, "-I", str(RUNNER), entry], workdir, limits, unprivileged=True)
+    res = run_candidate([sys.executable, "-I", str(RUNNER), entry], workdir, limits)
     if res.timed_out or res.returncode != 0:
-        return CodeRun(res, error=f"the candidate failed: {_explain(res, limits)}")
+        return CodeRun(res, error=f"the candidate failed: {explain(res, limits)}")
     out = workdir / "output.json"
     if not out.is_file():
         return CodeRun(res, error="the candidate exited without an answer (no output.json)")
@@ -86,18 +73,6 @@ def run_python(source: str, entry: str, inputs: dict[str, Any], workdir: Path, l
         return CodeRun(res, error=f"the candidate's answer is not readable JSON: {exc}")
 
 
-def _process_age() -> float:
-    """Seconds since this process started (0 where /proc is not available)."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 class PythonCodeEvaluator(Evaluator):
     name = "python-code"
 
@@ -105,20 +80,12 @@ class PythonCodeEvaluator(Evaluator):
         from cambrian.core.plugins import get_plugin_manager
 
         task = get_plugin_manager().get("domain", job.domain)(**job.domain_options).task
-        limits = SandboxLimits(**job.limits)
-        # The candidate gets what is left of the worker's own timeout, less a reserve for
-        # scoring and the result file, so the harness outlives it and records why it stopped.
-        left = limits.timeout_s - _process_age()
-        timeout = self.options.get("candidate_timeout_s") or max(1.0, left - max(2.0, 0.1 * limits.timeout_s))
-        nested = limits.model_copy(update={"timeout_s": float(timeout)})
+        nested = candidate_limits(SandboxLimits(**job.limits), self.options.get("candidate_timeout_s"))
         run = run_python(job.candidate.content, task.entry, task.inputs(job.split, job.seed),
                          workdir / "candidate", nested,
                          max_output_mb=float(self.options.get("max_output_mb", 16)))
         s = run.sandbox
-        record = {"uid": s.uid, "network_isolated": s.network_isolated, "pids_isolated": s.pids_isolated,
-                  "warnings": list(s.warnings), "wall_s": s.wall_s, "returncode": s.returncode,
-                  "timed_out": s.timed_out, "error": run.error}
-        (workdir / "sandbox.json").write_text(json.dumps(record, indent=1))  # the harness's own record
+        record(s, workdir / "sandbox.json", error=run.error)
         if not run.ok:
             warn = f" [sandbox: {'; '.join(s.warnings)}]" if s.warnings else ""
             raise CandidateFailed(run.error + warn)

@@ -12,7 +12,8 @@ raw outputs the runner saved:
   sandbox never received; LM bits per byte from per-position log-probabilities
   (checked to be normalised) of the true next bytes.
 
-Options: candidate_timeout_s (None: 80% of the sandbox timeout), causal_tol (1e-4).
+Options: candidate_timeout_s (None: the harness's rule, what is left of the sandbox
+timeout less 10%, at least 2 s; see cambrian/execution/harness.py), causal_tol (1e-4).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.sandbox import run_sandboxed
+from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
 from cambrian.plugins.domains.attention.domain import options_with_defaults
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -160,25 +161,19 @@ class AttentionEvaluator(Evaluator):
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
         settings = options_with_defaults(job.domain_options)
-        limits = SandboxLimits(**job.limits)
-        timeout = self.options.get("candidate_timeout_s") or max(1.0, 0.8 * limits.timeout_s)
-        nested = limits.model_copy(update={"timeout_s": float(timeout)})
         cand_dir = workdir / "candidate"
         keep = prepare(settings, job, cand_dir)
-        res = run_sandboxed([sys.executable, str(RUNNER)], cand_dir, nested, unprivileged=True)
+        nested = candidate_limits(SandboxLimits(**job.limits), self.options.get("candidate_timeout_s"))
+        res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested)
         out = cand_dir / "out"
-        (workdir / "sandbox.json").write_text(json.dumps(
-            {"uid": res.uid, "warnings": list(res.warnings), "wall_s": res.wall_s,
-             "returncode": res.returncode, "timed_out": res.timed_out}, indent=1))
+        record(res, workdir / "sandbox.json")
         err = out / "error.json"
         if err.is_file() and not res.timed_out:
             e = json.loads(err.read_text())
             last = [ln for ln in e["error"].strip().splitlines() if ln.strip()]
             raise DesignRejected(f"{e['stage']} failed: {last[-1] if last else 'unknown error'}\n{e['error']}")
         if res.timed_out or res.returncode != 0 or not (out / "report.json").is_file():
-            from cambrian.plugins.evaluators.code import _explain
-
-            raise DesignRejected(f"the design failed: {_explain(res, nested)}")
+            raise DesignRejected(f"the design failed: {explain(res, nested)}")
         check_probe(out, keep, float(self.options.get("causal_tol", 1e-4)))
         report = json.loads((out / "report.json").read_text())
         for name, t in report["tasks"].items():

@@ -29,7 +29,6 @@ Options: claim_tolerance (0.02, absolute, for printed claims).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -40,7 +39,8 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator, Metric
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.sandbox import SandboxResult, run_sandboxed
+from cambrian.execution.harness import candidate_limits, record, run_candidate
+from cambrian.execution.sandbox import SandboxResult
 
 CLAIM = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*[:=]\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$", re.M)
 
@@ -117,7 +117,7 @@ def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimit
         env["TASK_EVAL_TOKENS"] = str(data["eval_tokens"])
     if "target_bpb" in task.options:
         env["TASK_TARGET_BPB"] = str(task.options["target_bpb"])
-    return run_sandboxed(cmd, run_dir, limits, env, unprivileged=True)
+    return run_candidate(cmd, run_dir, limits, env)
 
 
 RUN_SCRIPT = Path(__file__).with_name("run_script.py")  # see its docstring
@@ -154,32 +154,33 @@ class ScriptEvaluator(Evaluator):
         from cambrian.plugins.domains.script.domain import task_from_options
 
         task = task_from_options(job.domain_options)
-        limits = SandboxLimits(**job.limits).model_copy(update={"timeout_s": float(task.budgets.timeout_s)})
+        worker = SandboxLimits(**job.limits)
         mode = task.evaluate
         data = corpus_tokens(task, job.run_dir, job.split) if mode in ("lm-bpb", "lm-target") else None
         runs = []
         for r in range(task.budgets.repeats):
             seed = job.seed * 1000 + r
             rd = workdir / f"run{r}"
+            # the task's limit per run, but never past what the worker has left (harness rule)
+            limits = candidate_limits(worker, task.budgets.timeout_s)
             res = run_script(task, job.candidate.content, rd, seed, limits, data)
-            (workdir / f"run{r}.json").write_text(json.dumps(
-                {"seed": seed, "wall_s": res.wall_s, "cpu_s": res.cpu_s, "returncode": res.returncode,
-                 "timed_out": res.timed_out, "uid": res.uid, "warnings": list(res.warnings)}, indent=1))
+            record(res, workdir / f"run{r}.json", seed=seed)
             if res.timed_out or res.returncode != 0:
                 raise ScriptFailed(f"run {r} (seed {seed}) failed: {res.reason}\n{_tail(res.stderr_tail)}")
-            runs.append(self.score_run(task, mode, rd, res, data))
+            runs.append(self.score_run(task, mode, rd, res, data, worker))
         values = self.aggregate(task, mode, runs)
         directions = {m.name: m.direction for m in task.metrics}  # e.g. speedup_recovered: max
         return {k: Metric(name=k, value=v, direction=directions[k]) if k in directions else v
                 for k, v in values.items()}
 
-    def score_run(self, task, mode: str, rd: Path, res: SandboxResult, data) -> dict[str, float]:
+    def score_run(self, task, mode: str, rd: Path, res: SandboxResult, data,
+                  worker: SandboxLimits) -> dict[str, float]:
         tol = float(self.options.get("claim_tolerance", 0.02))
         printed = claims(res.stdout_tail)
         if mode == "command":
             from cambrian.plugins.domains.script.layouts import run_trusted_command
 
-            metrics = run_trusted_command(task, rd)
+            metrics = run_trusted_command(task, rd, worker)
             for m in task.metrics:
                 if m.name in metrics:
                     check_claim(printed, m.name, metrics[m.name], m.direction.value == "min", tol)

@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import yaml
 
+from cambrian.core.config import SandboxLimits
+
 
 def _airs(root: Path) -> dict[str, Any]:
     meta = yaml.safe_load((root / "metadata.yaml").read_text()) or {}
@@ -101,7 +103,7 @@ def detect_layout(root: Path) -> Callable[[Path], dict[str, Any]] | None:
     return None
 
 
-def run_trusted_command(task, run_dir: Path) -> dict[str, float]:
+def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str, float]:
     """Run the task's own evaluation on what the script exported; return its metrics.
 
     A fresh directory gets the exported files (``options.submission`` globs), the
@@ -133,7 +135,7 @@ def run_trusted_command(task, run_dir: Path) -> dict[str, float]:
     from cambrian.plugins.domains.script.evaluator import python_command
 
     cmd = python_command(opts["eval_command"])
-    res = run_sandboxed(cmd, ev, SandboxLimits(timeout_s=float(opts.get("eval_timeout_s", 300))))
+    res = run_sandboxed(cmd, ev, candidate_limits(worker, float(opts.get("eval_timeout_s", 300))))
     if res.returncode != 0:
         raise RuntimeError(f"the task's evaluation failed: {res.reason}")
     for line in reversed(res.stdout_tail.strip().splitlines()):
