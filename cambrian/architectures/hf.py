@@ -9,7 +9,13 @@ Importing this module registers the pair with ``AutoConfig`` / ``AutoModelForCau
 ``save_pretrained`` also writes ``configuration_cambrian.py`` / ``modeling_cambrian.py``
 and an ``auto_map``, so a fresh process (lm-eval's ``hf`` model, say) loads the
 directory with ``trust_remote_code=True``; the shims import this module, so the
-``cambrian`` package must be installed there. Generation recomputes the whole
+``cambrian`` package must be installed there. A spec naming a third-party
+primitive loads it through the plugin's entry point; ``cambrian_requires`` in the
+config names each such plugin's distribution, so a machine without it gets one
+line saying what to install. :func:`byte_tokenizer` is the tokenizer of the
+byte-level data (one token per UTF-8 byte, ids 0-255; ``<|endoftext|>`` is id 0),
+saved as a ``tokenizer.json`` that ``AutoTokenizer`` loads without remote code.
+Generation recomputes the whole
 prefix at every step (no KV cache) and ignores ``attention_mask``: batch only
 prompts of equal length, unpadded.
 """
@@ -27,27 +33,71 @@ from transformers import (AutoConfig, AutoModelForCausalLM, GenerationMixin, Pre
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from cambrian.architectures.model import CambrianLM, init_module, init_stds
+from cambrian.architectures.primitives.base import SpecError
+from cambrian.architectures.registry import primitive_names
 from cambrian.architectures.spec import ArchSpec
 
 AUTO_MAP = {"AutoConfig": "configuration_cambrian.CambrianConfig",
             "AutoModelForCausalLM": "modeling_cambrian.CambrianForCausalLM"}
+# The shims load cambrian's plugins first: a primitive from a pip-installed plugin then
+# arrives through the plugin's entry point, as in a campaign.
+_SHIM_HEAD = ('"""Loads a Cambrian architecture (needs the cambrian package)."""\n'
+              "import cambrian.plugins  # noqa: F401  plugin primitives, through their entry points\n")
 SHIMS = {
-    "configuration_cambrian.py": '"""Loads a Cambrian architecture (needs the cambrian package)."""\n'
-                                 "from cambrian.architectures.hf import CambrianConfig\n\n"
+    "configuration_cambrian.py": _SHIM_HEAD + "from cambrian.architectures.hf import CambrianConfig\n\n"
                                  '__all__ = ["CambrianConfig"]\n',
-    "modeling_cambrian.py": '"""Loads a Cambrian architecture (needs the cambrian package)."""\n'
-                            "from cambrian.architectures.hf import CambrianConfig, CambrianForCausalLM\n\n"
+    "modeling_cambrian.py": _SHIM_HEAD + "from cambrian.architectures.hf import CambrianConfig, "
+                            "CambrianForCausalLM\n\n"
                             '__all__ = ["CambrianConfig", "CambrianForCausalLM"]\n',
 }
 
 
+EOS_TOKEN = "<|endoftext|>"  # byte 0 (NUL), which text does not contain
+
+
+def byte_tokenizer() -> Any:
+    """The byte-level data's tokenizer as a transformers fast tokenizer: token id = UTF-8 byte.
+
+    A BPE model with no merges whose vocabulary is the 256 byte tokens ``<0x00>`` ...
+    ``<0xFF>`` and which falls back to bytes for every character: any text encodes to its
+    UTF-8 bytes, exactly as :class:`cambrian.scaling.data.ByteTokenizer` does.
+    """
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"<0x{b:02X}>": b for b in range(256)}
+    vocab[EOS_TOKEN] = 0
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True, ignore_merges=True))
+    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN,
+                                   model_max_length=1 << 30)
+
+
+def _spec(arch: dict[str, Any], requires: list[dict[str, str]]) -> ArchSpec:
+    """Validate ``arch``; primitives not built in arrive through their plugins' entry points."""
+    names = {layer["primitive"] if isinstance(layer, dict) else str(layer) for layer in arch.get("layers", [])}
+    missing = sorted(names - set(primitive_names()))
+    if missing:  # the shims import cambrian.plugins, whose plugin manager offers plugin primitives
+        need = {r["primitive"]: r for r in requires}
+        raise SpecError("this model needs primitive(s) that no installed plugin offers: " + ", ".join(
+            f"{m} (pip install '{need[m]['distribution']}=={need[m]['version']}')" if m in need
+            else m for m in missing))
+    return ArchSpec.from_dict(arch)
+
+
 class CambrianConfig(PretrainedConfig):
-    """Holds the spec (``arch``, the canonical dict) plus what transformers looks for."""
+    """Holds the spec (``arch``, the canonical dict) plus what transformers looks for.
+
+    ``cambrian_requires``: for each primitive that a plugin provides, the plugin's entry
+    point and distribution (``{"primitive", "plugin", "distribution", "version"}``).
+    """
 
     model_type = "cambrian"
 
-    def __init__(self, arch: dict[str, Any] | None = None, **kwargs: Any):
-        self.arch = ArchSpec.from_dict(arch).to_dict() if arch else {}
+    def __init__(self, arch: dict[str, Any] | None = None,
+                 cambrian_requires: list[dict[str, str]] | None = None, **kwargs: Any):
+        self.cambrian_requires = list(cambrian_requires or [])
+        self.arch = _spec(arch, self.cambrian_requires).to_dict() if arch else {}
         if arch:
             kwargs.setdefault("tie_word_embeddings", self.arch["tie_embeddings"])
             self.vocab_size = self.arch["vocab_size"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -98,6 +99,68 @@ def test_export_loads_with_transformers_in_a_fresh_process(run, tmp_path):
     assert got["shape"] == [1, 10] and 0 < got["loss"] < 10
     meta = json.loads((out / "cambrian_node.json").read_text())
     assert meta["node"] == result.best.id and meta["spec"] == result.best.candidate.content
+
+
+TINY_TASK = """\
+task: cambrian_tiny
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def test_export_scores_with_lm_eval_hf_offline(run, tmp_path):
+    """lm-eval's `hf` model on a local task: its log-likelihoods are the export's own."""
+    pytest.importorskip("lm_eval")
+    from cambrian.plugins.domains.compose.export import export_node
+
+    campaign, result = run
+    out = export_node(campaign.run_dir, result.best.id, tmp_path / "hf")
+    docs = [{"question": "The cat sat on the", "choices": ["mat", "qzx"], "answer": 0},
+            {"question": "def f(x): return", "choices": ["x", "]]"], "answer": 0},
+            {"question": "Caf", "choices": ["é", "@@"], "answer": 0}]
+    (tmp_path / "tiny.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "tiny.yaml").write_text(TINY_TASK.format(data=tmp_path / "tiny.jsonl"))
+    code = f"""
+import json, torch, lm_eval
+from lm_eval.tasks import TaskManager
+from transformers import AutoModelForCausalLM
+res = lm_eval.simple_evaluate(model="hf", tasks=["cambrian_tiny"], batch_size=1, device="cpu",
+    model_args="pretrained={out},trust_remote_code=True,dtype=float32", log_samples=True,
+    task_manager=TaskManager(include_path={str(tmp_path / "tasks")!r}))
+m = AutoModelForCausalLM.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
+pairs = []
+for s in res["samples"]["cambrian_tiny"]:
+    for (ctx, cont), resp in zip(s["arguments"], s["resps"]):
+        ids = torch.tensor([list((ctx + cont).encode())])
+        with torch.no_grad():
+            logp = m(ids).logits.log_softmax(-1)[0]
+        n = len(ctx.encode())
+        mine = sum(float(logp[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
+        pairs.append([resp[0][0], mine])
+print(json.dumps({{"results": res["results"]["cambrian_tiny"], "pairs": pairs}}))
+"""
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"),
+           "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["results"]["sample_len"] == 3 and 0 <= got["results"]["acc,none"] <= 1
+    assert len(got["pairs"]) == 6
+    for theirs, mine in got["pairs"]:  # lm-eval tokenized as bytes and scored with this model
+        assert theirs == pytest.approx(mine, abs=1e-3)
 
 
 def test_export_retrains_when_the_weights_are_missing(run, tmp_path):
