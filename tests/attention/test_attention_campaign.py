@@ -60,6 +60,7 @@ def test_working_designs_are_scored_on_every_task(run):
         assert {"score", "mqar_acc", "listops_acc", "lm_bpb", "mixer_params", "ms_per_step"} <= set(m)
         assert 0 <= m["mqar_acc"] <= 1 and 0 <= m["listops_acc"] <= 1 and 0 < m["lm_bpb"] < 9
         assert m["score"] == pytest.approx((m["mqar_acc"] + m["listops_acc"] + 1 - m["lm_bpb"] / 8) / 3)
+        assert m["on_cuda"] == 0.0 and m["bf16"] == 0.0  # device auto: the CPU here, recorded
     improve = run["nodes"][5]
     assert improve.status == NodeStatus.DONE and improve.parents[0] in {n.id for n in done}
 

@@ -19,6 +19,9 @@ Options (defaults in DEFAULTS):
   weights   {task: weight} of the combined score
   corpus    options of cambrian.scaling.data.load_corpus for the lm task
   cache_dir corpus cache (default <run_dir>/cache)
+  device    where the small models train: auto (CUDA when present), cpu, cuda, cuda:N; on
+            CUDA in bf16 autocast (the candidate's code then runs on the GPU, still in its
+            unprivileged sandbox; see docs/sandbox.md)
   seeds     names of built-in seed designs (softmax, linear, sliding_window,
             mamba) or sources; default all four
 """
@@ -54,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "corpus": {"source": "stdlib"},
     "cost": {"batch": 8, "seq": 128},
     "cache_dir": None,
+    "device": "auto",
 }
 
 INTERFACE = """\
@@ -83,6 +87,12 @@ def options_with_defaults(options: dict[str, Any]) -> dict[str, Any]:
             out[key] = {**out[key], **value}
         else:
             out[key] = value
+    from cambrian.scaling.device import check_device
+
+    try:
+        out["device"] = check_device(out["device"])
+    except ValueError as exc:
+        raise ValueError(f"attention: {exc}") from None
     return out
 
 

@@ -26,8 +26,10 @@ from typing import Any
 
 from cambrian import EvalJob, Evaluator
 from cambrian.core.config import SandboxLimits
+from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
 from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
 from cambrian.plugins.domains.attention.domain import options_with_defaults
+from cambrian.scaling.device import Runtime
 
 RUNNER = Path(__file__).with_name("runner.py")
 LM_CHANCE_BPB = 8.0  # uniform over 256 bytes
@@ -95,7 +97,7 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
             keep[name] = {"targets": evald.targets}
             runner_tasks[name] = {"vocab": task.vocab_size, "seq_len": task.seq_len, **t}
     config = {**m, "seed": job.seed, "tasks": runner_tasks, "cost_batch": settings["cost"]["batch"],
-              "cost_seq": settings["cost"]["seq"], "threads": 1}
+              "cost_seq": settings["cost"]["seq"], "threads": 1, "device": settings["device"]}
     (cand_dir / "config.json").write_text(json.dumps(config))
     return keep
 
@@ -164,6 +166,8 @@ class AttentionEvaluator(Evaluator):
         cand_dir = workdir / "candidate"
         keep = prepare(settings, job, cand_dir)
         nested = candidate_limits(SandboxLimits(**job.limits), self.options.get("candidate_timeout_s"))
+        if self.uses_gpu(job):  # CUDA maps far more address space than it uses (docs/sandbox.md)
+            nested = nested.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB})
         res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested)
         out = cand_dir / "out"
         record(res, workdir / "sandbox.json")
@@ -185,4 +189,14 @@ class AttentionEvaluator(Evaluator):
         if "lm" in report["tasks"]:
             metrics["lm_tokens_per_s"] = float(report["tasks"]["lm"]["tokens_per_s"])
             metrics["model_params"] = float(report["tasks"]["lm"]["params"])
+        runtimes = [Runtime(**t["runtime"]) for t in report["tasks"].values() if t.get("runtime")]
+        if runtimes:  # every task trains on the same device; the kernels are the union
+            rt = runtimes[0].model_copy(update={"kernels": tuple(sorted({k for r in runtimes for k in r.kernels}))})
+            rt.write(workdir)
+            metrics.update(rt.metrics())
         return metrics  # wall and CPU time (the nested run included) are measured by the parent
+
+    def uses_gpu(self, job: EvalJob) -> bool:
+        from cambrian.scaling.device import wants_cuda
+
+        return wants_cuda(options_with_defaults(job.domain_options)["device"])

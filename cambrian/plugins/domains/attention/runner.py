@@ -45,12 +45,15 @@ def main() -> int:
     cfg = json.loads(Path("config.json").read_text())
     torch.set_num_threads(int(cfg.get("threads", 1)))
     torch.manual_seed(cfg["seed"])
+    from cambrian.scaling.device import resolve_device
+
+    device = resolve_device(cfg.get("device", "cpu"))  # here, in the sandbox: CUDA starts in this process
     report: dict = {}
     try:
         from cambrian.plugins.domains.attention.primitive import load_mixer_class
 
         Mixer = load_mixer_class("mixer.py")  # relative: the sandbox's /tmp is private
-        mixer = Mixer(cfg["d_model"], cfg["n_heads"])
+        mixer = Mixer(cfg["d_model"], cfg["n_heads"]).to(device)
     except Exception:
         fail("import", traceback.format_exc(limit=-4))
 
@@ -58,23 +61,26 @@ def main() -> int:
     try:
         mixer.eval()
         with torch.no_grad():
-            ya = mixer(torch.from_numpy(probe["x_a"]))
-            yb = mixer(torch.from_numpy(probe["x_b"]))
+            ya = mixer(torch.from_numpy(probe["x_a"]).to(device))
+            yb = mixer(torch.from_numpy(probe["x_b"]).to(device))
         if not isinstance(ya, torch.Tensor):
             raise TypeError(f"forward returned {type(ya).__name__}, not a tensor")
-        np.savez(OUT / "probe_out.npz", y_a=ya.float().numpy(), y_b=yb.float().numpy())
+        np.savez(OUT / "probe_out.npz", y_a=ya.float().cpu().numpy(), y_b=yb.float().cpu().numpy())
     except Exception:
         fail("forward", traceback.format_exc(limit=-4))
 
     report["mixer_params"] = sum(p.numel() for p in mixer.parameters())
     # measured cost: forward + backward of one mixer on a [batch, seq, d_model] input
-    x = torch.randn(cfg["cost_batch"], cfg["cost_seq"], cfg["d_model"], requires_grad=True)
+    x = torch.randn(cfg["cost_batch"], cfg["cost_seq"], cfg["d_model"], device=device, requires_grad=True)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     try:
         mixer.train()
         mixer(x).sum().backward()  # warm-up
+        sync()
         t0 = time.perf_counter()
         for _ in range(3):
             mixer(x).sum().backward()
+        sync()
         report["ms_per_step"] = 1000 * (time.perf_counter() - t0) / 3
     except Exception:
         fail("backward", traceback.format_exc(limit=-4))
@@ -98,16 +104,17 @@ def main() -> int:
                     rows = np.random.default_rng([cfg["seed"], i]).integers(0, len(xs), bs)
                     return xs[rows], ys[rows]
             tc = TrainConfig(lr=t["lr"], max_steps=t["steps"], warmup_steps=max(1, t["steps"] // 10),
-                             threads=int(cfg.get("threads", 1)), device="cpu", seed=cfg["seed"],
-                             log_every=max(1, t["steps"] // 5))
+                             threads=int(cfg.get("threads", 1)), device=str(device), precision="auto",
+                             seed=cfg["seed"], log_every=max(1, t["steps"] // 5))
             res = train(model, batches, tc)
             report["tasks"][name] = {"status": res.status, "reason": res.stop_reason, "steps": res.steps,
                                      "tokens_per_s": res.tokens_per_s, "train_loss": res.train_loss,
-                                     "params": sum(p.numel() for p in model.parameters())}
+                                     "params": sum(p.numel() for p in model.parameters()),
+                                     "runtime": res.runtime}
             model.eval()
             with torch.no_grad():
-                xs_eval = torch.from_numpy(data["eval_inputs"])
-                chunks = [model(xs_eval[i:i + 64]) for i in range(0, len(xs_eval), 64)]
+                xs_eval = torch.from_numpy(data["eval_inputs"]).to(device)
+                chunks = [model(xs_eval[i:i + 64]).float().cpu() for i in range(0, len(xs_eval), 64)]
                 logits = torch.cat(chunks).float()
             if name == "lm":
                 np.save(OUT / f"{name}.npy", torch.log_softmax(logits, -1).half().numpy())
