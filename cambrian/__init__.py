@@ -5,8 +5,9 @@ Public API: the hook marker, the component base classes, the records, and
 """
 
 from cambrian.core.plugins import hookimpl
-from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, LLMBackend, LLMResponse, Phase,
-                                      Operator, OperatorContext, Proposal, Scaffold, SearchView)
+from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, ExecutorOptions, LLMBackend,
+                                      LLMResponse, Operator, OperatorContext, Options, Phase, Proposal,
+                                      Scaffold, SearchView)
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
                                    MetricSpec, Node, NodeStatus, best_nodes)
 from cambrian.core.errors import CambrianError
@@ -14,7 +15,7 @@ from cambrian.core.campaign import Campaign, CampaignResult
 from cambrian.core.store import Store
 
 __all__ = [
-    "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "LLMBackend", "LLMResponse", "Operator",
+    "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "ExecutorOptions", "Options", "LLMBackend", "LLMResponse", "Operator",
     "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
     "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus",
     "best_nodes", "CambrianError", "Campaign", "CampaignResult", "Store",

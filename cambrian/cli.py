@@ -25,13 +25,17 @@ def default_config_path() -> Path:
 
 
 @app.command()
-def plugins() -> None:
+def plugins(options: Optional[str] = typer.Option(None, "--options", metavar="NAME",
+                                                  help="Print one component's options: types and defaults.")) -> None:
     """List every registered component by kind, with its plugin and version."""
     from rich.table import Table
 
     from cambrian.core.plugins import KINDS, get_plugin_manager
 
     pm = get_plugin_manager()
+    if options is not None:
+        _print_options(pm, options)
+        return
     t = Table(title="Cambrian components")
     for col in ("kind", "name", "plugin", "version"):
         t.add_column(col)
@@ -43,6 +47,43 @@ def plugins() -> None:
     console.print(t)
     for f in pm.failures:
         err.print(f"[yellow]plugin {f.plugin!r} failed to load: {f.error}[/yellow]")
+
+
+def _print_options(pm, name: str) -> None:
+    """The options model of every component called ``name`` (a scaffold and a domain may share one)."""
+    from rich.table import Table
+
+    from cambrian.core.options_doc import options_rows
+
+    found = [(kind, table[name]) for kind, table in pm.registry().items() if name in table]
+    if not found:
+        known = sorted({n for table in pm.registry().values() for n in table})
+        raise CambrianError(f"no component named {name!r}; known: {', '.join(known)}")
+    for kind, reg in found:
+        comp = reg.component
+        if not hasattr(comp, "Options"):  # primitives describe their options in their own way
+            console.print(f"{kind} {name!r} ({reg.plugin}): see `cambrian plugins`; it has no options model")
+            continue
+        t = Table(title=f"{kind} {name!r} options ({reg.plugin})", title_justify="left")
+        for col in ("option", "type", "default", "description"):
+            t.add_column(col, overflow="fold")
+        rows = options_rows(comp.Options)
+        for row in rows:
+            t.add_row(*row)
+        if rows:
+            console.print(t)
+        elif comp.typed_options():
+            console.print(f"{kind} {name!r} ({reg.plugin}) takes no options")
+        else:
+            console.print(f"{kind} {name!r} ({reg.plugin}) declares no options model: its options are unchecked")
+        if kind == "domain" and (phases := comp.phase_classes()):
+            for key, phase in phases.items():
+                t = Table(title=f"phases.{key} options", title_justify="left")
+                for col in ("option", "type", "default", "description"):
+                    t.add_column(col, overflow="fold")
+                for row in options_rows(phase.Options):
+                    t.add_row(*row)
+                console.print(t)
 
 
 def _run(campaign, quiet: bool) -> None:

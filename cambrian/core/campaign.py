@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator, Phase,
                                       OperatorContext, Scaffold, SearchView)
-from cambrian.core.config import AgentConfig, CampaignConfig, load_config, parse_config
+from cambrian.core.config import AgentConfig, CampaignConfig, check_components, load_config, parse_config
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Node, NodeStatus,
@@ -109,12 +109,12 @@ class Campaign:
         self.config = config
         self.run_dir = Path(run_dir)
         self.pm = pm or get_plugin_manager()
-        self.domain: Domain = self.pm.get("domain", config.domain.name)(**config.domain.options)
+        check_components(config, self.pm)  # names and typed options, before anything is built
+        self.domain: Domain = self.build("domain", config.domain.name, config.domain.options, "domain")
         self.evaluator = config.evaluator or _ref(self.domain.default_evaluator)
         self.pm.get("evaluator", self.evaluator.name)  # fail early on an unknown name
         self.objective = self.domain.objective
-        self.agents = [self._make_agent(a) for a in config.agents]
-        self._executor_cls = self.pm.get("executor", config.executor.name)
+        self.agents = [self._make_agent(i, a) for i, a in enumerate(config.agents)]
         self.store: Store | None = None
         self.futures: dict[Future[EvalOutcome], str] = {}
         # A write-through mirror of this campaign's search nodes: the store is written
@@ -143,6 +143,8 @@ class Campaign:
         else:
             cfg = load_config(config, list(overrides))
         run_dir = run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if Path(run_dir).exists() and not Path(run_dir).is_dir():
+            raise CambrianError(f"{run_dir} is a file; a run directory must be a directory (pick another --out)")
         if (Path(run_dir) / Store.FILENAME).exists():
             raise CambrianError(f"{run_dir} already holds a campaign; use `cambrian resume {run_dir}`")
         return cls(cfg, run_dir, **kw)
@@ -156,15 +158,25 @@ class Campaign:
             raise CambrianError(f"{run_dir} has a store but no campaign config; it cannot be resumed")
         return cls(parse_config(raw, source=f"{run_dir} (stored config)"), run_dir, **kw)
 
-    def _make_agent(self, cfg: AgentConfig) -> Agent:
-        scaffold = self.pm.get("scaffold", cfg.scaffold.name)(**cfg.scaffold.options)
+    def build(self, kind: str, name: str, options: dict[str, Any], where: str, **extra: Any) -> Any:
+        """Instantiate a component; a ValueError or TypeError it raises about its options
+        becomes a ConfigError naming the config key (``agents.0.scaffold.options: ...``)."""
+        try:
+            return self.pm.get(kind, name)(**options, **extra)
+        except CambrianError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}.options: {exc}") from None
+
+    def _make_agent(self, i: int, cfg: AgentConfig) -> Agent:
+        scaffold = self.build("scaffold", cfg.scaffold.name, cfg.scaffold.options, f"agents.{i}.scaffold")
         names = cfg.operators or list(self.domain.default_operators)
         if not names:
             raise ConfigError(f"agent {cfg.name!r} has no operators and domain "
                               f"{self.domain.name!r} names no defaults; set agents[].operators")
         operators: dict[str, list[Operator]] = {}
         for n in names:
-            op = self.pm.get("operator", n)(**cfg.operator_options.get(n, {}))
+            op = self.build("operator", n, cfg.operator_options.get(n, {}), f"agents.{i}.operator_options.{n}")
             operators.setdefault(op.role, []).append(op)
         needs_llm = [o.name for ops in operators.values() for o in ops if o.needs_llm]
         if needs_llm and cfg.llm is None:
@@ -176,7 +188,9 @@ class Campaign:
 
     def open_store(self) -> Store:
         if self.store is None:
-            self.store = Store(self.run_dir)
+            if self.run_dir.exists() and not self.run_dir.is_dir():
+                raise CambrianError(f"{self.run_dir} is a file; a run directory must be a directory")
+            self.store = Store(self.run_dir / Store.FILENAME)  # a run dir named x.y stays a folder
         return self.store
 
     def _write_header(self, store: Store) -> None:
@@ -212,15 +226,23 @@ class Campaign:
 
     def _prepare(self) -> Store:
         """Open the store, mirror it, and replay finished nodes into the scaffolds."""
-        store = self.open_store()
-        self._write_header(store)
+        # Everything that can refuse the config is built before the store is created:
+        # a refused run writes nothing, so the fixed re-run is not refused as a resume.
+        llms = {a.name: self.build("llm", a.config.llm.name, a.config.llm.options, f"agents.{i}.llm")
+                for i, a in enumerate(self.agents) if a.config.llm is not None}
+        self.executor = self.build("executor", self.config.executor.name, self.config.executor.options,
+                                   "executor", worker_preload=self.domain.preload)
+        try:
+            store = self.open_store()
+            self._write_header(store)
+        except BaseException:
+            self.executor.shutdown()
+            raise
         for agent in self.agents:
-            if agent.config.llm is not None:
-                inner = self.pm.get("llm", agent.config.llm.name)(**agent.config.llm.options)
-                agent.llm = MeteredLLM(inner, store, agent.name)
+            if agent.name in llms:
+                agent.llm = MeteredLLM(llms[agent.name], store, agent.name)
         self.pm.hook.cambrian_campaign_start(run_dir=str(self.run_dir),
                                              config=self.config.model_dump(mode="json"))
-        self.executor = self._executor_cls(worker_preload=self.domain.preload, **self.config.executor.options)
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
         self.nodes, self._hashes, self._cost, self._counts = {}, set(), {}, {}
         self._board: list[tuple[float, float, str]] = []  # valid nodes, best first

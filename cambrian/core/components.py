@@ -1,8 +1,20 @@
 """Base classes for the components plugins provide.
 
 A component is a class with a unique ``name`` in its kind; the engine
-instantiates it with the options from the campaign config. Subclasses
-document their options and defaults in their docstrings.
+instantiates it with the options from the campaign config. Each component
+declares its options as a pydantic model, a nested class named ``Options``
+(a subclass of :class:`Options`): the config is checked against it when it
+loads (unknown keys, wrong types and out-of-range values fail naming the full
+key path), ``cambrian plugins --options NAME`` prints it, and the instance
+reads its validated options as ``self.options.<field>``.
+
+    class MyScaffold(Scaffold):
+        name = "mine"
+
+        class Options(Options):
+            n_drafts: int = Field(3, ge=0, description="drafts before improving")
+
+A component that takes no options says so with ``Options = Options``.
 """
 
 from __future__ import annotations
@@ -13,23 +25,71 @@ import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cambrian.core.errors import ConfigError, validation_message
 from cambrian.core.records import Candidate, Cost, EvalJob, EvalOutcome, MetricSpec, Node
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
+class Options(BaseModel):
+    """Base of every component's options model: unknown keys are errors; values are
+    read-only once validated. Give fields defaults, bounds (``Field(ge=...)``) and
+    a ``description``: ``cambrian plugins --options NAME`` prints them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UntypedOptions(Options):
+    """What a component that declares no ``Options`` model gets: any key, no checks.
+
+    Built-ins never use it (a test checks); it keeps older third-party components
+    working, reading their options as attributes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``options.get(key, default)``, as older components read their options dict."""
+        return getattr(self, key, default)
+
+
 class Component:
     name: ClassVar[str]
+    kind: ClassVar[str] = "component"  # scaffold, operator, ...: used in error messages
+    Options: ClassVar[type[Options]] = UntypedOptions
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | None, where: str | None = None) -> Options:
+        """Validate ``options`` against this component's model.
+
+        Raises ConfigError in one line naming each bad key as ``where.key``
+        (``where`` defaults to "<kind> <name> options").
+        """
+        try:
+            return cls.Options.model_validate(dict(options or {}))
+        except ValidationError as err:
+            if where is not None:
+                raise ConfigError(validation_message(err, where, cls.Options)) from None
+            label = f"{cls.kind} {getattr(cls, 'name', cls.__name__)!r} options"
+            raise ConfigError(f"{label}: {validation_message(err, '', cls.Options)}") from None
+
+    @classmethod
+    def typed_options(cls) -> bool:
+        """True when the component's options model refuses unknown keys (it declares them)."""
+        return cls.Options.model_config.get("extra") == "forbid"
 
 
 class Domain(Component, ABC):
     """A family of problems: candidate kind, seeds, objective, evaluator, operators."""
+
+    kind = "domain"
 
     candidate_kind: ClassVar[str]
     default_evaluator: ClassVar[str]
@@ -64,6 +124,29 @@ class Domain(Component, ABC):
         ``options`` is the campaign config's ``phases`` mapping.
         """
         return []
+
+    @classmethod
+    def phase_classes(cls) -> "dict[str, type[Phase]] | None":
+        """The phases the config's ``phases`` mapping may name, by key (None: unchecked).
+
+        The config is checked against these when it loads; import heavy modules
+        here, not at module level (plugin modules must import cheaply)."""
+        return None
+
+    @classmethod
+    def check_phases(cls, options: dict[str, Any]) -> None:
+        """Validate the config's ``phases`` mapping: known phase names, typed options
+        (``false`` or null leaves a phase at its defaults or skips it, as the domain says)."""
+        classes = cls.phase_classes()
+        if classes is None:
+            return
+        for key, opts in options.items():
+            if key not in classes:
+                known = ", ".join(classes) or "none"
+                raise ConfigError(f"phases.{key}: unknown phase for domain {cls.name!r} (phases: {known})")
+            if isinstance(opts, bool) or opts is None:
+                continue
+            classes[key].parse_options(opts, f"phases.{key}")
 
     def describe(self) -> str:
         """The task description given to LLM operators."""
@@ -116,6 +199,8 @@ def last_fenced_block(text: str, langs: tuple[str, ...]) -> str | None:
 class Evaluator(Component, ABC):
     """Turns a candidate into metrics. Runs inside an evaluation worker process."""
 
+    kind = "evaluator"
+
     @abstractmethod
     def evaluate(self, job: EvalJob, workdir: "Path") -> dict[str, float] | tuple[dict[str, float], Cost]:
         """Evaluate ``job.candidate`` on ``job.split`` with ``job.seed``.
@@ -136,6 +221,8 @@ class Phase(Component, ABC):
     """A step after search. It must be idempotent: its evaluations go through
     :meth:`Campaign.evaluate`, which reuses finished nodes, so a campaign killed
     during a phase resumes it without repeating finished work."""
+
+    kind = "phase"
 
     @abstractmethod
     def run(self, campaign: Any) -> dict[str, Any]:
@@ -170,6 +257,8 @@ class Scaffold(Component, ABC):
     A scaffold's state must be a function of the nodes it has seen: on resume
     the engine replays :meth:`observe` over the stored nodes, oldest first.
     """
+
+    kind = "scaffold"
 
     @abstractmethod
     def propose(self, view: SearchView) -> Proposal | None:
@@ -206,6 +295,8 @@ class Operator(Component, ABC):
     (writes a note, returns no candidate).
     """
 
+    kind = "operator"
+
     role: ClassVar[str]
     needs_llm: ClassVar[bool] = False
     kinds: ClassVar[tuple[str, ...]] = ()  # candidate kinds it handles; empty = any
@@ -225,18 +316,30 @@ class LLMResponse:
 
 
 class LLMBackend(Component, ABC):
+    kind = "llm"
+
     @abstractmethod
     def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> LLMResponse:
         """Send chat messages; return the reply with its token counts and cost."""
 
 
+class ExecutorOptions(Options):
+    """Every executor's options start with ``workers``."""
+
+    workers: int = Field(1, ge=1, description="evaluations running at once")
+
+
 class Executor(Component, ABC):
     """Where evaluations run. ``submit`` never blocks on the evaluation itself."""
 
-    def __init__(self, workers: int = 1, worker_preload: tuple[str, ...] = (), **options: Any) -> None:
+    kind = "executor"
+
+    Options: ClassVar[type[Options]] = ExecutorOptions  # subclasses extend it with their own
+
+    def __init__(self, worker_preload: tuple[str, ...] = (), **options: Any) -> None:
         super().__init__(**options)
-        self.workers = workers
-        self.worker_preload = tuple(worker_preload)  # the campaign's Domain.preload
+        self.workers: int = self.options.workers
+        self.worker_preload = tuple(worker_preload)  # the campaign's Domain.preload, not a config option
 
     @abstractmethod
     def submit(self, job: EvalJob) -> "Future[EvalOutcome]":

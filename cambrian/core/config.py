@@ -8,13 +8,16 @@ validation, so they are checked exactly like the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cambrian.core.errors import ConfigError
+from cambrian.core.errors import ConfigError, validation_message
 from cambrian.core.records import Budget
+
+if TYPE_CHECKING:
+    from cambrian.core.plugins import PluginManager
 
 
 class _Strict(BaseModel):
@@ -36,13 +39,13 @@ class ComponentRef(_Strict):
 class SandboxLimits(_Strict):
     """Limits on every evaluation process."""
 
-    timeout_s: float = 900.0  # hard wall clock; the process group is killed
-    memory_mb: int = 8192  # address space
-    cpu_s: int | None = None  # CPU time
-    file_size_mb: int = 1024  # largest file a candidate may write
-    max_procs: int = 256  # processes/threads (enforced for non-root users)
+    timeout_s: float = Field(900.0, gt=0)  # hard wall clock; the process group is killed
+    memory_mb: int = Field(8192, ge=1)  # address space
+    cpu_s: int | None = Field(None, ge=1)  # CPU time
+    file_size_mb: int = Field(1024, ge=1)  # largest file a candidate may write
+    max_procs: int = Field(256, ge=1)  # processes/threads (enforced for non-root users)
     network: bool = False  # False: run in a fresh network namespace where the OS allows it
-    threads: int = 1  # torch/BLAS threads per evaluation
+    threads: int = Field(1, ge=1)  # torch/BLAS threads per evaluation
 
 
 class AgentConfig(_Strict):
@@ -53,7 +56,7 @@ class AgentConfig(_Strict):
     llm: ComponentRef | None = None
     budget: Budget = Budget()
     persona: str = ""
-    max_in_flight: int = 1  # evaluations this agent may have running at once
+    max_in_flight: int = Field(1, ge=1)  # evaluations this agent may have running at once
 
 
 class CampaignConfig(_Strict):
@@ -109,29 +112,81 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             raise ConfigError(f"override {path!r}: {'.'.join(keys[:i])} is not a mapping or list")
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        parts.append(f"{loc}: {msg}")
-    return f"{source}: " + "; ".join(parts)
+def check_components(cfg: CampaignConfig, pm: "PluginManager | None" = None) -> None:
+    """Resolve every named component through the plugin manager and validate its
+    options against the component's ``Options`` model.
+
+    Raises ConfigError naming the full key path (``agents.0.scaffold.options.n_draftz``)
+    of the first component whose name or options are wrong.
+    """
+    from cambrian.core.plugins import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+
+    def check(kind: str, ref: ComponentRef, where: str) -> Any:
+        table = pm.registry()[kind]
+        if ref.name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise ConfigError(f"{where}.name: unknown {kind} {ref.name!r}; known: {known} "
+                              "(see `cambrian plugins`)")
+        cls = table[ref.name].component
+        cls.parse_options(ref.options, f"{where}.options")
+        return cls
+
+    domain = check("domain", cfg.domain, "domain")
+    evaluator = cfg.evaluator.name if cfg.evaluator else domain.default_evaluator
+    if cfg.evaluator is not None:
+        check("evaluator", cfg.evaluator, "evaluator")
+    elif evaluator not in pm.registry()["evaluator"]:
+        raise ConfigError(f"domain {domain.name!r} names evaluator {evaluator!r}, which no plugin "
+                          "registers (see `cambrian plugins`)")
+    check("executor", cfg.executor, "executor")
+    for i, agent in enumerate(cfg.agents):
+        check("scaffold", agent.scaffold, f"agents.{i}.scaffold")
+        if agent.llm is not None:
+            check("llm", agent.llm, f"agents.{i}.llm")
+        names = agent.operators or list(domain.default_operators)
+        table = pm.registry()["operator"]
+        for j, name in enumerate(names):
+            if name not in table:
+                known = ", ".join(sorted(table)) or "none"
+                where = f"agents.{i}.operators.{j}" if agent.operators else f"domain {domain.name!r} default operators"
+                raise ConfigError(f"{where}: unknown operator {name!r}; known: {known}")
+        for name, options in agent.operator_options.items():
+            where = f"agents.{i}.operator_options.{name}"
+            if name not in names:
+                raise ConfigError(f"{where}: {name!r} is not one of this agent's operators "
+                                  f"({', '.join(names) or 'none'})")
+            table[name].component.parse_options(options, where)
+    domain.check_phases(cfg.phases)
 
 
-def parse_config(data: Any, source: str = "<config>", overrides: list[str] = ()) -> CampaignConfig:
+def parse_config(data: Any, source: str = "<config>", overrides: list[str] = (), *,
+                 pm: "PluginManager | None" = None, components: bool = True) -> CampaignConfig:
+    """Validate a campaign config (a mapping) after applying dotted overrides.
+
+    With ``components`` (the default) every named component is resolved through the
+    plugin manager and its options checked against its model. Errors are one line:
+    ``<source>: <key path>: <problem>``.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
     for o in overrides:
         apply_override(data, o)
     try:
-        return CampaignConfig.model_validate(data)
+        cfg = CampaignConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(source, err)) from None
+        raise ConfigError(f"{source}: {validation_message(err)}") from None
+    if components:
+        try:
+            check_components(cfg, pm)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> CampaignConfig:
+def load_config(path: str | Path, overrides: list[str] = (), *, pm: "PluginManager | None" = None,
+                components: bool = True) -> CampaignConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; pass the path of a campaign YAML file")
@@ -142,4 +197,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> CampaignConfig:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{where}: malformed YAML: {problem}") from None
-    return parse_config(data, str(path), overrides)
+    return parse_config(data, str(path), overrides, pm=pm, components=components)

@@ -80,12 +80,12 @@ class Cost(_Record):
 class Budget(_Record):
     """Hard limits; ``None`` means unlimited."""
 
-    max_nodes: int | None = None
-    wall_s: float | None = None
-    llm_tokens: int | None = None
-    llm_cost_usd: float | None = None
-    eval_flops: float | None = None
-    eval_gpu_s: float | None = None
+    max_nodes: int | None = Field(None, ge=0)
+    wall_s: float | None = Field(None, ge=0)
+    llm_tokens: int | None = Field(None, ge=0)
+    llm_cost_usd: float | None = Field(None, ge=0)
+    eval_flops: float | None = Field(None, ge=0)
+    eval_gpu_s: float | None = Field(None, ge=0)
 
     def exhausted(self, nodes: int, wall_s: float, cost: Cost) -> str | None:
         """Name of the first limit reached, or None while there is budget left."""

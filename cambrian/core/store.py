@@ -73,7 +73,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         path = Path(path)
-        if path.is_dir() or path.suffix == "":
+        if path.is_dir() or path.suffix != ".sqlite":  # a run directory (its name may hold a dot)
             path = path / self.FILENAME
         if not create and not path.exists():
             raise StoreError(f"no campaign store at {path}; check the run directory")

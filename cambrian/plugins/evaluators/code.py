@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cambrian import EvalJob, Evaluator, hookimpl
+from pydantic import Field
+
+from cambrian import EvalJob, Evaluator, Options, hookimpl
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
@@ -76,14 +78,19 @@ def run_python(source: str, entry: str, inputs: dict[str, Any], workdir: Path, l
 class PythonCodeEvaluator(Evaluator):
     name = "python-code"
 
+    class Options(Options):
+        candidate_timeout_s: float | None = Field(None, gt=0, description="seconds for the candidate "
+                                                  "(default: what is left of the sandbox timeout)")
+        max_output_mb: float = Field(16, gt=0, description="largest result the candidate may return")
+
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
         from cambrian.core.plugins import get_plugin_manager
 
         task = get_plugin_manager().get("domain", job.domain)(**job.domain_options).task
-        nested = candidate_limits(SandboxLimits(**job.limits), self.options.get("candidate_timeout_s"))
+        nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
         run = run_python(job.candidate.content, task.entry, task.inputs(job.split, job.seed),
                          workdir / "candidate", nested,
-                         max_output_mb=float(self.options.get("max_output_mb", 16)))
+                         max_output_mb=self.options.max_output_mb)
         s = run.sandbox
         record(s, workdir / "sandbox.json", error=run.error)
         if not run.ok:

@@ -20,16 +20,26 @@ analytic count; Cost.gpu_s the training time on a GPU.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, hookimpl
-
-TRAIN_KEYS = ("max_steps", "max_tokens", "max_seconds", "lr", "warmup_steps", "schedule", "decay_frac",
-              "weight_decay", "grad_clip", "grad_accum", "precision", "threads", "min_lr_frac", "device",
-              "compile")
+from cambrian.plugins.evaluators.training import TrainingOptions
 
 
 class LMEvaluator(Evaluator):
     name = "lm"
+
+    class Options(TrainingOptions):
+        corpus: str = Field("stdlib", description="stdlib, text (with corpus_options.paths) or hf")
+        corpus_options: dict[str, Any] = Field(default_factory=dict)
+        tokenizer: str | None = Field(None, description="null: bytes")
+        cache_dir: str | None = Field(None, description="null: <run_dir>/cache")
+        batch_size: int = Field(16, ge=1)
+        seq_len: int = Field(128, ge=2)
+        eval_tokens: int = Field(65536, ge=1)
+        eval_batch_size: int = Field(32, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         from cambrian.scaling.data import load_corpus
@@ -38,17 +48,12 @@ class LMEvaluator(Evaluator):
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options
-        corpus = load_corpus(o.get("corpus", "stdlib"), tokenizer=o.get("tokenizer"),
-                             cache_dir=o.get("cache_dir") or Path(job.run_dir) / "cache",
-                             **o.get("corpus_options", {}))
-        train_opts = {k: o[k] for k in TRAIN_KEYS if k in o}
-        if not any(k in train_opts for k in ("max_steps", "max_tokens", "max_seconds")):
-            train_opts["max_steps"] = 200
-        train_opts.setdefault("precision", "auto")
-        run = train_lm(job.candidate.content, corpus, TrainConfig(**train_opts),
-                       batch_size=int(o.get("batch_size", 16)), seq_len=int(o.get("seq_len", 128)),
-                       seed=job.seed, split=job.split, eval_tokens=o.get("eval_tokens", 65536),
-                       eval_batch_size=int(o.get("eval_batch_size", 32)))
+        corpus = load_corpus(o.corpus, tokenizer=o.tokenizer, cache_dir=o.cache_dir or Path(job.run_dir) / "cache",
+                             **o.corpus_options)
+        config = TrainConfig(**o.train_kwargs(max_steps=200, precision="auto"))
+        run = train_lm(job.candidate.content, corpus, config,
+                       batch_size=o.batch_size, seq_len=o.seq_len, seed=job.seed, split=job.split,
+                       eval_tokens=o.eval_tokens, eval_batch_size=o.eval_batch_size)
         rt = Runtime(**run.train.runtime)
         rt.write(workdir)
         return run.metrics, Cost(flops=run.metrics["flops"] + run.eval_flops,
@@ -57,7 +62,7 @@ class LMEvaluator(Evaluator):
     def uses_gpu(self, job: EvalJob) -> bool:
         from cambrian.scaling.device import wants_cuda
 
-        return wants_cuda(self.options.get("device", "auto"))
+        return wants_cuda(self.options.device or "auto")
 
 
 @hookimpl

@@ -16,13 +16,24 @@ trained (on_cuda, bf16, compiled, kernel_<name>; names in runtime.json).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, hookimpl
-from cambrian.plugins.evaluators.lm import TRAIN_KEYS
+from cambrian.plugins.evaluators.training import TrainingOptions
 
 
 class SyntheticEvaluator(Evaluator):
     name = "synthetic"
+
+    class Options(TrainingOptions):
+        suite: str = Field("mqar", description="mqar, mad, listops or all")
+        tasks: list[str] | None = Field(None, min_length=1, description="task names overriding the suite")
+        task_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="{task: {size options}}")
+        n_train: int = Field(4000, ge=1)
+        n_eval: int = Field(500, ge=1)
+        batch_size: int = Field(32, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         from cambrian.scaling.runs import train_task
@@ -31,17 +42,14 @@ class SyntheticEvaluator(Evaluator):
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options
-        names = o.get("tasks") or SUITES[o.get("suite", "mqar")]
-        train_opts = {"weight_decay": 0.0, "precision": "auto", **{k: o[k] for k in TRAIN_KEYS if k in o}}
-        if not any(k in train_opts for k in ("max_steps", "max_tokens", "max_seconds")):
-            train_opts["max_steps"] = 300
-        config = TrainConfig(**train_opts)
+        names = o.tasks or SUITES[o.suite]
+        config = TrainConfig(**o.train_kwargs(weight_decay=0.0, precision="auto", max_steps=300))
         metrics: dict[str, float] = {}
         accs, losses, chances, flops, gpu_s, kernels, rt = [], [], [], 0.0, 0.0, set(), None
         for name in names:
-            task = make_task(name, **o.get("task_options", {}).get(name, {}))
-            r = train_task(job.candidate.content, task, config, n_train=int(o.get("n_train", 4000)),
-                           n_eval=int(o.get("n_eval", 500)), batch_size=int(o.get("batch_size", 32)),
+            task = make_task(name, **o.task_options.get(name, {}))
+            r = train_task(job.candidate.content, task, config, n_train=o.n_train,
+                           n_eval=o.n_eval, batch_size=o.batch_size,
                            seed=job.seed, split=job.split)
             metrics[f"acc_{name}"] = r["accuracy"]
             accs.append(r["accuracy"])
@@ -62,7 +70,7 @@ class SyntheticEvaluator(Evaluator):
     def uses_gpu(self, job: EvalJob) -> bool:
         from cambrian.scaling.device import wants_cuda
 
-        return wants_cuda(self.options.get("device", "auto"))
+        return wants_cuda(self.options.device or "auto")
 
 
 @hookimpl

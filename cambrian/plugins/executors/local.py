@@ -26,9 +26,11 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Cost, EvalJob, EvalOutcome, Executor, NodeStatus, hookimpl
+from pydantic import Field
+
+from cambrian import Cost, EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
 from cambrian.execution.evaluation import evaluate_here, finish_job, job_dir, start_job
 from cambrian.execution.forkserver import DEFAULT_PRELOAD, ForkServer
 
@@ -48,11 +50,19 @@ def run_in_thread(job: EvalJob) -> EvalOutcome:
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, workers: int = 2, isolation: str = "process", warm: bool = True,
-                 preload: list[str] | tuple[str, ...] | None = None, **options: Any) -> None:
-        super().__init__(workers=workers, **options)
-        if isolation not in ("process", "thread"):
-            raise ValueError(f"local executor: isolation must be 'process' or 'thread', got {isolation!r}")
+    class Options(ExecutorOptions):
+        workers: int = Field(2, ge=1, description="evaluations running at once")
+        isolation: Literal["process", "thread"] = Field(
+            "process", description="process: sandboxed process per evaluation; thread: trusted, in-process")
+        warm: bool = Field(True, description="fork evaluations from a warm fork server (Linux)")
+        preload: tuple[str, ...] | None = Field(
+            None, description="modules the fork server imports, or module:function to call (null: the "
+            "generic ones plus the domain's Domain.preload)")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        isolation, warm, preload, workers = (self.options.isolation, self.options.warm, self.options.preload,
+                                             self.workers)
         self.isolation = isolation
         if isolation == "thread":
             from cambrian.core.plugins import get_plugin_manager

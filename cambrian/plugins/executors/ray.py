@@ -31,9 +31,11 @@ import itertools
 import math
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import EvalJob, EvalOutcome, Executor, NodeStatus, hookimpl
+from pydantic import Field
+
+from cambrian import EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
 
 
 def _evaluate(job_json: str, isolation: str) -> str:
@@ -66,14 +68,23 @@ class _EvalActor:
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, workers: int = 2, address: str | None = None, num_cpus: int | None = None,
-                 cpus: float = 1, gpus: float = 0, isolation: str = "process",
-                 cancel_grace_s: float = 2.0, actors: int = 1, **options: Any) -> None:
-        super().__init__(workers=workers, **options)
+    class Options(ExecutorOptions):
+        workers: int = Field(2, ge=1, description="evaluations running at once")
+        address: str | None = Field(None, description="a running cluster (None: start one here)")
+        num_cpus: int | None = Field(None, ge=1, description="CPUs of a cluster started here")
+        cpus: float = Field(1, ge=0, description="CPUs per evaluation")
+        gpus: float = Field(0, ge=0, description="GPUs per evaluation")
+        isolation: Literal["process", "thread"] = "process"
+        cancel_grace_s: float = Field(2.0, ge=0)
+        actors: int = Field(1, ge=1, description="actors for isolation: thread")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         import ray
 
-        if isolation not in ("process", "thread"):
-            raise ValueError(f"ray executor: isolation must be 'process' or 'thread', got {isolation!r}")
+        o, workers = self.options, self.workers
+        address, num_cpus, cpus, gpus = o.address, o.num_cpus, o.cpus, o.gpus
+        isolation, cancel_grace_s, actors = o.isolation, o.cancel_grace_s, o.actors
         self._owns = not ray.is_initialized()
         if self._owns:
             kw: dict[str, Any] = {"num_cpus": num_cpus} if address is None and num_cpus is not None else {}

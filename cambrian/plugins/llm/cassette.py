@@ -18,9 +18,11 @@ import json
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import LLMBackend, LLMResponse, hookimpl
+from pydantic import Field
+
+from cambrian import LLMBackend, LLMResponse, Options, hookimpl
 from cambrian.plugins.llm.base import LLMError, request_hash
 
 
@@ -32,10 +34,15 @@ def _response_dict(r: LLMResponse) -> dict[str, Any]:
 class RecordBackend(LLMBackend):
     name = "record"
 
-    def __init__(self, cassette: str, inner: str | dict[str, Any], **options: Any) -> None:
+    class Options(Options):
+        cassette: str = Field(description="JSONL file the exchanges are appended to")
+        inner: str | dict[str, Any] = Field(description="backend recorded: a name, or {name, options}")
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         from cambrian.core.plugins import get_plugin_manager
 
+        cassette, inner = self.options.cassette, self.options.inner
         ref = {"name": inner} if isinstance(inner, str) else dict(inner)
         if ref.get("name") in (None, "record", "replay"):
             raise LLMError(f"llm 'record': inner must name a real backend, got {ref.get('name')!r}")
@@ -57,11 +64,14 @@ class RecordBackend(LLMBackend):
 class ReplayBackend(LLMBackend):
     name = "replay"
 
-    def __init__(self, cassette: str, mode: str = "hash", **options: Any) -> None:
+    class Options(Options):
+        cassette: str = Field(description="JSONL recording to answer from")
+        mode: Literal["hash", "sequential"] = Field(
+            "hash", description="hash: match the request's messages; sequential: file order")
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        if mode not in ("hash", "sequential"):
-            raise LLMError(f"llm 'replay': mode must be 'hash' or 'sequential', got {mode!r}")
-        self.path, self.mode = Path(cassette), mode
+        self.path, self.mode = Path(self.options.cassette), self.options.mode
         if not self.path.is_file():
             raise LLMError(f"llm 'replay': cassette {self.path} not found")
         self.entries: list[dict[str, Any]] = []

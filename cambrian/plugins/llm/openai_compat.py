@@ -24,7 +24,9 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from cambrian import LLMBackend, LLMResponse, hookimpl
+from pydantic import Field
+
+from cambrian import LLMBackend, LLMResponse, Options, hookimpl
 from cambrian.plugins.llm.base import FatalLLMError, LLMError, price
 
 
@@ -77,15 +79,25 @@ def _status_detail(exc: Any) -> str:
 class OpenAIBackend(LLMBackend):
     name = "openai"
 
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 120.0,
-                 max_retries: int = 4, price_prompt_per_1k: float = 0.0,
-                 price_completion_per_1k: float = 0.0, **options: Any) -> None:
+    class Options(Options):
+        model: str = Field(description="model name sent to the endpoint")
+        base_url: str | None = Field(None, description="e.g. http://localhost:8000/v1; None: api.openai.com")
+        api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key")
+        temperature: float = Field(0.7, ge=0)
+        max_tokens: int = Field(2048, ge=1)
+        timeout: float = Field(120.0, gt=0, description="seconds per request")
+        max_retries: int = Field(4, ge=0, description="the SDK's retries of transient errors")
+        price_prompt_per_1k: float = Field(0.0, ge=0, description="USD per 1000 prompt tokens")
+        price_completion_per_1k: float = Field(0.0, ge=0, description="USD per 1000 completion tokens")
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
-        self.temperature, self.max_tokens, self.timeout = temperature, max_tokens, timeout
-        self.max_retries = max_retries
-        self.prices = (price_prompt_per_1k, price_completion_per_1k)
+        o = self.options
+        self.model, self.base_url, self.api_key_env = o.model, o.base_url, o.api_key_env
+        self.temperature, self.max_tokens, self.timeout = o.temperature, o.max_tokens, o.timeout
+        self.max_retries = o.max_retries
+        self.prices = (o.price_prompt_per_1k, o.price_completion_per_1k)
+        api_key_env, base_url = o.api_key_env, o.base_url
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
             raise LLMError(f"llm 'openai': environment variable {api_key_env} is not set "

@@ -15,18 +15,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cambrian import LLMBackend, LLMResponse, hookimpl
+from pydantic import Field
+
+from cambrian import LLMBackend, LLMResponse, Options, hookimpl
 from cambrian.plugins.llm.base import LLMError
 
 
 class TransformersBackend(LLMBackend):
     name = "transformers"
 
-    def __init__(self, path: str, max_new_tokens: int = 512, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, device: str = "cpu", dtype: str | None = None,
-                 **options: Any) -> None:
+    class Options(Options):
+        path: str = Field(description="a local transformers model directory")
+        max_new_tokens: int = Field(512, ge=1)
+        temperature: float = Field(0.0, ge=0, description="0: greedy decoding")
+        top_p: float = Field(1.0, gt=0, le=1)
+        seed: int = 0
+        device: str = "cpu"
+        dtype: str | None = Field(None, description="a torch dtype name, e.g. bfloat16 (None: the model's)")
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.path = Path(path).expanduser()
+        o = self.options
+        max_new_tokens, temperature, top_p, seed, device, dtype = (
+            o.max_new_tokens, o.temperature, o.top_p, o.seed, o.device, o.dtype)
+        self.path = Path(o.path).expanduser()
         if not self.path.is_dir():
             raise LLMError(f"llm 'transformers': model directory {self.path} not found")
         self.model = self.path.name

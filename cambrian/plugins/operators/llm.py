@@ -26,7 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cambrian import Candidate, Node, Operator, OperatorContext, hookimpl
+from pydantic import Field
+
+from cambrian import Candidate, Node, Operator, OperatorContext, Options, hookimpl
 from cambrian.core.components import CODE_KINDS
 
 BUILTIN_PROMPTS = Path(__file__).parent / "prompts"
@@ -57,8 +59,19 @@ class LLMOperator(Operator):
     needs_llm = True
     template: ClassVar[str]
 
+    class Options(Options):
+        templates_dir: str | None = Field(None, description="a folder searched first for templates")
+        template: str | None = Field(None, description="file name or path of this role's template")
+        system_template: str = "system.j2"
+        repair_template: str = "repair.j2"
+        repair_retries: int = Field(2, ge=0, description="replies sent back with the parse error")
+        temperature: float | None = Field(None, ge=0, description="None: the backend's")
+        max_tokens: int | None = Field(None, ge=1, description="None: the backend's")
+        max_words: int = Field(150, ge=1, description="length of an analysis note (analyze only)")
+
     def option(self, ctx: OperatorContext, key: str, default: Any = None) -> Any:
-        return ctx.options.get(key, self.options.get(key, default))
+        """A proposal's option (from the scaffold) wins over the agent's configured one."""
+        return ctx.options[key] if key in ctx.options else getattr(self.options, key, default)
 
     def environment(self, ctx: OperatorContext) -> Any:
         search = [self.option(ctx, "templates_dir"), getattr(ctx.domain, "prompts_dir", None),

@@ -24,27 +24,34 @@ Options (defaults):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
+from pydantic import Field
+
+from cambrian import Options, Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
 from cambrian.plugins.scaffolds.tree import AnalyzeEvery, normalised
 
 
 class EvolutionaryScaffold(Scaffold):
     name = "evolutionary"
 
+    class Options(Options):
+        population: int = Field(8, ge=1, description="members per island (drafted first)")
+        selection: Literal["tournament", "proportional"] = "tournament"
+        tournament_size: int = Field(3, ge=1)
+        p_crossover: float = Field(0.3, ge=0, le=1, description="chance of crossover instead of mutation")
+        islands: int = Field(1, ge=1)
+        migration_every: int = Field(2, ge=1, description="generations between migrations")
+        migration_size: int = Field(1, ge=0, description="best results that migrate")
+        analyze_every: int = Field(0, ge=0, description="an analyze step every N finished nodes (0: never)")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.population = int(options.get("population", 8))
-        self.selection = str(options.get("selection", "tournament"))
-        if self.selection not in ("tournament", "proportional"):
-            raise ValueError(f"selection must be 'tournament' or 'proportional', got {self.selection!r}")
-        self.tournament_size = int(options.get("tournament_size", 3))
-        self.p_crossover = float(options.get("p_crossover", 0.3))
-        self.islands = max(1, int(options.get("islands", 1)))
-        self.migration_every = max(1, int(options.get("migration_every", 2)))
-        self.migration_size = int(options.get("migration_size", 1))
-        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
+        o = self.options
+        self.population, self.selection, self.tournament_size = o.population, o.selection, o.tournament_size
+        self.p_crossover, self.islands = o.p_crossover, o.islands
+        self.migration_every, self.migration_size = o.migration_every, o.migration_size
+        self.analyze = AnalyzeEvery(o.analyze_every)
         self.seen: dict[str, Node] = {}
 
     def observe(self, node: Node) -> None:

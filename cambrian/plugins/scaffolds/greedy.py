@@ -22,19 +22,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from cambrian import Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
+from pydantic import Field
+
+from cambrian import Options, Node, Proposal, Scaffold, SearchView, best_nodes, hookimpl
 from cambrian.plugins.scaffolds.tree import AnalyzeEvery, children_of, debug_depth, is_failed
 
 
 class GreedyScaffold(Scaffold):
     name = "greedy"
 
+    class Options(Options):
+        n_drafts: int = Field(5, ge=0, description="drafts before improving")
+        debug_prob: float = Field(0.5, ge=0, le=1, description="chance of debugging a failed leaf")
+        max_debug_depth: int = Field(3, ge=0, description="debug steps in a row on one chain")
+        analyze_every: int = Field(0, ge=0, description="an analyze step every N finished nodes (0: never)")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.n_drafts = int(options.get("n_drafts", 5))
-        self.debug_prob = float(options.get("debug_prob", 0.5))
-        self.max_debug_depth = int(options.get("max_debug_depth", 3))
-        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
+        o = self.options
+        self.n_drafts, self.debug_prob = o.n_drafts, o.debug_prob
+        self.max_debug_depth = o.max_debug_depth
+        self.analyze = AnalyzeEvery(o.analyze_every)
         self.seen: dict[str, Node] = {}  # finished nodes, by id
 
     def observe(self, node: Node) -> None:

@@ -31,9 +31,11 @@ Options (defaults):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Node, NodeStatus, Proposal, Scaffold, SearchView, hookimpl
+from pydantic import Field
+
+from cambrian import Options, Node, NodeStatus, Proposal, Scaffold, SearchView, hookimpl
 from cambrian.plugins.scaffolds.tree import (
     AnalyzeEvery,
     children_of,
@@ -48,17 +50,21 @@ ROOT = ""
 class MCTSScaffold(Scaffold):
     name = "mcts"
 
+    class Options(Options):
+        uct_c: float = Field(0.25, ge=0, description="UCT exploration constant")
+        n_children: int = Field(3, ge=1, description="children per node before it is fully expanded")
+        n_drafts: int = Field(5, ge=0, description="children of the root (drafts)")
+        max_debug_depth: int = Field(3, ge=0, description="debug steps in a row on one chain")
+        normalise: Literal["rank", "minmax"] = Field("rank", description="how scores become values in [0, 1]")
+        backup: Literal["mean", "max"] = Field("max", description="value backed up the tree")
+        analyze_every: int = Field(0, ge=0, description="an analyze step every N finished nodes (0: never)")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.uct_c = float(options.get("uct_c", 0.25))
-        self.n_children = int(options.get("n_children", 3))
-        self.n_drafts = int(options.get("n_drafts", 5))
-        self.max_debug_depth = int(options.get("max_debug_depth", 3))
-        self.normalise = str(options.get("normalise", "rank"))
-        self.backup_mode = str(options.get("backup", "max"))
-        if self.backup_mode not in ("mean", "max"):
-            raise ValueError(f"backup must be 'mean' or 'max', got {self.backup_mode!r}")
-        self.analyze = AnalyzeEvery(int(options.get("analyze_every", 0)))
+        o = self.options
+        self.uct_c, self.n_children, self.n_drafts = o.uct_c, o.n_children, o.n_drafts
+        self.max_debug_depth, self.normalise, self.backup_mode = o.max_debug_depth, o.normalise, o.backup
+        self.analyze = AnalyzeEvery(o.analyze_every)
         self.seen: dict[str, Node] = {}
 
     def observe(self, node: Node) -> None:

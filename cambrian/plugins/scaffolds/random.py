@@ -8,15 +8,21 @@ Options:
 
 from __future__ import annotations
 
-from cambrian import Proposal, Scaffold, SearchView, hookimpl
+from pydantic import Field
+
+from cambrian import Options, Proposal, Scaffold, SearchView, hookimpl
 
 
 class RandomScaffold(Scaffold):
     name = "random"
 
+    class Options(Options):
+        n_drafts: int = Field(3, ge=0, description="drafts before anything else")
+        p_draft: float = Field(0.3, ge=0, le=1, description="then, the chance of a fresh draft "
+                               "instead of improving a uniformly chosen valid node")
+
     def propose(self, view: SearchView) -> Proposal | None:
-        n_drafts = int(self.options.get("n_drafts", 3))
-        p_draft = float(self.options.get("p_draft", 0.3))
+        n_drafts, p_draft = self.options.n_drafts, self.options.p_draft
         valid = [n for n in view.nodes if n.score(view.objective) is not None]
         if len(view.nodes) < n_drafts or not valid or "improve" not in view.roles \
                 or view.rng.random() < p_draft:

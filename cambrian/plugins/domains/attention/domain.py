@@ -34,7 +34,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-from cambrian import Candidate, Domain, MetricSpec
+from pydantic import Field, field_validator
+
+from cambrian import Candidate, Domain, MetricSpec, Options
+from cambrian.scaling.device import DeviceName
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
 SEED_NAMES = ("softmax", "linear", "sliding_window", "mamba")
@@ -73,8 +76,55 @@ SwiGLU MLP layers, in a small model trained from scratch on CPU; there is no pos
 outside the mixer."""
 
 
+class ModelOptions(Options):
+    d_model: int = Field(64, ge=1)
+    n_heads: int = Field(4, ge=1)
+    n_layers: int = Field(2, ge=1, description="mixer layers")
+
+
+class CostOptions(Options):
+    batch: int = Field(8, ge=1)
+    seq: int = Field(128, ge=1)
+
+
+class AttentionOptions(Options):
+    """Options overlay DEFAULTS: per-task options merge with the task's; listing tasks selects them."""
+
+    model: ModelOptions = Field(ModelOptions(), description="the small model the mixer is trained in")
+    tasks: dict[str, dict[str, Any] | None] | None = Field(
+        None, description=f"tasks to train on ({', '.join(DEFAULTS['tasks'])}) with option overrides")
+    weights: dict[str, float] | None = Field(None, description="task weights in the score")
+    corpus: dict[str, Any] | None = Field(None, description="the LM corpus ({source: stdlib} by default)")
+    cost: CostOptions = Field(CostOptions(), description="the batch and length time per step is measured at")
+    cache_dir: str | None = None
+    device: DeviceName = Field("auto", description="where the small models train: auto, cpu, cuda, cuda:N")
+    seeds: list[str] | None = Field(None, description=f"seed designs: names ({', '.join(SEED_NAMES)}) "
+                                    "or sources")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, Any] | None) -> dict[str, Any] | None:
+        for name, opts in (tasks or {}).items():
+            if name not in DEFAULTS["tasks"]:
+                raise ValueError(f"unknown task {name!r}; known: {', '.join(DEFAULTS['tasks'])}")
+            unknown = sorted(set(opts or {}) - set(DEFAULTS["tasks"][name]))
+            if unknown:
+                raise ValueError(f"task {name!r}: unknown option {unknown[0]!r}; known: "
+                                 f"{', '.join(DEFAULTS['tasks'][name])}")
+        return tasks
+
+    @field_validator("weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        bad = [k for k, w in (weights or {}).items() if w < 0]
+        if bad:
+            raise ValueError(f"weight of {bad[0]!r} is negative")
+        return weights
+
+
 def options_with_defaults(options: dict[str, Any]) -> dict[str, Any]:
     """DEFAULTS overlaid with ``options`` (per-task options merge; listing tasks selects them)."""
+    AttentionDomain.parse_options(options)  # types, bounds and names (ConfigError naming the key)
     out = copy.deepcopy(DEFAULTS)
     for key, value in options.items():
         if key == "tasks":
@@ -106,6 +156,7 @@ class AttentionDomain(Domain):
     default_evaluator = "attention"
     preload = ("cambrian.scaling.data", "cambrian.scaling.synthetic")  # what its evaluation worker imports (the candidate runs nested)
     default_operators = ("seeds", "llm-draft", "llm-improve", "llm-debug")
+    Options = AttentionOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -124,12 +175,18 @@ class AttentionDomain(Domain):
                 "better); parameter count and measured time per step are reported too.")
 
     def seeds(self, rng: random.Random) -> list[Candidate]:
-        given = self.options.get("seeds") or list(SEED_NAMES)
+        given = self.options.seeds or list(SEED_NAMES)
         return [Candidate(kind="code", content=seed_source(s) if s in SEED_NAMES else s,
                           meta={"seed": s if s in SEED_NAMES else "custom"}) for s in given]
 
     def baselines(self) -> dict[str, Candidate]:
         return {"softmax": Candidate(kind="code", content=seed_source("softmax"), meta={"seed": "softmax"})}
+
+    @classmethod
+    def phase_classes(cls) -> dict[str, Any]:
+        from cambrian.plugins.domains.attention.phases import FinalEvaluation
+
+        return {"final": FinalEvaluation}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
         from cambrian.plugins.domains.attention.phases import FinalEvaluation

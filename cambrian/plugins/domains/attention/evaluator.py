@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cambrian import EvalJob, Evaluator
+from pydantic import Field
+
+from cambrian import EvalJob, Evaluator, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
 from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
@@ -161,11 +163,16 @@ def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str
 class AttentionEvaluator(Evaluator):
     name = "attention"
 
+    class Options(Options):
+        candidate_timeout_s: float | None = Field(None, gt=0, description="seconds for the design's run "
+                                                  "(default 0.8 x the sandbox timeout)")
+        causal_tol: float = Field(1e-4, gt=0, description="largest change of past outputs under a future edit")
+
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
         settings = options_with_defaults(job.domain_options)
         cand_dir = workdir / "candidate"
         keep = prepare(settings, job, cand_dir)
-        nested = candidate_limits(SandboxLimits(**job.limits), self.options.get("candidate_timeout_s"))
+        nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
         if self.uses_gpu(job):  # CUDA maps far more address space than it uses (docs/sandbox.md)
             nested = nested.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB})
         res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested)
@@ -178,7 +185,7 @@ class AttentionEvaluator(Evaluator):
             raise DesignRejected(f"{e['stage']} failed: {last[-1] if last else 'unknown error'}\n{e['error']}")
         if res.timed_out or res.returncode != 0 or not (out / "report.json").is_file():
             raise DesignRejected(f"the design failed: {explain(res, nested)}")
-        check_probe(out, keep, float(self.options.get("causal_tol", 1e-4)))
+        check_probe(out, keep, self.options.causal_tol)
         report = json.loads((out / "report.json").read_text())
         for name, t in report["tasks"].items():
             if t["status"] != "completed":

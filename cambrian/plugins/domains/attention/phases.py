@@ -12,17 +12,24 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from cambrian import Phase, best_nodes
+from pydantic import Field
+
+from cambrian import Options, Phase, best_nodes
 
 
 class FinalEvaluation(Phase):
     name = "final"
 
+    class Options(Options):
+        top_k: int = Field(3, ge=0, description="search designs re-evaluated beside the baselines")
+        seeds: list[int] = Field([0, 1], min_length=1, description="evaluation seeds")
+        split: str = Field("hidden", description="the split evaluated")
+
     def run(self, campaign: Any) -> dict[str, Any]:
         obj = campaign.objective
-        top = best_nodes(campaign.nodes.values(), obj)[: int(self.options.get("top_k", 3))]
-        seeds = tuple(self.options.get("seeds", (0, 1)))
-        split = self.options.get("split", "hidden")
+        top = best_nodes(campaign.nodes.values(), obj)[: self.options.top_k]
+        seeds = tuple(self.options.seeds)
+        split = self.options.split
         named = [(f"baseline:{k}", c) for k, c in campaign.domain.baselines().items()]
         named += [(n.id, n.candidate) for n in top]
         nodes = campaign.evaluate([c for _, c in named], phase=self.name, split=split, seeds=seeds)

@@ -32,9 +32,12 @@ Options (defaults):
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Candidate, Domain, MetricSpec
+from pydantic import Field, field_validator, model_validator
+
+from cambrian import Candidate, Domain, MetricSpec, Options
+from cambrian.scaling.device import DeviceName
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "former": ("attention", "swiglu", "mlp"),
@@ -43,34 +46,62 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 BASELINES = {"llama": "llama", "composer": "composer", "nemotron": "hybrid"}
 BLOCK_LAYERS = {"llama": 2, "composer": 3, "hybrid": 2}  # residual layers per reference block
 
-DEFAULTS: dict[str, Any] = {
-    "family": "former", "primitives": None, "d_model": 64, "n_layers": 8,
-    "min_layers": None, "max_layers": None, "seq_len": 128, "batch_size": 16,
-    "train_tokens": 150_000, "val_tokens": 32_768, "lr": 6e-3, "warmup_steps": 10,
-    "mqar_weight": 0.0, "mqar_steps": 60, "mqar_kv_pairs": 4, "corpus": "stdlib", "cache_dir": None,
-    "device": "auto", "compile": False, "checkpoint_every": None,
-}
+class ComposeOptions(Options):
+    """The compose domain's options (see the module docstring)."""
+
+    family: Literal["former", "hybrid"] = Field("former", description="the primitive family")
+    primitives: list[str] | None = Field(None, min_length=1,
+                                         description="primitive names agents may use (null: the family's)")
+    d_model: int = Field(64, ge=1, description="proxy width")
+    n_layers: int = Field(8, ge=1, description="proxy depth")
+    min_layers: int | None = Field(None, ge=1, description="fewest layers (null: n_layers - 2)")
+    max_layers: int | None = Field(None, ge=1, description="most layers (null: n_layers + 2)")
+    seq_len: int = Field(128, ge=2)
+    batch_size: int = Field(16, ge=1)
+    train_tokens: int = Field(150_000, ge=1, description="proxy training budget in tokens")
+    val_tokens: int = Field(32_768, ge=1, description="tokens scored for bpb")
+    lr: float = Field(6e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    mqar_weight: float = Field(0.0, ge=0, description="score = bpb - mqar_weight * mqar_acc")
+    mqar_steps: int = Field(60, ge=0, description="MQAR training steps (0: skip MQAR)")
+    mqar_kv_pairs: int = Field(4, ge=1)
+    corpus: str = Field("stdlib", description="the LM corpus")
+    cache_dir: str | None = Field(None, description="data cache (null: <run_dir>/cache)")
+    device: DeviceName = Field("auto", description="auto, cpu, cuda or cuda:N")
+    compile: bool = Field(False, description="torch.compile the model")
+    checkpoint_every: int | None = Field(None, ge=1, description="training steps between checkpoints")
+
+    @field_validator("primitives")
+    @classmethod
+    def _known_primitives(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return names
+        from cambrian.architectures import primitive_names
+
+        known = set(primitive_names())
+        missing = [p for p in names if p not in known]
+        if missing:
+            raise ValueError(f"unknown primitive {missing[0]!r} (known: {', '.join(sorted(known))})")
+        return names
+
+    @model_validator(mode="after")
+    def _depth_bounds(self) -> "ComposeOptions":
+        lo = self.min_layers if self.min_layers is not None else max(1, self.n_layers - 2)
+        hi = self.max_layers if self.max_layers is not None else self.n_layers + 2
+        if not lo <= self.n_layers <= hi:
+            raise ValueError(f"n_layers {self.n_layers} is outside [min_layers {lo}, max_layers {hi}]")
+        return self
+
+
+DEFAULTS: dict[str, Any] = {k: f.default for k, f in ComposeOptions.model_fields.items()}
 
 
 def settings(options: dict[str, Any]) -> dict[str, Any]:
-    """The domain options with defaults filled in (shared with the evaluator)."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"compose domain: unknown option {unknown[0]!r} (options: {', '.join(DEFAULTS)})")
-    s = {**DEFAULTS, **options}
-    from cambrian.scaling.device import check_device
-
-    try:
-        s["device"] = check_device(s["device"])
-    except ValueError as exc:
-        raise ValueError(f"compose domain: {exc}") from None
-    if s["family"] not in FAMILIES:
-        raise ValueError(f"compose domain: family must be one of {', '.join(FAMILIES)}, got {s['family']!r}")
-    n = int(s["n_layers"])
-    s["min_layers"] = int(s["min_layers"] if s["min_layers"] is not None else max(1, n - 2))
-    s["max_layers"] = int(s["max_layers"] if s["max_layers"] is not None else n + 2)
-    if not s["min_layers"] <= n <= s["max_layers"]:
-        raise ValueError(f"compose domain: n_layers {n} is outside [min_layers, max_layers]")
+    """The domain options with defaults filled in (shared with the evaluator); raises ConfigError."""
+    s = ComposeDomain.parse_options(options).model_dump()
+    n = s["n_layers"]
+    s["min_layers"] = s["min_layers"] if s["min_layers"] is not None else max(1, n - 2)
+    s["max_layers"] = s["max_layers"] if s["max_layers"] is not None else n + 2
     return s
 
 
@@ -86,16 +117,12 @@ class ComposeDomain(Domain):
     # uses Mamba.
     preload = ("cambrian.architectures.model", "cambrian.scaling.data", "cambrian.scaling.trainer",
                "cambrian.scaling.synthetic", "cambrian.architectures.modules.fused:available")
+    Options = ComposeOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.s = settings(options)
-        from cambrian.architectures import primitive_names
         self.primitives: tuple[str, ...] = tuple(self.s["primitives"] or FAMILIES[self.s["family"]])
-        known = set(primitive_names())
-        missing = [p for p in self.primitives if p not in known]
-        if missing:
-            raise ValueError(f"compose domain: unknown primitive {missing[0]!r} (known: {', '.join(sorted(known))})")
 
     @property
     def objective(self) -> MetricSpec:
@@ -161,6 +188,12 @@ class ComposeDomain(Domain):
         from cambrian.plugins.domains.compose.phases import make_phases
 
         return make_phases(self, options)
+
+    @classmethod
+    def phase_classes(cls) -> dict[str, Any]:
+        from cambrian.plugins.domains.compose.phases import PHASES
+
+        return PHASES
 
     # -- prompts -----------------------------------------------------------------------
 

@@ -32,7 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cambrian import Cost, EvalJob, Evaluator
+from pydantic import Field
+
+from cambrian import Cost, EvalJob, Evaluator, Options
+from cambrian.scaling.device import DeviceName
 from cambrian.plugins.domains.compose.domain import DEFAULTS, settings
 
 MODEL_FILE = "model.pt"
@@ -163,19 +166,36 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
 class ComposeEvaluator(Evaluator):
     name = "compose"
 
+    class Options(Options):
+        """Overrides of the domain's training options for one evaluation (null: the domain's)."""
+
+        seq_len: int | None = Field(None, ge=2)
+        batch_size: int | None = Field(None, ge=1)
+        train_tokens: int | None = Field(None, ge=1)
+        val_tokens: int | None = Field(None, ge=1)
+        lr: float | None = Field(None, gt=0)
+        warmup_steps: int | None = Field(None, ge=0)
+        mqar_weight: float | None = Field(None, ge=0)
+        mqar_steps: int | None = Field(None, ge=0)
+        mqar_kv_pairs: int | None = Field(None, ge=1)
+        corpus: str | None = None
+        cache_dir: str | None = None
+        device: DeviceName | None = None
+        compile: bool | None = None
+        checkpoint_every: int | None = Field(None, ge=1)
+        save_model: bool = Field(True, description="keep model.pt (for export and the scaling fits)")
+        scale: str | None = Field(None, description="the ladder rung's name (set by the scaling phase)")
+
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
-        extra = {k: v for k, v in self.options.items() if k in TRAINING_KEYS}
-        unknown = sorted(set(self.options) - set(TRAINING_KEYS) - {"save_model", "scale"})
-        if unknown:
-            raise ValueError(f"compose evaluator: unknown option {unknown[0]!r} "
-                             f"(options: {', '.join(TRAINING_KEYS)}, save_model, scale)")
-        s = settings({**job.domain_options, **extra})
+        s = settings({**job.domain_options, **self._overrides()})
         return run_proxy(job.candidate.content, s, split=job.split, seed=job.seed, workdir=workdir,
                          run_dir=Path(job.run_dir), threads=job.limits.get("threads"),
-                         save_model=bool(self.options.get("save_model", True)))
+                         save_model=self.options.save_model)
+
+    def _overrides(self) -> dict[str, Any]:
+        return {k: v for k in TRAINING_KEYS if (v := getattr(self.options, k)) is not None}
 
     def uses_gpu(self, job: EvalJob) -> bool:
         from cambrian.scaling.device import wants_cuda
 
-        extra = {k: v for k, v in self.options.items() if k in TRAINING_KEYS}
-        return wants_cuda({**settings(job.domain_options), **extra}["device"])
+        return wants_cuda(settings({**job.domain_options, **self._overrides()})["device"])

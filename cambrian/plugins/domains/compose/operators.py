@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Candidate, Operator, OperatorContext
+from pydantic import Field
+
+from cambrian import Candidate, Operator, OperatorContext, Options
 from cambrian.plugins.domains.compose.patterns import Layer, minimal_layers, mutate_option
 
 
@@ -49,9 +51,12 @@ def _attempt(ctx: OperatorContext, make: Callable[[random.Random], list[Layer] |
 class SpecOperator(Operator):
     kinds = ("spec",)
 
+    class Options(Options):
+        tries: int = Field(20, ge=1, description="attempts at a new valid spec before giving up")
+
     @property
     def tries(self) -> int:
-        return int(self.options.get("tries", 20))
+        return self.options.tries
 
 
 class SpecRandom(SpecOperator):
@@ -106,9 +111,12 @@ class SpecMutate(SpecOperator):
     name = "spec-mutate"
     role = "improve"
 
+    class Options(SpecOperator.Options):
+        edits: int = Field(1, ge=1, description="edits per mutation (a proposal's option wins)")
+
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)
-        edits = int(ctx.options.get("edits", self.options.get("edits", 1)))
+        edits = int(ctx.options.get("edits", self.options.edits))
 
         def make(rng: random.Random) -> list[Layer] | None:
             layers: list[Layer] | None = base
@@ -123,9 +131,13 @@ class SpecCrossover(SpecOperator):
     name = "spec-crossover"
     role = "crossover"
 
+    class Options(SpecOperator.Options):
+        mode: Literal["mixed", "one-point", "uniform"] = Field(
+            "mixed", description="one-point, uniform, or either at random (a proposal's option wins)")
+
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         a, b = (minimal_layers(p.candidate.content) for p in ctx.parents[:2])
-        mode = str(ctx.options.get("mode", self.options.get("mode", "mixed")))
+        mode = str(ctx.options.get("mode", self.options.mode))
         lo, hi = ctx.domain.s["min_layers"], ctx.domain.s["max_layers"]
 
         def make(rng: random.Random) -> list[Layer] | None:

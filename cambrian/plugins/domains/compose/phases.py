@@ -36,7 +36,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cambrian import Candidate, Node, NodeStatus, Phase, best_nodes
+from pydantic import Field
+
+from cambrian import Candidate, Node, NodeStatus, Options, Phase, best_nodes
 from cambrian.plugins.domains.compose.evaluator import CURVE_FILE, TRAINING_KEYS
 from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
 
@@ -72,17 +74,21 @@ def node_summary(n: Node, objective: str) -> dict[str, Any]:
 class Aggregation(Phase):
     name = "aggregation"
 
+    class Options(Options):
+        top: int = Field(6, ge=1, description="best search designs clustered")
+        radius: int | None = Field(None, ge=0, description="layer distance of a neighbour (null: n_layers // 2)")
+
     def run(self, campaign: Any) -> dict[str, Any]:
         domain, obj = campaign.domain, campaign.objective.name
         # Search nodes only: on a resume, this phase's own node must not change its input.
         pool = search_pool(campaign, ("search",))
-        top = pool[:int(self.options.get("top", 6))]
+        top = pool[:self.options.top]
         if not top:
             return {"skipped": "no valid search node"}
         from cambrian.scaling.ladder import layer_distance, majority_vote
 
-        radius = self.options.get("radius")
-        radius = int(radius) if radius is not None else max(1, domain.s["n_layers"] // 2)
+        radius = self.options.radius
+        radius = radius if radius is not None else max(1, domain.s["n_layers"] // 2)
         best = top[0].candidate.content
         cluster = [n for n in top if layer_distance(best, n.candidate.content) <= radius]
         out: dict[str, Any] = {"top": [node_summary(n, obj) for n in top], "radius": radius,
@@ -198,11 +204,17 @@ def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, 
 class Scaling(Phase):
     name = "scaling"
 
+    class Options(Options):
+        ladder: list[dict[str, Any]] | None = Field(None, min_length=1, description="rungs: {name, d_model, "
+                                                    "depth, mode, training keys} (null: proxy and x1.5)")
+        level: float = Field(0.95, gt=0, lt=1, description="confidence level of the fits")
+        top_k: int = Field(2, ge=0, description="search designs promoted")
+        baselines: list[str] = Field(["llama", "composer"], description="baselines promoted with them")
+
     def run(self, campaign: Any) -> dict[str, Any]:
-        ladder = self.options.get("ladder") or DEFAULT_LADDER
-        level = float(self.options.get("level", 0.95))
-        designs = promoted(campaign, int(self.options.get("top_k", 2)),
-                           list(self.options.get("baselines", ["llama", "composer"])))
+        ladder = self.options.ladder or DEFAULT_LADDER
+        level = self.options.level
+        designs = promoted(campaign, self.options.top_k, list(self.options.baselines))
         if not designs:
             return {"skipped": "nothing to promote"}
         run_dir = Path(campaign.run_dir)
@@ -272,11 +284,17 @@ def seed_stats(values: list[float]) -> dict[str, Any]:
 class HiddenEvaluation(Phase):
     name = "hidden"
 
+    class Options(Options):
+        seeds: list[int] = Field([0, 1, 2], min_length=1, description="fresh evaluation seeds")
+        baselines: list[str] = Field(["llama"], description="baselines compared (the first names the verdict)")
+        top_k: int = Field(2, ge=0, description="search designs evaluated")
+        rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
+
     def run(self, campaign: Any) -> dict[str, Any]:
-        seeds = tuple(int(s) for s in self.options.get("seeds", [0, 1, 2]))
-        baselines = list(self.options.get("baselines", ["llama"]))
-        designs = promoted(campaign, int(self.options.get("top_k", 2)), baselines)
-        rung = self.options.get("rung")
+        seeds = tuple(self.options.seeds)
+        baselines = list(self.options.baselines)
+        designs = promoted(campaign, self.options.top_k, baselines)
+        rung = self.options.rung
         opts = rung_options(rung) if rung else None
         cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung or {})) for d in designs]
         nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,

@@ -24,7 +24,9 @@ import math
 import random
 from typing import Any
 
-from cambrian import Candidate, Domain, MetricSpec
+from pydantic import Field
+
+from cambrian import Candidate, Domain, MetricSpec, Options
 
 MAX_SOURCE_CHARS = 200_000
 
@@ -84,9 +86,14 @@ class PythonTaskDomain(Domain):
     default_evaluator = "python-code"
     default_operators = ("seeds", "llm-draft", "llm-improve", "llm-debug")
 
+    class Options(Options):
+        task: str = Field("fit", description=f"a built-in task ({', '.join(TASKS)}) or 'module:attr'")
+        task_options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the task")
+        seeds: list[str] | None = Field(None, description="seed sources (default: the task's)")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.task = load_task(options.get("task", "fit"), options.get("task_options", {}))
+        self.task = load_task(self.options.task, self.options.task_options)
 
     @property
     def objective(self) -> MetricSpec:
@@ -96,7 +103,7 @@ class PythonTaskDomain(Domain):
         return f"{self.task.description}\nThe module must define `{self.task.entry}`."
 
     def seeds(self, rng: random.Random) -> list[Candidate]:
-        sources = self.options.get("seeds") or self.task.seeds()
+        sources = self.options.seeds or self.task.seeds()
         return [Candidate(kind="code", content=s) for s in sources]
 
     def validate(self, candidate: Candidate) -> Candidate:

@@ -15,7 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cambrian import Candidate, Domain, MetricSpec
+from pydantic import Field
+
+from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.core.records import canonical_json
 
 MAX_SOURCE_CHARS = 200_000
@@ -44,9 +46,14 @@ class ScriptDomain(Domain):
     preload = ("cambrian.scaling.data",)  # what its evaluation worker imports (the candidate runs nested)
     default_operators = ("seeds", "llm-draft", "llm-improve", "llm-debug")
 
+    class Options(Options):
+        task: str = Field("autoresearch-cpu", description="a built-in task name or a task folder path")
+        overrides: dict[str, Any] = Field(default_factory=dict, description="task.yaml keys to override")
+        show_readonly: bool = Field(True, description="show read-only files' source in the task description")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.task = task_from_options(options)
+        self.task = task_from_options(self.options.model_dump())
 
     @property
     def objective(self) -> MetricSpec:
@@ -63,7 +70,7 @@ class ScriptDomain(Domain):
                          f"(seed spread {t.baseline.seed_spread:.4f}).")
         if t.best_known:
             parts.append("Best known: " + ", ".join(f"{k}={v}" for k, v in t.best_known.items()))
-        if self.options.get("show_readonly", True):
+        if self.options.show_readonly:
             for f in t.readonly:
                 p = t.root / f
                 if p.is_file() and p.suffix == ".py" and p.stat().st_size < 20_000:
@@ -82,6 +89,12 @@ class ScriptDomain(Domain):
 
     def baselines(self) -> dict[str, Candidate]:
         return {"task-baseline": self.seeds(random.Random(0))[0]}
+
+    @classmethod
+    def phase_classes(cls) -> dict[str, Any]:
+        from cambrian.plugins.domains.attention.phases import FinalEvaluation
+
+        return {"final": FinalEvaluation}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
         """``phases: {final: {top_k, seeds, split: hidden}}``: the task's baseline script and the

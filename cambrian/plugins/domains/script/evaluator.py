@@ -37,7 +37,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cambrian import EvalJob, Evaluator, Metric
+from pydantic import Field
+
+from cambrian import EvalJob, Evaluator, Metric, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.harness import candidate_limits, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
@@ -150,6 +152,10 @@ def check_claim(printed: dict[str, float], name: str, measured: float, lower_bet
 class ScriptEvaluator(Evaluator):
     name = "script"
 
+    class Options(Options):
+        claim_tolerance: float = Field(0.02, ge=0, description="relative gap allowed between a metric the "
+                                       "script prints and the one the harness measures")
+
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float | Metric]:
         from cambrian.plugins.domains.script.domain import task_from_options
 
@@ -175,7 +181,7 @@ class ScriptEvaluator(Evaluator):
 
     def score_run(self, task, mode: str, rd: Path, res: SandboxResult, data,
                   worker: SandboxLimits) -> dict[str, float]:
-        tol = float(self.options.get("claim_tolerance", 0.02))
+        tol = self.options.claim_tolerance
         printed = claims(res.stdout_tail)
         if mode == "command":
             from cambrian.plugins.domains.script.layouts import run_trusted_command

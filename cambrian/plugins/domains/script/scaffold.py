@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cambrian import Node, Proposal, Scaffold, SearchView
+from pydantic import Field
+
+from cambrian import Options, Node, Proposal, Scaffold, SearchView
 from cambrian.plugins.domains.script.history import decide, incumbent
 from cambrian.plugins.scaffolds.tree import children_of, debug_depth, is_failed
 
@@ -21,11 +23,15 @@ from cambrian.plugins.scaffolds.tree import children_of, debug_depth, is_failed
 class KeepDiscardScaffold(Scaffold):
     name = "keep-discard"
 
+    class Options(Options):
+        n_drafts: int = Field(1, ge=0, description="drafts (the task's baseline) first")
+        max_debug_depth: int = Field(2, ge=0, description="fixes in a row of a failed node")
+        margin: float = Field(0.0, ge=0, description="a floor under the seed margin for keeping a change")
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.n_drafts = int(options.get("n_drafts", 1))
-        self.max_debug_depth = int(options.get("max_debug_depth", 2))
-        self.margin = float(options.get("margin", 0.0))
+        o = self.options
+        self.n_drafts, self.max_debug_depth, self.margin = o.n_drafts, o.max_debug_depth, o.margin
         self.seen: dict[str, Node] = {}
 
     def observe(self, node: Node) -> None:

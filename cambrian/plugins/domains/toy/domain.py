@@ -14,9 +14,11 @@ from __future__ import annotations
 import random
 
 import statistics
-from typing import Any
+from typing import Any, Literal
 
-from cambrian import Candidate, Domain, MetricSpec, Phase, best_nodes
+from pydantic import Field
+
+from cambrian import Candidate, Domain, MetricSpec, Options, Phase, best_nodes
 
 
 class ToyDomain(Domain):
@@ -26,17 +28,24 @@ class ToyDomain(Domain):
     default_operators = ("vector-sample", "vector-perturb", "vector-blend")
     description = "Minimise a noisy test function over a box; candidates are lists of floats."
 
+    class Options(Options):
+        dim: int = Field(4, ge=1, description="length of a candidate vector")
+        function: Literal["rastrigin", "sphere", "rosenbrock"] = "rastrigin"
+        noise: float = Field(0.01, ge=0, description="sd of the Gaussian noise on the loss")
+        bound: float = Field(5.12, gt=0, description="candidates lie in [-bound, bound]^dim")
+        sleep_s: float = Field(0.0, ge=0, description="seconds each evaluation sleeps (tests, demos)")
+
     @property
     def objective(self) -> MetricSpec:
         return MetricSpec(name="loss", direction="min")
 
     @property
     def dim(self) -> int:
-        return int(self.options.get("dim", 4))
+        return self.options.dim
 
     @property
     def bound(self) -> float:
-        return float(self.options.get("bound", 5.12))
+        return self.options.bound
 
     def sample(self, rng: random.Random) -> Candidate:
         return Candidate(kind="vector", content=[round(rng.uniform(-self.bound, self.bound), 6)
@@ -45,8 +54,12 @@ class ToyDomain(Domain):
     def seeds(self, rng: random.Random) -> list[Candidate]:
         return [self.sample(rng)]
 
+    @classmethod
+    def phase_classes(cls) -> dict[str, type[Phase]]:
+        return {"hidden": HiddenCheck}
+
     def phases(self, options: dict[str, Any]) -> list[Phase]:
-        return [HiddenCheck(**options["hidden"])] if "hidden" in options else []
+        return [HiddenCheck(**(options["hidden"] or {}))] if options.get("hidden") not in (None, False) else []
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
@@ -62,9 +75,13 @@ class HiddenCheck(Phase):
 
     name = "hidden"
 
+    class Options(Options):
+        top_k: int = Field(3, ge=1, description="search designs re-evaluated")
+        seeds: list[int] = Field([0, 1, 2], min_length=1, description="evaluation seeds")
+
     def run(self, campaign: Any) -> dict[str, Any]:
-        top = best_nodes(campaign.nodes.values(), campaign.objective)[: int(self.options.get("top_k", 3))]
-        seeds = tuple(self.options.get("seeds", (0, 1, 2)))
+        top = best_nodes(campaign.nodes.values(), campaign.objective)[: self.options.top_k]
+        seeds = tuple(self.options.seeds)
         nodes = campaign.evaluate([n.candidate for n in top], phase=self.name, split="hidden", seeds=seeds)
         obj = campaign.objective.name
         rows = []

@@ -7,7 +7,7 @@ import random
 import time
 from pathlib import Path
 
-from cambrian import EvalJob, Evaluator
+from cambrian import EvalJob, Evaluator, Options
 
 
 def rastrigin(x: list[float]) -> float:
@@ -27,11 +27,14 @@ FUNCTIONS = {"rastrigin": rastrigin, "sphere": sphere, "rosenbrock": rosenbrock}
 
 class ToyEvaluator(Evaluator):
     name = "toy"
+    Options = Options  # takes no options: the function and noise are the domain's
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
-        opts = job.domain_options
-        fn = FUNCTIONS[opts.get("function", "rastrigin")]
-        time.sleep(float(opts.get("sleep_s", 0.0)))
+        from cambrian.plugins.domains.toy.domain import ToyDomain
+
+        opts = ToyDomain.parse_options(job.domain_options)
+        fn = FUNCTIONS[opts.function]
+        time.sleep(opts.sleep_s)
         noise = random.Random(f"{job.seed}:{job.candidate.hash}:{job.split}").gauss(0, 1)
         x = job.candidate.content
-        return {"loss": fn(x) + float(opts.get("noise", 0.01)) * noise, "norm": math.sqrt(sphere(x))}
+        return {"loss": fn(x) + opts.noise * noise, "norm": math.sqrt(sphere(x))}
