@@ -18,8 +18,7 @@ def _components():
         if kind == "primitive":  # primitives declare their options as PrimitiveOption lists
             continue
         for name, reg in table.items():
-            if reg.plugin.startswith(("scaffolds.", "domains.", "evaluators.", "operators.", "executors.",
-                                      "llm.")):
+            if reg.component.__module__.startswith("cambrian."):  # the built-ins
                 yield kind, name, reg.component
 
 
