@@ -124,5 +124,5 @@ def test_the_final_phase_is_offered_on_request():
     d = ScriptDomain(task="autoresearch-cpu")
     assert d.phases({}) == []
     (phase,) = d.phases({"final": {"top_k": 2, "seeds": [0, 1]}})
-    assert phase.name == "final" and phase.options["top_k"] == 2
+    assert phase.name == "final" and phase.options.top_k == 2
     assert set(d.baselines()) == {"task-baseline"}
