@@ -4,7 +4,9 @@ Every plugin, built-in or not, is a module named by an entry point in the
 ``cambrian`` group; the built-ins are declared in cambrian's own
 ``[project.entry-points.cambrian]`` (pyproject.toml), so core names no plugin.
 Each is imported by :meth:`PluginManager._load` and registered under its
-entry-point name; built-ins first, in their declared order.
+entry-point name; built-ins first. In a source checkout the built-ins are read
+from its ``pyproject.toml`` (in declared order), so an editable install made
+before the list changed still finds them.
 
 Environment:
   CAMBRIAN_LOAD_PLUGINS     comma list of third-party plugin names to load (empty = none)
@@ -21,7 +23,13 @@ import sys
 import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: no source-checkout fallback, installed metadata only
+    tomllib = None  # type: ignore[assignment]
 
 import pluggy
 
@@ -86,16 +94,27 @@ class PluginManager:
         """Load every entry point of the ``cambrian`` group that the environment allows."""
         disabled = _env_list("CAMBRIAN_DISABLE_PLUGINS") or set()
         allowed = _env_list("CAMBRIAN_LOAD_PLUGINS")
-        builtins, third_party = [], []
+        builtins: dict[str, tuple[str, str]] = {}  # name -> (module, version)
+        third_party: list[EntryPoint] = []
         for ep in entry_points(group="cambrian"):
-            (builtins if _is_builtin(ep) else third_party).append(ep)
+            if _is_builtin(ep):
+                builtins[ep.name] = (ep.value, ep.dist.version if ep.dist is not None else "?")
+            else:
+                third_party.append(ep)
+        declared = _declared_in_checkout()
+        if declared:  # a source checkout: its pyproject.toml is what this code expects
+            ver = next(iter(builtins.values()))[1] if builtins else "0+checkout"
+            builtins = {name: (module, ver) for name, module in declared.items()}
         if not builtins:
             self._fail("cambrian", "cambrian's own entry points are missing: install the package "
                        "(pip install -e .) so its built-in plugins can be found")
-        for ep in builtins + [ep for ep in third_party if allowed is None or ep.name in allowed]:
-            if ep.name in disabled or self.pm.has_plugin(ep.name):
+        sources = [(name, module, ver) for name, (module, ver) in builtins.items()]
+        sources += [(ep.name, ep.value, ep.dist.version if ep.dist is not None else "?")
+                    for ep in third_party if allowed is None or ep.name in allowed]
+        for name, module, ver in sources:
+            if name in disabled or self.pm.has_plugin(name):
                 continue
-            self._load(ep.name, ep.value, ep.dist.version if ep.dist is not None else "?")
+            self._load(name, module, ver)
 
     def _fail(self, name: str, error: str) -> None:
         self.failures.append(LoadFailure(name, error))
@@ -217,6 +236,22 @@ class PluginManager:
 def _is_builtin(ep: EntryPoint) -> bool:
     dist = ep.dist
     return dist is not None and (dist.metadata["Name"] or "").lower() == DISTRIBUTION
+
+
+def _declared_in_checkout() -> dict[str, str]:
+    """The built-ins declared in the ``pyproject.toml`` beside this package, when running from
+    a source checkout (an editable install included): there the declaration wins over the
+    installed metadata, which is only as new as the last ``pip install -e .``."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if tomllib is None or not pyproject.is_file():
+        return {}
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+    except (OSError, ValueError):
+        return {}
+    if project.get("name") != DISTRIBUTION:
+        return {}
+    return dict(project.get("entry-points", {}).get("cambrian", {}))
 
 
 def _hook_names() -> list[str]:

@@ -141,10 +141,28 @@ def test_missing_builtin_entry_points_are_reported(monkeypatch, capsys):
     import cambrian.core.plugins as plugins
 
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+    monkeypatch.setattr(plugins, "_declared_in_checkout", lambda: {})  # an installed copy, metadata lost
     pm = PluginManager()
     pm.load_default_plugins()
     assert [f.plugin for f in pm.failures] == ["cambrian"]
     assert "pip install -e ." in capsys.readouterr().err
+
+
+def test_a_checkout_with_stale_metadata_loads_the_declared_builtins(monkeypatch):
+    """An editable install made before the built-in list changed: pyproject.toml wins."""
+    import tomllib
+    from pathlib import Path
+
+    import cambrian.core.plugins as plugins
+
+    declared = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    declared = declared["project"]["entry-points"]["cambrian"]
+    assert plugins._declared_in_checkout() == declared
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])  # metadata without the list
+    pm = PluginManager()
+    pm.load_default_plugins()
+    assert not pm.failures
+    assert [name for name, _ in pm.pm.list_name_plugin()] == list(declared)  # in declared order
 
 
 def test_a_misspelled_hook_fails_loudly_naming_the_nearest_hook():
