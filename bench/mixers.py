@@ -8,9 +8,12 @@ batch 2 (its fallback needs seconds per step) for both sides.
 
     .venv/bin/python bench/mixers.py [--steps 6] [--threads 2] [--device cuda]
 
-On CUDA everything runs in fp32 on the GPU; the `scan=chunked` row repeats the
-default there (the C++ scan is CPU-only), and transformers' Mamba runs its torch
-path unless mamba-ssm is installed.
+On CUDA (``--device cuda``) every model trains in bf16 autocast (``--precision fp32`` for
+fp32) and the recurrent mixers get one row per kernel library (``kernels=...``: the policy of
+:mod:`cambrian.architectures.kernels`; ``torch`` is the pure-torch path): Mamba-1 through
+mamba-ssm's selective scan, Mamba-2 through mamba-ssm's or fla's chunked SSD, GLA through fla.
+A library that is not installed is listed as such. The last line gives the fastest Mamba and
+Mamba-2 rows against attention (auto: flash-attn where installed, else SDPA).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ MIXERS = [
 
 
 def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out: out,
-                      device: torch.device | None = None) -> float:
+                      device: torch.device | None = None, bf16: bool = False, policy: str = "auto") -> float:
+    from cambrian.architectures import kernels
+
     device = device or torch.device("cpu")
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -41,7 +46,8 @@ def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out
         if device.type == "cuda":  # kernels run asynchronously: time whole steps
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        loss = F.cross_entropy(logits(model(x[:, :-1])).flatten(0, 1), x[:, 1:].flatten())
+        with kernels.policy(policy), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(logits(model(x[:, :-1])).float().flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -68,23 +74,41 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-hf", action="store_true")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
     args = ap.parse_args()
+    from cambrian.architectures import kernels
+
     device = torch.device(args.device)
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     torch.set_num_threads(args.threads)
-    rows = []
-    for name, options in MIXERS + [("mamba", {"scan": "chunked"})]:
+    cases = [(name, options, "auto") for name, options in MIXERS + [("mamba", {"scan": "chunked"})]]
+    if device.type == "cuda":  # one row per kernel library for the recurrent mixers
+        cases += [("mamba", {}, "torch"), ("mamba", {}, "mamba_ssm"), ("mamba2", {}, "torch"),
+                  ("mamba2", {}, "mamba_ssm"), ("mamba2", {}, "fla"), ("linear_attention", {}, "torch"),
+                  ("linear_attention", {}, "fla"), ("attention", {}, "torch")]
+    rows, missing = [], []
+    for name, options, policy in cases:
         opts = {k: v for k, v in options.items() if k != "scan"}
         label = name + "".join(f" {k}={v}" for k, v in options.items())
-        rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan")),
-                                              16, 256, args.steps, device=device)))
+        if policy != "auto":
+            label += f" kernels={policy}"
+            if policy != "torch" and not kernels.installed(policy):
+                missing.append(label)
+                continue
+        rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan")), 16, 256,
+                                              args.steps, device=device, bf16=bf16, policy=policy)))
     base = rows[0][1]
-    where = f", {args.device}" if device.type != "cpu" else ""
-    print(f"{'mixer (4 layers, d 128, 16 x 256' + where + ')':42s} {'tok/s':>9s} {'vs attention':>12s}")
+    where = f", {args.device}, {'bf16' if bf16 else 'fp32'}" if device.type != "cpu" else ""
+    print(f"{'mixer (4 layers, d 128, 16 x 256' + where + ')':46s} {'tok/s':>9s} {'vs attention':>12s}")
     for label, tps in rows:
-        print(f"{label:42s} {tps:9,.0f} {tps / base:11.2f}x")
-    mamba = dict(rows)["mamba"]
-    line = f"mixers: cambrian mamba {mamba:,.0f} tok/s = {mamba / base:.2f}x attention {base:,.0f}"
+        print(f"{label:46s} {tps:9,.0f} {tps / base:11.2f}x")
+    for label in missing:
+        print(f"{label:46s} {'not installed':>9s}")
+    best = {m: max(t for lab, t in rows if lab.split()[0] == m) for m in ("mamba", "mamba2")}
+    line = (f"mixers: cambrian mamba {best['mamba']:,.0f} tok/s = {best['mamba'] / base:.2f}x attention "
+            f"{base:,.0f}, mamba2 {best['mamba2'] / base:.2f}x (fastest row of each{where})")
     if not args.skip_hf:
         from transformers import MambaConfig, MambaForCausalLM
 
@@ -92,8 +116,8 @@ def main() -> None:
                           num_hidden_layers=4, use_mambapy=False)
         torch.manual_seed(0)
         hf = MambaForCausalLM(cfg)
-        hf_tps = tokens_per_second(hf, 2, 256, 2, logits=lambda out: out.logits, device=device)
-        ours = tokens_per_second(mixer_model("mamba", {}), 2, 256, 4, device=device)
+        hf_tps = tokens_per_second(hf, 2, 256, 2, logits=lambda out: out.logits, device=device, bf16=bf16)
+        ours = tokens_per_second(mixer_model("mamba", {}), 2, 256, 4, device=device, bf16=bf16)
         print(f"{'transformers MambaForCausalLM (batch 2)':42s} {hf_tps:9,.0f}")
         print(f"{'cambrian mamba (batch 2)':42s} {ours:9,.0f}")
         line += f"; vs transformers' Mamba fallback at batch 2: {ours:,.0f} vs {hf_tps:,.0f} tok/s = {ours / hf_tps:.0f}x"

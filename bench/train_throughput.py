@@ -12,6 +12,11 @@ achieved FLOP/s (count()'s 3 x forward FLOPs per token) against a measured
 torch.mm peak in fp32 and bf16 (the bf16 share only where bf16 matmul is the faster
 one: CPUs without bf16 units run it far below fp32, and a share of that means nothing).
 
+On CUDA (``--device cuda``) both train in bf16 autocast by default, Cambrian with the fused
+kernels that are installed (listed in the output), and torch.compile'd copies are timed
+in the same alternation: the ratio to nanoGPT compiled, and Cambrian compiled per block
+(the trainer's ``compile`` option) against its eager self.
+
     .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2] [--device cuda]
 """
 
@@ -87,22 +92,43 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 3, device: str = 
     return 2 * n ** 3 / min(times)
 
 
+def pair_ratio(ours: list[float], ref: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles over pairs of the reference's step time over ours (> 1: ours faster)."""
+    pair = sorted(r / o for o, r in zip(ours, ref))
+    q1, med, q3 = statistics.quantiles(pair, n=4) if len(pair) > 1 else pair * 3
+    return med, q1, q3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 training on either)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto: bf16 autocast on CUDA, fp32 on CPU (both models alike)")
+    ap.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                    help="also time torch.compile'd copies (nanoGPT whole, Cambrian per block); auto: on CUDA")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    compiled = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
     spec = reference_spec("llama", d_model=128, n_layers=4, vocab_size=256, max_seq_len=args.seq)
     models = {"cambrian": build_model(spec, seed=0),
               "nanogpt": NanoGPT(256, 128, 4, spec.layers[0].options["n_heads"], args.seq)}
+    if compiled:  # the same weights, compiled: Cambrian block by block (as the trainer's option), nanoGPT whole
+        import copy
+
+        from cambrian.scaling.trainer import compile_blocks
+
+        models["cambrian_compiled"] = copy.deepcopy(models["cambrian"])
+        compile_blocks(models["cambrian_compiled"])
+        models["nanogpt_compiled"] = torch.compile(copy.deepcopy(models["nanogpt"]))
     for m in models.values():
         m.to(device)
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3, fused=device.type == "cuda") for k, m in models.items()}
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, 256, (args.batch, args.seq + 1), generator=gen).to(device) for _ in range(4)]
 
@@ -110,45 +136,61 @@ def main() -> None:
         x = batches[i % len(batches)]
         sync(device)
         t0 = time.perf_counter()
-        loss = F.cross_entropy(models[name](x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            if name.startswith("cambrian"):  # the trainer's call: head and loss fusable (kernels.py)
+                loss = models[name](x[:, :-1], targets=x[:, 1:])
+            else:
+                loss = F.cross_entropy(models[name](x[:, :-1]).float().flatten(0, 1), x[:, 1:].flatten())
         opts[name].zero_grad(set_to_none=True)
         loss.backward()
         opts[name].step()
         sync(device)
         return time.perf_counter() - t0
 
+    from cambrian.architectures import kernels
+
     n = 8192 if device.type == "cuda" else 1024  # a GPU needs a large product to reach its peak
     fp32_before = matmul_peak(torch.float32, n, reps=10, device=device)  # the best of two samples:
+    kernels.reset_used()
     for i in range(3):                                                   # load only lowers a peak
-        for name in models:
+        for name in models:                                              # (and compiles happen here)
             step(name, i)
+    used = sorted(kernels.used())
     times: dict[str, list[float]] = {name: [] for name in models}
     for i in range(args.steps):
         for name in (models if i % 2 == 0 else reversed(list(models))):
             times[name].append(step(name, i))
     tok = args.batch * args.seq
     tps = {name: tok / statistics.median(ts) for name, ts in times.items()}
-    pair = sorted(n / c for c, n in zip(times["cambrian"], times["nanogpt"]))  # > 1: Cambrian faster
-    q1, med, q3 = statistics.quantiles(pair, n=4) if len(pair) > 1 else pair * 3  # middle = median
+    med, q1, q3 = pair_ratio(times["cambrian"], times["nanogpt"])
     total = sum(times["nanogpt"]) / sum(times["cambrian"])
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     c = count(spec, seq_len=args.seq)
     achieved = c.training_flops_per_token * tps["cambrian"]
     fp32 = max(fp32_before, matmul_peak(torch.float32, n, reps=10, device=device))
     # bf16 on a CPU without bf16 units runs at ~1 GFLOP/s: a small product says as much
-    bf16 = matmul_peak(torch.bfloat16, n if device.type == "cuda" else 256, device=device)
-    if bf16 > fp32:
+    bf16_peak = matmul_peak(torch.bfloat16, n if device.type == "cuda" else 256, device=device)
+    if bf16_peak > fp32:
         peaks = (f"{100 * achieved / fp32:.0f}% of fp32 peak {fp32 / 1e9:.0f}, "
-                 f"{100 * achieved / bf16:.0f}% of bf16 peak {bf16 / 1e9:.0f} GFLOP/s")
+                 f"{100 * achieved / bf16_peak:.0f}% of bf16 peak {bf16_peak / 1e9:.0f} GFLOP/s")
     else:  # no fast bf16 matmul here (CPUs without bf16 units): a share of it means nothing
         peaks = (f"{100 * achieved / fp32:.0f}% of fp32 peak {fp32 / 1e9:.0f} GFLOP/s "
-                 f"(bf16 matmul is slower here, {bf16 / 1e9:.1f} GFLOP/s: no bf16 share)")
+                 f"(bf16 matmul is slower here, {bf16_peak / 1e9:.1f} GFLOP/s: no bf16 share)")
+    extra = ""
+    if compiled:
+        mc, _, _ = pair_ratio(times["cambrian"], times["nanogpt_compiled"])
+        cc, _, _ = pair_ratio(times["cambrian_compiled"], times["nanogpt_compiled"])
+        ce, _, _ = pair_ratio(times["cambrian_compiled"], times["cambrian"])
+        extra = (f"; vs nanogpt compiled {tps['nanogpt_compiled']:,.0f} tok/s: cambrian {mc:.2f}x, "
+                 f"cambrian compiled per block {tps['cambrian_compiled']:,.0f} tok/s {cc:.2f}x "
+                 f"({ce:.2f}x its eager self)")
     print(f"train_throughput: cambrian llama {params['cambrian'] / 1e6:.2f}M {tps['cambrian']:,.0f} tok/s, "
           f"nanogpt {params['nanogpt'] / 1e6:.2f}M {tps['nanogpt']:,.0f} tok/s, "
-          f"ratio {med:.2f}x (per-pair median, IQR {q1:.2f}-{q3:.2f}, {len(pair)} pairs; "
-          f"totals {total:.2f}x); achieved {achieved / 1e9:.1f} GFLOP/s = "
-          f"{peaks} (threads {args.threads}, batch {args.batch}, seq {args.seq}"
-          f"{', device ' + args.device if device.type != 'cpu' else ''})")
+          f"ratio {med:.2f}x (per-pair median, IQR {q1:.2f}-{q3:.2f}, {args.steps} pairs; "
+          f"totals {total:.2f}x){extra}; achieved {achieved / 1e9:.1f} GFLOP/s = "
+          f"{peaks} (threads {args.threads}, batch {args.batch}, seq {args.seq}, "
+          f"{'bf16 autocast' if bf16 else 'fp32'}, device {args.device}"
+          f"{', kernels ' + ','.join(used) if used else ''})")
 
 
 if __name__ == "__main__":
