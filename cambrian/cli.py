@@ -105,6 +105,7 @@ def _run(campaign, quiet: bool) -> None:
                 console.print(line)
 
         campaign.listeners.append(tick)
+        campaign.subscribers.append(_print_update)
         result = campaign.run()
     else:
         with Live(progress_table(campaign), console=console, refresh_per_second=2) as live:
@@ -112,6 +113,13 @@ def _run(campaign, quiet: bool) -> None:
             result = campaign.run()
     store = campaign.open_store()
     console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
+    if result.reason == "awaiting_approval":
+        from cambrian.core.coordinator import coordination_state
+
+        console.print(_awaiting_line(coordination_state(campaign.run_dir)["awaiting"]), highlight=False)
+        console.print(f"decide with `cambrian approve {campaign.run_dir}` (or --reject), "
+                      f"then `cambrian resume {campaign.run_dir}`", highlight=False)
+        return
     console.print(f"stopped: {result.reason}; nodes: {result.counts}")
     for agent, error in result.agent_errors.items():
         err.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
@@ -119,6 +127,31 @@ def _run(campaign, quiet: bool) -> None:
     console.print(f"report: {report}")
     if result.failed:  # no agent could search: say so to scripts and CI too
         sys.exit(1)
+
+
+def _print_update(campaign, update: dict) -> None:
+    """A plain progress line for each coordination update of the graph's stream."""
+    kind = update.get("kind")
+    if kind == "allocation_changed" and "paused" in update:
+        state = "paused" if update["paused"] else "unpaused"
+        line = f"agent {update['agent']} {state}: {update['reason']}"
+    elif kind == "insight_added":
+        line = f"insight by {update['agent']}: {update['text'][:160]}"
+    elif kind == "phase_started":
+        line = f"phase {update['phase']} started"
+    elif kind == "approval_needed":
+        line = _awaiting_line(update)
+    else:  # agent steps and slot grants are many: the periodic line covers them
+        return
+    console.print(f"[{campaign.elapsed():6.0f}s] {line}", highlight=False)
+
+
+def _awaiting_line(request: dict | None) -> str:
+    if not request:
+        return "awaiting approval"
+    cost = ", ".join(f"{k} {v:,.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                     for k, v in (request.get("cost") or {}).items())
+    return f"awaiting approval of phase {request.get('phase')}: {cost or 'cost not estimated'}"
 
 
 @app.command()
@@ -150,6 +183,20 @@ def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped 
 
 
 @app.command()
+def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an approval."),
+            reject: bool = typer.Option(False, "--reject", help="Skip the phase instead of running it.")) -> None:
+    """Approve (or reject) the costly phase a campaign is waiting at; `resume` then continues."""
+    from cambrian.core.campaign import Campaign
+    from cambrian.core.coordinator import decide
+
+    campaign = Campaign.resume(run_dir)
+    decision = "rejected" if reject else "approved"
+    phase = decide(campaign, decision)
+    campaign.open_store().log_event("approval_decided", phase=phase, decision=decision)
+    console.print(f"phase {phase} {decision}; continue with `cambrian resume {run_dir}`", highlight=False)
+
+
+@app.command()
 def show(run_dir: Path = typer.Argument(..., help="Run directory."),
          top: int = typer.Option(10, help="Rows of the leaderboard.")) -> None:
     """Show a campaign's status and leaderboard."""
@@ -162,11 +209,19 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     counts: dict[str, int] = {}
     for n in nodes:
         counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    from cambrian.core.coordinator import coordination_state
+
     ends = store.events("campaign_end")
-    state = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
-    console.print(f"{campaign.config.name}: {state}; nodes {counts}")
+    coord = coordination_state(run_dir)
+    if coord["awaiting"] is not None:
+        state = _awaiting_line(coord["awaiting"])
+    else:
+        state = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    console.print(f"{campaign.config.name}: {state}; nodes {counts}", highlight=False)
     for agent, error in campaign.agent_errors().items():
         console.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
+    for name, reason in coord["paused"].items():
+        console.print(f"agent {name} paused: {reason}", highlight=False)
     console.print(leaderboard_table(nodes, campaign.objective, k=top))
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 import threading
 import time
@@ -26,18 +27,29 @@ from typing import Any, Callable
 
 from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator, Phase,
                                       OperatorContext, Scaffold, SearchView)
-from cambrian.core.config import AgentConfig, CampaignConfig, check_components, load_config, parse_config
+from cambrian.core.config import (AgentConfig, CampaignConfig, check_components, load_config, parse_config,
+                                  split_approvals)
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
-from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Node, NodeStatus,
-                                   best_nodes, canonical_json)
+from cambrian.core.coordinator import emit
+from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
+                                   best_nodes, canonical_json, rank_insights)
 from cambrian.core.store import Store
+from cambrian.core.supervisor import Supervisor
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
 # Budgets whose running evaluations are stopped when they run out (their use grows while an
 # evaluation runs); at the others (nodes, LLM tokens and cost) running evaluations finish.
 HARD_STOPS = ("wall_s", "eval_flops", "eval_gpu_s")
 _LLM_FIELDS = ("llm_prompt_tokens", "llm_completion_tokens", "llm_cost_usd")
+AWAITING_APPROVAL = "awaiting_approval"  # the run's status while a costly phase waits for a person
+MAX_INSIGHT_CHARS = 600  # an insight is a short lesson, not a report
+_NODE_ID = re.compile(r"\b[0-9a-f]{12}\b")  # node ids an insight cites as evidence
+
+
+def _insight_line(i: Insight) -> str:
+    evidence = f" (evidence: {', '.join(i.evidence)})" if i.evidence else ""
+    return f"[{i.agent}] {i.text}{evidence}"
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -78,6 +90,7 @@ class Agent:
     llm: MeteredLLM | None
     in_flight: set[str] = field(default_factory=set)
     idle_steps: int = 0
+    waiting: bool = False  # its scaffold waits for its running evaluations
     stopped: str | None = None  # why this agent stopped proposing
 
     @property
@@ -115,6 +128,7 @@ class Campaign:
         self.pm.get("evaluator", self.evaluator.name)  # fail early on an unknown name
         self.objective = self.domain.objective
         self.agents = [self._make_agent(i, a) for i, a in enumerate(config.agents)]
+        self._agents = {a.name: a for a in self.agents}
         self.store: Store | None = None
         self.futures: dict[Future[EvalOutcome], str] = {}
         # A write-through mirror of this campaign's search nodes: the store is written
@@ -122,9 +136,13 @@ class Campaign:
         self.nodes: dict[str, Node] = {}
         self._hashes: set[str] = set()
         self._cost: dict[str | None, Cost] = {}
-        self.listeners: list[Callable[[Campaign], None]] = []
+        self.listeners: list[Callable[[Campaign], None]] = []  # called on updates (throttled)
+        # called with every update of the graph's stream: {"kind": agent_step | allocation_changed |
+        # insight_added | phase_started | approval_needed, ...}
+        self.subscribers: list[Callable[[Campaign, dict[str, Any]], None]] = []
+        self.last_update: dict[str, Any] | None = None
+        self.made_progress = False  # the current round's agent steps made a node
         self._lock = threading.RLock()
-        self._freed = threading.Condition()  # notified whenever an evaluation finishes
         self._last_notice = 0.0
         self.current_phase: str | None = None  # the post-search phase running now
         # elapsed() is read by live views before run() has opened the store
@@ -207,17 +225,23 @@ class Campaign:
             store.log_event("campaign_resumed")
 
     def run(self) -> CampaignResult:
-        """Run (or resume) the campaign: agents search side by side, then the phases."""
+        """Run (or resume) the campaign: agents search side by side, then the phases.
+
+        A phase marked ``approve: true`` stops the run before it starts: the result's
+        reason is ``awaiting_approval`` until ``cambrian approve`` and ``resume``.
+        """
         from cambrian.core.coordinator import run_graph
 
         store = self._prepare()
         try:
-            run_graph(self)
+            awaiting = run_graph(self)
         finally:
             self.executor.shutdown()
             store.set_meta("elapsed_s", self.elapsed())
-        reason = self._reason()
+        reason = AWAITING_APPROVAL if awaiting else self._reason()
         result = self.result(reason)
+        if awaiting:
+            store.log_event(AWAITING_APPROVAL, phase=awaiting)
         store.log_event("campaign_end", reason=reason)
         self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
                                            summary={"counts": result.counts,
@@ -256,17 +280,66 @@ class Campaign:
                                                 llm_completion_tokens=call["completion_tokens"],
                                                 llm_cost_usd=call["cost_usd"]))
         self._t0 = time.monotonic()
-        by_name = {a.name: a for a in self.agents}
-        for node in self.nodes.values():
-            if node.status.finished and node.agent in by_name:
-                by_name[node.agent].scaffold.observe(node)
+        self.supervisor = Supervisor(self.config.coordination, [a.name for a in self.agents], self.config.seed)
+        self._best: float | None = None  # the campaign's best so far, in finishing order
+        finished = [n for n in self.nodes.values() if n.status.finished and n.agent in self._agents]
+        for node in finished:  # creation order, as scaffolds expect
+            self._agents[node.agent].scaffold.observe(node)
+        for node in sorted(finished, key=lambda n: n.updated_at):  # finishing order
+            self.supervisor.observe(node.agent, self._improves(node))
+        self.futures = {}
+        for node in [n for n in self.nodes.values() if not n.status.finished and n.agent in self._agents]:
+            store.log_event("node_requeued", agent=node.agent, node_id=node.id)  # never finished: run again
+            self._submit(store, self.executor, self._agents[node.agent], node)
         return store
+
+    def _improves(self, node: Node) -> bool:
+        """Whether ``node`` beats the campaign's best so far (and becomes it)."""
+        value = node.score(self.objective)
+        if value is None:
+            return False
+        sign = -1.0 if self.objective.direction == Direction.MAX else 1.0
+        if self._best is None or sign * value < sign * self._best:
+            self._best = value
+            return True
+        return False
 
     @property
     def phases(self) -> list[Phase]:
         if not hasattr(self, "_phases"):
-            self._phases = self.domain.phases(self.config.phases)
+            options, self.approvals_needed = split_approvals(self.config.phases)
+            self._phases = self.domain.phases(options)
+            names = {p.name for p in self._phases}
+            unknown = self.approvals_needed - names
+            if unknown:
+                raise ConfigError(f"phases.{sorted(unknown)[0]}.approve: no such phase in domain "
+                                  f"{self.domain.name!r} (phases: {', '.join(sorted(names)) or 'none'})")
         return self._phases
+
+    def approval_request(self, name: str) -> dict[str, Any]:
+        """What a person is asked before phase ``name``: the phase and its estimated cost."""
+        phase = next(p for p in self.phases if p.name == name)
+        cost = phase.estimate(self)
+        self.open_store().log_event("approval_needed", phase=name, cost=cost)
+        return {"phase": name, "cost": cost}
+
+    def estimate_evaluations(self, n: int) -> dict[str, float]:
+        """Estimated FLOPs and wall time of ``n`` more evaluations like the search's finished ones."""
+        done = [x.cost for x in self.nodes.values() if x.status.finished]
+        if not done or n <= 0:
+            return {}
+        wall = sum(c.wall_s for c in done) / len(done)
+        flops = sum(c.flops for c in done) / len(done)
+        out = {"est_s": round(n * wall / max(1, self.executor.workers), 1)}
+        if flops:
+            out["flops"] = n * flops
+        return out
+
+    def skip_phase(self, name: str, reason: str) -> None:
+        store = self.open_store()
+        if store.get_meta(f"phase:{name}") is None:
+            store.set_meta(f"phase:{name}", {"skipped": reason})
+            store.log_event("phase_skipped", phase=name, reason=reason)
 
     def run_phase(self, name: str) -> None:
         """Run one post-search phase unless the store says it already finished."""
@@ -284,6 +357,8 @@ class Campaign:
         self._notify_listeners(force=True)
 
     def _reason(self) -> str:
+        if self._stop is None:  # a run resumed after its search (at a phase) never checked
+            self._stop = self._budget_stop(self.open_store())
         if self._stop is not None:
             return self._stop
         stopped = {a.stopped for a in self.agents}
@@ -394,45 +469,100 @@ class Campaign:
         left = min(limits, default=math.inf) - self.elapsed()
         return min(0.5, max(0.01, left))
 
-    def run_agent(self, name: str) -> None:
-        """One agent's search loop; each agent runs in its own thread (a graph branch).
+    # -- graph steps (called by cambrian.core.coordinator) -------------------------------
 
-        The agent proposes while it has free slots and budget, and waits only for its
-        own evaluations: no agent waits for another between steps. Shared state (the
-        node mirror, budgets, the executor's slots) is guarded by one lock, which is
-        not held while an operator (and its LLM) works.
-        """
+    def supervise(self, round_no: int, slots: dict[str, int],
+                  paused: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
+        """The supervisor step: budgets, pauses, and this round's slot grants."""
         store, executor = self.open_store(), self.executor
-        agent = next(a for a in self.agents if a.name == name)
-        with self._lock:  # evaluations of this agent that never finished run again
-            for node in [n for n in self.nodes.values() if n.agent == name and not n.status.finished]:
-                store.log_event("node_requeued", agent=name, node_id=node.id)
-                self._submit(store, executor, agent, node)
-        while True:
-            with self._lock:
-                stop = self._budget_stop(store)
-                if stop is not None and self._stop is None:
-                    self._stop = stop
-                    store.log_event("budget_exhausted", budget=stop)
-                if stop in HARD_STOPS:  # running evaluations are stopped at the limit
-                    self._cancel(store, executor, self.futures.values(), stop)
+        with self._lock:
+            stop = self._budget_stop(store)
+            if stop is not None and self._stop is None:
+                self._stop = stop
+                store.log_event("budget_exhausted", budget=stop)
+            if stop in HARD_STOPS:  # running evaluations are stopped at the limit
+                self._cancel(store, executor, self.futures.values(), stop)
+            for agent in self.agents:
                 self._agent_budget(store, executor, agent)
-            if stop is None:
-                self._fill(store, executor, agent)
-            with self._lock:
-                mine = [f for f, nid in self.futures.items() if nid in agent.in_flight]
-            if not mine:
-                if stop is not None or agent.stopped:
-                    return
-                with self._freed:  # the executor is busy with other agents' work
-                    self._freed.wait(timeout=self._wait_s())
-                continue
-            done, _ = wait(mine, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
-            for fut in done:
-                self._finish(store, fut)
-            self._notify_listeners()
+            active = [a.name for a in self.agents if not a.stopped]
+            now_paused = self.supervisor.paused(active) if stop is None else {}
+            for name in sorted(set(now_paused) - set(paused)):
+                store.log_event("agent_paused", agent=name, reason=now_paused[name])
+                emit("allocation_changed", agent=name, paused=True, reason=now_paused[name])
+            for name in sorted(set(paused) - set(now_paused)):
+                store.log_event("agent_unpaused", agent=name)
+                emit("allocation_changed", agent=name, paused=False, reason="unpaused")
+            grants: dict[str, int] = {}
+            free = max(1, executor.workers) - len(self.futures)
+            if stop is None and free > 0:
+                eligible = {a.name: a.config.max_in_flight - len(a.in_flight) for a in self.agents
+                            if not a.stopped and not a.waiting and a.name not in now_paused
+                            and self._room_for_node(a)}
+                counts = {a.name: self.count(a.name) for a in self.agents}
+                for name, reason in self.supervisor.allocate(free, eligible, counts, round_no):
+                    grants[name] = grants.get(name, 0) + 1
+                    store.log_event("allocation", agent=name, reason=reason, round=round_no)
+                if grants != {k: v for k, v in slots.items() if v}:
+                    emit("allocation_changed", slots=grants)
+        self.made_progress = False
+        return grants, now_paused
 
-    def _notify_listeners(self, force: bool = False) -> None:
+    def search_over(self) -> bool:
+        """No evaluation running, and the campaign's budget or every agent has stopped."""
+        with self._lock:
+            return not self.futures and (self._stop is not None or all(a.stopped for a in self.agents))
+
+    def agent_step(self, name: str, steps: int, insights: list[Insight]) -> list[Insight]:
+        """An agent's step: up to ``steps`` proposals, each observe -> propose -> submit."""
+        store, executor = self.open_store(), self.executor
+        agent = self._agents[name]
+        new: list[Insight] = []
+        for _ in range(steps):
+            if agent.stopped or self._agent_budget(store, executor, agent) is not None:
+                break
+            made, notes = self._step(store, executor, agent, self.count(agent.name), insights + new)
+            new.extend(notes)
+            if not made:
+                break
+        emit("agent_step", agent=name, nodes=self.count(name), in_flight=len(agent.in_flight))
+        return new
+
+    def record(self, block: bool) -> int:
+        """The record step: write finished evaluations to the store (waiting for one if ``block``)."""
+        store = self.open_store()
+        with self._lock:
+            futures = list(self.futures)
+        if not futures:
+            return 0
+        done = {f for f in futures if f.done()}
+        while block and not done:
+            done, _ = wait(futures, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+            self._notify_listeners()
+            if self._hard_stop_due():
+                break  # the supervisor stops the running evaluations
+        for fut in done:
+            self._finish(store, fut)
+        if done:
+            self._notify_listeners()
+        return len(done)
+
+    def _hard_stop_due(self) -> bool:
+        """A hard budget ran out for an evaluation that is not being cancelled yet."""
+        with self._lock:
+            running = set(self.futures.values()) - self._cancelling
+            if not running:
+                return False
+            if self._budget_stop(self.open_store()) in HARD_STOPS:
+                return True
+            return any(a.config.budget.exhausted(self.count(a.name), self.elapsed(), self.usage(a.name))
+                       in HARD_STOPS for a in self.agents if a.in_flight & running)
+
+    def publish(self, update: dict[str, Any]) -> None:
+        """One update from the graph's stream, handed to every listener."""
+        self.last_update = update
+        self._notify_listeners(force=update.get("kind") != "agent_step", update=update)
+
+    def _notify_listeners(self, force: bool = False, update: dict[str, Any] | None = None) -> None:
         now = time.monotonic()
         with self._lock:
             if not force and now - self._last_notice < 0.25:
@@ -441,22 +571,13 @@ class Campaign:
             self.open_store().set_meta("elapsed_s", self.elapsed())
             for listener in self.listeners:
                 listener(self)
+            for subscriber in self.subscribers:
+                if update is not None:
+                    subscriber(self, update)
 
-    def _fill(self, store: Store, executor: Executor, agent: Agent) -> None:
-        """Ask ``agent`` for work while it and the executor have free slots."""
-        while True:
-            with self._lock:
-                if (agent.stopped or len(agent.in_flight) >= agent.config.max_in_flight
-                        or len(self.futures) >= max(1, executor.workers)
-                        or self._agent_budget(store, executor, agent) is not None
-                        or self._budget_stop(store) is not None):
-                    return
-            if not self._step(store, executor, agent, self.count(agent.name)):
-                return
-
-
-    def _step(self, store: Store, executor: Executor, agent: Agent, own: int) -> bool:
-        """One proposal; returns False when the agent has nothing to do right now."""
+    def _step(self, store: Store, executor: Executor, agent: Agent, own: int,
+              insights: list[Insight]) -> tuple[bool, list[Insight]]:
+        """One proposal; returns whether it made a node, and the insights it wrote."""
         rng = _rng(self.config.seed, agent.name, own, agent.idle_steps)
         with self._lock:
             nodes = [n for n in self.nodes.values() if n.agent == agent.name]
@@ -469,7 +590,9 @@ class Campaign:
             if not agent.in_flight:  # nothing running and nothing to propose: a dead end
                 agent.stopped = "scaffold has nothing to propose"
                 store.log_event("agent_stopped", agent=agent.name, reason=agent.stopped)
-            return False
+            else:  # waiting for its own evaluations: no slots until one finishes
+                agent.waiting = True
+            return False, []
         ops = agent.operators.get(proposal.role)
         if not ops:
             raise CambrianError(f"scaffold {agent.scaffold.name!r} asked for a {proposal.role!r} "
@@ -478,11 +601,12 @@ class Campaign:
         parents = [self.nodes[pid] if pid in self.nodes else store.node(pid) for pid in proposal.parents]
         if agent.llm is not None:
             agent.llm.operator, agent.llm.cost = op.name, Cost()
+        board = rank_insights(insights, self.config.coordination.max_insights)
         ctx = OperatorContext(
             domain=self.domain, parents=parents, rng=rng, objective=self.objective,
-            leaderboard=self.top(10), notes=store.notes(limit=20),
+            leaderboard=self.top(10), notes=[_insight_line(i) for i in board], insights=board,
             budget_left=self._budget_left(store, agent), llm=agent.llm,
-            persona=agent.config.persona, options=proposal.options,
+            persona=agent.config.persona, options=proposal.options, shared=shared,
         )
         try:
             candidates = op.apply(ctx)
@@ -490,24 +614,31 @@ class Campaign:
             agent.stopped = f"error: {exc}"
             store.log_event("agent_stopped", agent=agent.name, operator=op.name, reason=agent.stopped,
                             error=str(exc)[:1000])
-            return False
+            return False, []
         except Exception as exc:  # an operator (or LLM) failure fails this step only
             store.log_event("operator_failed", agent=agent.name, operator=op.name,
                             error=f"{type(exc).__name__}: {exc}"[:1000])
             candidates = []
-        for text in ctx.new_notes:  # shared notes, fed to later prompts of every agent
-            store.add_note(agent.name, text, node_id=parents[0].id if parents else None)
+        new = [self._insight(agent.name, text, parents) for text in ctx.new_notes]
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
         with self._lock:
             created = self._add_candidates(store, executor, agent, op, proposal.parents, candidates,
                                            step_cost)
         if created == 0 and step_cost.llm_tokens:
             store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
-        agent.idle_steps = 0 if created or ctx.new_notes else agent.idle_steps + 1
+        agent.idle_steps = 0 if created or new else agent.idle_steps + 1
         if agent.idle_steps >= MAX_IDLE_STEPS:
             agent.stopped = "stalled"
             store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
-        return created > 0 or bool(ctx.new_notes)
+        if created:
+            self.made_progress = True
+        return created > 0 or bool(new), new
+
+    def _insight(self, agent: str, text: str, parents: list[Node]) -> Insight:
+        """An analyze step's note as an insight; its evidence: the parents and node ids it cites."""
+        cited = [m for m in _NODE_ID.findall(text) if m in self.nodes]
+        evidence = tuple(dict.fromkeys([*(p.id for p in parents), *cited]))
+        return Insight(text=text.strip()[:MAX_INSIGHT_CHARS], agent=agent, evidence=evidence)
 
     def _add_candidates(self, store: Store, executor: Executor, agent: Agent, op: Operator,
                         parents: tuple[str, ...], candidates: list[Candidate], step_cost: Cost) -> int:
@@ -568,11 +699,11 @@ class Campaign:
         with self._lock:
             node_id = self.futures.pop(fut)
             node = self._remember(store.record_outcome(outcome), outcome.cost)
-            agent = next(a for a in self.agents if a.name == node.agent)
+            agent = self._agents[node.agent]
             agent.in_flight.discard(node_id)
-        with self._freed:
-            self._freed.notify_all()
-        agent.scaffold.observe(node)  # the agent's own thread: scaffolds need no lock
+            agent.waiting = False
+            self.supervisor.observe(agent.name, self._improves(node))
+        agent.scaffold.observe(node)  # between supersteps: no agent step runs now
         self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
 
 

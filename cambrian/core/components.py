@@ -228,6 +228,14 @@ class Phase(Component, ABC):
     def run(self, campaign: Any) -> dict[str, Any]:
         """Do the phase's work; return a JSON-able summary (stored as meta ``phase:<name>``)."""
 
+    def estimate(self, campaign: Any) -> dict[str, Any]:
+        """What running the phase will cost, shown when it needs a person's approval.
+
+        Keys where known: ``evaluations``, ``params``, ``tokens``, ``flops``, ``est_s``.
+        The default counts nothing; phases override it.
+        """
+        return {}
+
 
 @dataclass
 class Proposal:
@@ -280,7 +288,9 @@ class OperatorContext:
     llm: "LLMBackend | None" = None
     persona: str = ""
     options: dict[str, Any] = field(default_factory=dict)
-    new_notes: list[str] = field(default_factory=list)  # analyze operators append here
+    new_notes: list[str] = field(default_factory=list)  # analyze operators append here (-> insights)
+    insights: list[Any] = field(default_factory=list)  # the shared board (Insight), best-supported first
+    shared: list[Node] = field(default_factory=list)  # every agent's finished nodes
     cost: Cost = field(default_factory=Cost)  # operators add LLM usage here
 
 

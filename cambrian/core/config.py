@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cambrian.core.errors import ConfigError, validation_message
 from cambrian.core.records import Budget
+from cambrian.core.supervisor import BanditPolicy, FixedPolicy
 
 if TYPE_CHECKING:
     from cambrian.core.plugins import PluginManager
@@ -69,6 +70,13 @@ class CampaignConfig(_Strict):
     sandbox: SandboxLimits = SandboxLimits()
     agents: list[AgentConfig] = Field(min_length=1)
     phases: dict[str, Any] = Field(default_factory=dict)  # post-search phases, domain-specific
+    # who gets the evaluation slots (see cambrian.core.supervisor); a bare name means defaults
+    coordination: FixedPolicy | BanditPolicy = Field(default_factory=FixedPolicy, discriminator="policy")
+
+    @field_validator("coordination", mode="before")
+    @classmethod
+    def _policy_name(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
 
     @field_validator("agents")
     @classmethod
@@ -158,7 +166,25 @@ def check_components(cfg: CampaignConfig, pm: "PluginManager | None" = None) -> 
                 raise ConfigError(f"{where}: {name!r} is not one of this agent's operators "
                                   f"({', '.join(names) or 'none'})")
             table[name].component.parse_options(options, where)
-    domain.check_phases(cfg.phases)
+    domain.check_phases(split_approvals(cfg.phases)[0])
+
+
+def split_approvals(phases: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The phases' own options, and the names of phases marked ``approve: true``.
+
+    ``approve`` is the engine's key (the run waits for a person before the phase), so it
+    is taken out before the domain's phase options are validated.
+    """
+    options, approve = {}, set()
+    for key, opts in phases.items():
+        if isinstance(opts, dict) and "approve" in opts:
+            if not isinstance(opts["approve"], bool):
+                raise ConfigError(f"phases.{key}.approve: must be true or false, got {opts['approve']!r}")
+            if opts["approve"]:
+                approve.add(key)
+            opts = {k: v for k, v in opts.items() if k != "approve"}
+        options[key] = opts
+    return options, approve
 
 
 def parse_config(data: Any, source: str = "<config>", overrides: list[str] = (), *,

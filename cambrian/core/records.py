@@ -183,3 +183,18 @@ class EvalOutcome(_Record):
     cost: Cost = Field(default_factory=Cost)
     error: str | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)
+
+
+class Insight(_Record):
+    """A short lesson on the shared board, with the nodes that support it."""
+
+    text: str
+    agent: str
+    evidence: tuple[str, ...] = ()  # node ids
+    created_at: float = Field(default_factory=time.time)
+
+
+def rank_insights(insights: Iterable[Insight], k: int | None = None) -> list[Insight]:
+    """Best-supported first, newest first among equals; at most ``k``."""
+    ranked = sorted(insights, key=lambda i: (-len(i.evidence), -i.created_at))
+    return ranked if k is None else ranked[:k]

@@ -79,6 +79,11 @@ class HiddenCheck(Phase):
         top_k: int = Field(3, ge=1, description="search designs re-evaluated")
         seeds: list[int] = Field([0, 1, 2], min_length=1, description="evaluation seeds")
 
+    def estimate(self, campaign: Any) -> dict[str, Any]:
+        valid = [n for n in campaign.nodes.values() if n.score(campaign.objective) is not None]
+        evaluations = min(self.options.top_k, len(valid)) * len(self.options.seeds)
+        return {"evaluations": evaluations, **campaign.estimate_evaluations(evaluations)}
+
     def run(self, campaign: Any) -> dict[str, Any]:
         top = best_nodes(campaign.nodes.values(), campaign.objective)[: self.options.top_k]
         seeds = tuple(self.options.seeds)
