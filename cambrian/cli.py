@@ -203,7 +203,7 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     from cambrian.core.campaign import Campaign
     from cambrian.plugins.reporting.tables import leaderboard_table
 
-    campaign = Campaign.resume(run_dir)
+    campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     store = campaign.open_store()
     nodes = store.nodes(phase="search")
     counts: dict[str, int] = {}

@@ -34,6 +34,7 @@ from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.coordinator import emit
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    best_nodes, canonical_json, rank_insights)
+from cambrian.core.rundir import RunDirLock, new_run_dir
 from cambrian.core.store import Store
 from cambrian.core.supervisor import Supervisor
 
@@ -147,6 +148,7 @@ class Campaign:
         self.current_phase: str | None = None  # the post-search phase running now
         # elapsed() is read by live views before run() has opened the store
         self._elapsed_before, self._t0 = 0.0, time.monotonic()
+        self._run_lock = RunDirLock(self.run_dir)  # one writer per run directory, while run() runs
 
 
     # -- construction -------------------------------------------------------------------
@@ -160,15 +162,37 @@ class Campaign:
             cfg = parse_config(dict(config), overrides=list(overrides))
         else:
             cfg = load_config(config, list(overrides))
-        run_dir = run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if Path(run_dir).exists() and not Path(run_dir).is_dir():
-            raise CambrianError(f"{run_dir} is a file; a run directory must be a directory (pick another --out)")
-        if (Path(run_dir) / Store.FILENAME).exists():
-            raise CambrianError(f"{run_dir} already holds a campaign; use `cambrian resume {run_dir}`")
-        return cls(cfg, run_dir, **kw)
+        campaign = cls(cfg, run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", **kw)
+        if Path(campaign.run_dir).exists() and not Path(campaign.run_dir).is_dir():
+            raise CambrianError(f"{campaign.run_dir} is a file; a run directory must be a directory "
+                                "(pick another --out)")
+        if run_dir is None:  # a default name: a fresh folder of its own, created atomically
+            campaign.run_dir = new_run_dir(campaign.run_dir)
+        # The lock comes before the check, so two starts on one folder can't both pass it.
+        campaign._run_lock = RunDirLock(campaign.run_dir).acquire()
+        if (campaign.run_dir / Store.FILENAME).exists():
+            campaign._run_lock.release()
+            raise CambrianError(f"{campaign.run_dir} already holds a campaign; "
+                                f"use `cambrian resume {campaign.run_dir}`")
+        return campaign
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **kw: Any) -> "Campaign":
+    def resume(cls, run_dir: str | Path, *, lock: bool = True, **kw: Any) -> "Campaign":
+        """The campaign stored in ``run_dir``; ``lock=False`` for readers (show, report), which
+        may look while another process runs it (``run()`` still takes the lock)."""
+        run_lock = RunDirLock(run_dir)
+        if lock and (Path(run_dir) / Store.FILENAME).exists():
+            run_lock.acquire()  # fail at once if another run or resume holds it
+        try:
+            campaign = cls._resume(run_dir, **kw)
+        except BaseException:
+            run_lock.release()
+            raise
+        campaign._run_lock = run_lock
+        return campaign
+
+    @classmethod
+    def _resume(cls, run_dir: str | Path, **kw: Any) -> "Campaign":
         store = Store(run_dir, create=False)
         raw = store.get_meta("config")
         store.close()
@@ -232,21 +256,25 @@ class Campaign:
         """
         from cambrian.core.coordinator import run_graph
 
-        store = self._prepare()
+        self._run_lock.acquire()
         try:
-            awaiting = run_graph(self)
+            store = self._prepare()
+            try:
+                awaiting = run_graph(self)
+            finally:
+                self.executor.shutdown()
+                store.set_meta("elapsed_s", self.elapsed())
+            reason = AWAITING_APPROVAL if awaiting else self._reason()
+            result = self.result(reason)
+            if awaiting:
+                store.log_event(AWAITING_APPROVAL, phase=awaiting)
+            store.log_event("campaign_end", reason=reason)
+            self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
+                                               summary={"counts": result.counts,
+                                                        "best": result.best.id if result.best else None})
+            return result
         finally:
-            self.executor.shutdown()
-            store.set_meta("elapsed_s", self.elapsed())
-        reason = AWAITING_APPROVAL if awaiting else self._reason()
-        result = self.result(reason)
-        if awaiting:
-            store.log_event(AWAITING_APPROVAL, phase=awaiting)
-        store.log_event("campaign_end", reason=reason)
-        self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
-                                           summary={"counts": result.counts,
-                                                    "best": result.best.id if result.best else None})
-        return result
+            self._run_lock.release()
 
     def _prepare(self) -> Store:
         """Open the store, mirror it, and replay finished nodes into the scaffolds."""

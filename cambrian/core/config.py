@@ -44,6 +44,7 @@ class SandboxLimits(_Strict):
     memory_mb: int = Field(8192, ge=1)  # address space
     cpu_s: int | None = Field(None, ge=1)  # CPU time
     file_size_mb: int = Field(1024, ge=1)  # largest file a candidate may write
+    disk_mb: int = Field(4096, ge=1)  # all a candidate may hold in its work directory (killed beyond)
     max_procs: int = Field(256, ge=1)  # processes/threads (enforced for non-root users)
     network: bool = False  # False: run in a fresh network namespace where the OS allows it
     threads: int = Field(1, ge=1)  # torch/BLAS threads per evaluation

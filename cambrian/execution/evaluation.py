@@ -90,15 +90,21 @@ def run_job(job: EvalJob) -> EvalOutcome:
 
 
 def classify(node_id: str, metrics: dict[str, Metric], objective: str, cost: Cost) -> EvalOutcome:
-    """DONE when the objective is present and finite, INVALID otherwise."""
+    """DONE when the objective is present and finite, INVALID otherwise.
+
+    Non-finite values are dropped from the metrics (JSON has no NaN; a NaN that travelled as
+    null would make the whole result unreadable) and named in the error instead.
+    """
     m = metrics.get(objective)
+    finite = {k: v for k, v in metrics.items() if math.isfinite(v.value)}
     if m is None:
-        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=metrics, cost=cost,
+        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=finite, cost=cost,
                            error=f"objective {objective!r} missing from the evaluator's metrics")
     if not math.isfinite(m.value):
-        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=metrics, cost=cost,
-                           error=f"objective {objective!r} is {m.value}")
-    return EvalOutcome(node_id=node_id, status=NodeStatus.DONE, metrics=metrics, cost=cost)
+        word = "nan" if math.isnan(m.value) else "inf"
+        return EvalOutcome(node_id=node_id, status=NodeStatus.INVALID, metrics=finite, cost=cost,
+                           error=f"objective is {word} ({objective})")
+    return EvalOutcome(node_id=node_id, status=NodeStatus.DONE, metrics=finite, cost=cost)
 
 
 def evaluate_here(job: EvalJob, workdir: Path) -> EvalOutcome:

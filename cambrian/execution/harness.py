@@ -58,9 +58,24 @@ def candidate_limits(limits: SandboxLimits, timeout_s: float | None = None) -> S
 
 
 def run_candidate(cmd: list[str], workdir: Path, limits: SandboxLimits,
-                  env: dict[str, str] | None = None) -> SandboxResult:
-    """Run candidate code nested: sandboxed, unprivileged, within ``limits`` (see candidate_limits)."""
-    return run_sandboxed(cmd, workdir, limits, env, unprivileged=True)
+                  env: dict[str, str] | None = None, *, hide: tuple[str | Path, ...] = ()) -> SandboxResult:
+    """Run candidate code nested: sandboxed, unprivileged, within ``limits`` (see candidate_limits).
+
+    ``hide``: trusted paths (hidden data, a task's scoring code and labels, caches) that the
+    candidate must not see even where its uid could read them: covered in its mount namespace.
+    """
+    return run_sandboxed(cmd, workdir, limits, env, unprivileged=True, hide=tuple(hide))
+
+
+def private_dir(path: str | Path) -> Path:
+    """``path`` created (if needed) as a directory only its owner, the trusted worker, can enter.
+
+    For what candidates must never read: corpus caches that hold the hidden split, say.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
 
 
 def explain(res: SandboxResult, limits: SandboxLimits) -> str:

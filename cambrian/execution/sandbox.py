@@ -37,12 +37,12 @@ from pathlib import Path
 from cambrian.core.config import SandboxLimits
 from cambrian.execution import namespaces
 
-# Variables a candidate process may inherit. Everything else (API keys, tokens,
-# cloud credentials) is dropped.
-_ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV",
+# Variables a sandboxed process may inherit. Everything else (API keys, tokens, cloud
+# credentials, LD_PRELOAD, LD_LIBRARY_PATH, the host's PYTHONPATH) is dropped.
+_ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV",
               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CAMBRIAN_LOAD_PLUGINS",
               "CAMBRIAN_DISABLE_PLUGINS", "CAMBRIAN_PRIMITIVES_DIR",  # registered attention designs
-              "CUDA_VISIBLE_DEVICES", "LD_PRELOAD")
+              "CUDA_VISIBLE_DEVICES")
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,15 @@ class SandboxResult:
     uid: int | None = None  # the throw-away uid it ran as; None: the campaign's own user
     tmp_locked: bool = False  # /tmp, /var/tmp read-only (but its workdir), own /dev/shm
     warnings: tuple[str, ...] = ()  # protections this run lacked, in words (recorded with the node)
+    quota_exceeded: bool = False  # killed: its work directory outgrew limits.disk_mb
 
     @property
     def reason(self) -> str:
         """A readable reason for an unsuccessful run ('' if it exited 0)."""
         if self.timed_out:
             return f"timed out after {self.wall_s:.1f}s (killed)"
+        if self.quota_exceeded:
+            return "disk quota exceeded (killed): it wrote more than its work directory may hold"
         if self.returncode == 0:
             return ""
         if self.returncode is not None and self.returncode < 0:
@@ -126,20 +129,34 @@ def _pids_of_uid(uid: int) -> list[int]:
     return [pid for pid, owner in _proc_owners().items() if owner == uid]
 
 
-# Run as root inside a fresh mount namespace (private propagation, so nothing leaks out),
-# before the uid drop: the world-writable directories become read-only binds of themselves
-# (still readable), the work directory inside them stays writable, and /dev/shm is a fresh
-# small tmpfs. Exit 97 if any step fails (the probe below makes that unexpected).
-_LOCK_TMP = """W="$1"; shift
-for d in /tmp /var/tmp; do
+# Run as root inside a fresh mount namespace (private propagation, so nothing leaks out), in
+# the command's own PID namespace with its own /proc (``unshare --mount-proc``), before the uid
+# drop: every world-writable directory becomes a read-only bind of itself (still readable), the
+# work directory inside them stays writable, /dev/shm is a fresh small tmpfs, and each path to
+# hide (hidden data, a task's scoring code and labels, the corpus cache) is covered: a directory
+# by an empty read-only tmpfs, a file by /dev/null. Exit 97 if any step fails (the probe below
+# makes that unexpected).
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm", "/var/crash")
+_LOCK_TMP = """W="$1"; N="$2"; shift 2
+for d in {dirs}; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then
     mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
   fi
 done
 case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" || exit 97;; esac
 mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
+while [ "$N" -gt 0 ]; do
+  if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
+  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97
+  fi
+  shift; N=$((N - 1))
+done
 exec "$@"
 """
+
+
+def _lock_script(mb: int) -> str:
+    return _LOCK_TMP.replace("{dirs}", " ".join(WORLD_WRITABLE)).replace("{mb}", str(mb))
 
 
 @functools.lru_cache(maxsize=1)
@@ -147,7 +164,8 @@ def _lock_tmp_ok() -> bool:
     exe = shutil.which("unshare")
     if exe is None or shutil.which("mount") is None or not os.path.exists("/bin/sh"):
         return False
-    return _works([exe, "--mount", "/bin/sh", "-c", _LOCK_TMP.format(mb=1), "sh", "/", "true"])
+    return _works([exe, "--mount", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", _lock_script(1),
+                   "sh", "/", "0", "true"])
 
 
 def sandbox_uid() -> int | None:
@@ -175,11 +193,16 @@ def kernel_cache_dir() -> str:
     return os.environ.get("CAMBRIAN_EXT_DIR") or os.path.join(cache, "cambrian", "ext")
 
 
-def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def scrubbed_env(workdir: Path, threads: int, extra: dict[str, str] | None = None, *,
+                 trusted: bool = True) -> dict[str, str]:
+    """The environment of a sandboxed process: allow-listed variables, its own HOME and TMPDIR.
+
+    Trusted harness code gets the parent's import path (so plugins installed beside it
+    resolve); candidate code gets none: its interpreter's own site-packages are enough.
+    """
     env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOW}
-    if "PYTHONPATH" not in env:
-        # Keep the parent's import path so plugins installed beside it resolve.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    if trusted:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
     tmp = workdir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(workdir), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1",
@@ -242,7 +265,8 @@ class SandboxProcess:
     """One sandboxed command; :meth:`wait` enforces the timeout; :meth:`kill` stops it."""
 
     def __init__(self, cmd: list[str], workdir: Path, limits: SandboxLimits,
-                 env: dict[str, str] | None = None, *, unprivileged: bool = False) -> None:
+                 env: dict[str, str] | None = None, *, unprivileged: bool = False,
+                 hide: tuple[str | Path, ...] = ()) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.limits = workdir, limits
         prefix, self.network_isolated, self.pids_isolated = namespace_prefix(limits.network)
@@ -250,15 +274,21 @@ class SandboxProcess:
         self.tmp_locked = False
         self.unprivileged = unprivileged
         self._out, self._err = workdir / "stdout.log", workdir / "stderr.log"
-        env = scrubbed_env(workdir, limits.threads, env)
+        env = scrubbed_env(workdir, limits.threads, env, trusted=not unprivileged)
+        self.quota_exceeded = False
         if self.uid is not None:
             _chown_tree(workdir, self.uid)
+            workdir.chmod(0o700)  # another candidate's uid can't read what this one wrote
             cmd = [_setpriv(), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                    "--no-new-privs", *cmd]
-            if prefix and _lock_tmp_ok():  # no writable /tmp, /var/tmp, /dev/shm of the machine
-                prefix = (prefix[0], "--mount", *prefix[1:])
-                cmd = ["/bin/sh", "-c", _LOCK_TMP.format(mb=min(limits.file_size_mb, 1024)), "sh",
-                       os.path.realpath(workdir), *cmd]
+            if self.pids_isolated and _lock_tmp_ok():  # own /proc; no writable world dirs; hidden paths
+                prefix = (*prefix, "--mount", "--mount-proc")
+                hidden = [os.path.realpath(p) for p in hide]
+                real = os.path.realpath(workdir)
+                if any(real == h or real.startswith(h + os.sep) for h in hidden):
+                    raise ValueError(f"sandbox: {workdir} lies inside a path it hides")
+                cmd = ["/bin/sh", "-c", _lock_script(min(limits.file_size_mb, 1024)), "sh",
+                       os.path.realpath(workdir), str(len(hidden)), *hidden, *cmd]
                 self.tmp_locked = True
         self._start = time.monotonic()
         with open(self._out, "wb") as out, open(self._err, "wb") as err:
@@ -284,9 +314,23 @@ class SandboxProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _watch_disk(self) -> None:
+        """Wait for the end or the timeout; kill the run when its work directory outgrows the quota."""
+        deadline = self._start + self.limits.timeout_s
+        quota = self.limits.disk_mb * 1024 * 1024
+        while self._waiter.is_alive() and time.monotonic() < deadline:
+            self._waiter.join(min(DISK_POLL_S, max(0.0, deadline - time.monotonic())))
+            if self._waiter.is_alive() and disk_usage(self.workdir) > quota:
+                self.quota_exceeded = True
+                self.kill()
+                return
+
     def wait(self) -> SandboxResult:
-        self._waiter.join(self.limits.timeout_s)
-        timed_out = self._waiter.is_alive()
+        if self.unprivileged:
+            self._watch_disk()
+        else:
+            self._waiter.join(self.limits.timeout_s)
+        timed_out = self._waiter.is_alive() and not self.quota_exceeded
         self.kill() if timed_out else self._kill_leftovers()
         self._waiter.join()
         self._kill_uid()
@@ -304,6 +348,7 @@ class SandboxProcess:
             tmp_locked=self.tmp_locked,
             uid=self.uid,
             warnings=tuple(self.warnings()),
+            quota_exceeded=self.quota_exceeded,
         )
 
     def warnings(self) -> list[str]:
@@ -354,6 +399,28 @@ def missing_protections(limits: SandboxLimits, network_isolated: bool, pids_isol
     return out
 
 
+DISK_POLL_S = 0.25  # how often a candidate's disk use is measured; RLIMIT_FSIZE bounds one file between
+
+
+def disk_usage(root: Path) -> int:
+    """Bytes allocated under ``root`` (no symlinks followed; files that vanish meanwhile skipped)."""
+    total, stack = 0, [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+        except OSError:
+            continue
+    return total
+
+
 def _chown_tree(root: Path, uid: int) -> None:
     os.chown(root, uid, uid)
     for base, dirs, files in os.walk(root):
@@ -362,5 +429,6 @@ def _chown_tree(root: Path, uid: int) -> None:
 
 
 def run_sandboxed(cmd: list[str], workdir: Path, limits: SandboxLimits,
-                  env: dict[str, str] | None = None, *, unprivileged: bool = False) -> SandboxResult:
-    return SandboxProcess(cmd, workdir, limits, env, unprivileged=unprivileged).wait()
+                  env: dict[str, str] | None = None, *, unprivileged: bool = False,
+                  hide: tuple[str | Path, ...] = ()) -> SandboxResult:
+    return SandboxProcess(cmd, workdir, limits, env, unprivileged=unprivileged, hide=hide).wait()

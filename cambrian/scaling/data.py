@@ -23,13 +23,16 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from filelock import FileLock
 
 SPLITS = ("train", "val", "hidden")
 Document = tuple[str, str]  # (name, text)
@@ -252,8 +255,23 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
         return Corpus.open(root)
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".build-{os.getpid()}"
-    tmp.mkdir(exist_ok=True)
+    # One builder at a time per corpus (a lock file, not a PID: sandboxed workers are each
+    # PID 1 of their own namespace); the build goes to a unique temporary folder and is
+    # renamed into place, meta.json last, so a reader never sees half a corpus.
+    with FileLock(str(root / ".build.lock")):
+        if not (root / "meta.json").exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+            try:
+                _write_shards(stream, split_of, tokenizer, tmp, root, name, content_hash, val_frac, hidden_frac)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return Corpus.open(root)
+
+
+def _write_shards(stream: Callable[[], Iterable[Document]], split_of: dict[str, str], tokenizer: Any,
+                  tmp: Path, root: Path, name: str, content_hash: str, val_frac: float,
+                  hidden_frac: float) -> None:
+    """Tokenize into ``tmp``, then rename the shards into ``root`` (meta.json last)."""
     dtype = _token_dtype(tokenizer.vocab_size)
     n_tokens, n_bytes, n_docs = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
     with contextlib.ExitStack() as stack:
@@ -269,12 +287,10 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
     meta = {"name": name, "content_hash": content_hash, "tokenizer_id": tokenizer.id,
             "vocab_size": tokenizer.vocab_size, "n_tokens": n_tokens, "n_bytes": n_bytes, "n_docs": n_docs,
             "splits": {"val_frac": val_frac, "hidden_frac": hidden_frac}}
-    for s in SPLITS:  # rename into place; a concurrent builder writes identical bytes
+    for s in SPLITS:  # rename into place
         os.replace(tmp / f"{s}.bin", root / f"{s}.bin")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     os.replace(tmp / "meta.json", root / "meta.json")  # last: its presence marks the shards complete
-    tmp.rmdir()
-    return Corpus.open(root)
 
 
 def _files_fingerprint(files: Iterable[Path], extra: str) -> str:
@@ -333,8 +349,9 @@ def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_d
                           hidden_frac=hidden_frac)
     if index is not None:
         index.parent.mkdir(parents=True, exist_ok=True)
-        tmp = index.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"root": str(corpus.root)}))
+        fd, tmp = tempfile.mkstemp(prefix=f".{index.stem}-", suffix=".tmp", dir=index.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"root": str(corpus.root)}))
         os.replace(tmp, index)
     return corpus
 

@@ -45,6 +45,22 @@ CASES = {
     "daemon": "import os, time\ndef solve(xs):\n    if os.fork() == 0:\n        os.setsid()\n"
               "        if os.fork() == 0:\n            time.sleep(600)\n        os._exit(0)\n"
               "    return [0.25 * x for x in xs]\n",
+    "nan": "def solve(xs):\n    return [float('nan')] * len(xs)\n",
+    # its own PID namespace's /proc: itself and its runner only, no host process or command line
+    "proc_view": "import os\ndef solve(xs):\n    pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+                 "    lines = [open(f'/proc/{p}/cmdline', 'rb').read() for p in pids]\n"
+                 "    if len(pids) > 4 or any(b'pytest' in c for c in lines):\n"
+                 "        raise RuntimeError(f'sees the host: {len(pids)} processes')\n"
+                 "    return [0.125 * x for x in xs]\n",
+    # many files, each under the file-size limit, together over the disk quota
+    "disk_quota": "import time\ndef solve(xs):\n    for i in range(64):\n"
+                  "        open(f'blob{i}', 'wb').write(b'x' * (4 << 20))\n        time.sleep(0.05)\n"
+                  "    time.sleep(30)\n",
+    "world_writable": "def solve(xs):\n    for d in ('/tmp', '/var/tmp', '/run/lock', '/dev/shm'):\n"
+                      "        try:\n            open(d + '/cambrian-left-behind', 'w').write('x')\n"
+                      "        except OSError:\n            continue\n"
+                      "        if d != '/dev/shm':\n            raise RuntimeError(f'{d} is writable')\n"
+                      "    return [0.0625 * x for x in xs]\n",
 }
 
 
@@ -66,7 +82,7 @@ def campaign(tmp_path_factory):
            "budget": {"max_nodes": len(sources)},
            # The worker's timeout is generous (busy CI machines); the candidate's is short.
            "evaluator": {"name": "python-code", "options": {"candidate_timeout_s": 8}},
-           "sandbox": {"timeout_s": 60, "memory_mb": 256, "max_procs": 32},
+           "sandbox": {"timeout_s": 60, "memory_mb": 256, "max_procs": 32, "disk_mb": 64},
            "agents": [{"name": "a", "operators": ["seeds"], "max_in_flight": 2}]}
     try:
         result = Campaign.from_config(cfg, run).run()
@@ -108,6 +124,7 @@ def test_good_code_scores_zero_loss(campaign):
     ("write_store", "Permission denied"),
     ("write_result", "Permission denied"),
     ("network", "no network in the sandbox"),
+    ("disk_quota", "disk quota exceeded"),
 ])
 def test_hostile_code_fails_with_a_readable_reason(campaign, case, reason):
     n = campaign["nodes"][case]
@@ -162,3 +179,24 @@ def _uid(proc: Path) -> int | None:
 def test_candidates_ran_as_throwaway_uids(campaign):
     uids = {sandbox_record(campaign, k)["uid"] for k in CASES}
     assert None not in uids and 0 not in uids and len(uids) == len(CASES)
+
+
+def test_a_nan_objective_is_invalid_and_ranks_nowhere(campaign):
+    n = campaign["nodes"]["nan"]
+    assert n.status == NodeStatus.INVALID and "loss" not in n.metrics
+    assert "objective is nan" in n.error
+    assert campaign["result"].best.id != n.id
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private /proc and read-only world dirs need root")
+def test_the_candidate_sees_only_its_own_processes_and_no_writable_world_dirs(campaign):
+    for case in ("proc_view", "world_writable"):
+        assert campaign["nodes"][case].status == NodeStatus.DONE, campaign["nodes"][case].error
+    for d in ("/tmp", "/var/tmp", "/run/lock"):
+        assert not Path(d, "cambrian-left-behind").exists()
+
+
+def test_the_disk_quota_stopped_the_writer_early(campaign):
+    work = campaign["run"] / "evals" / campaign["nodes"]["disk_quota"].id / "work" / "candidate"
+    written = sum(f.stat().st_size for f in work.glob("blob*"))
+    assert 48 << 20 < written < 256 << 20  # killed near the 64 MB quota, long before its 256 MB

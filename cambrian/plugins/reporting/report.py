@@ -57,7 +57,7 @@ def write_report(run_dir: str | Path) -> Path:
     from cambrian.core.campaign import Campaign
 
     run_dir = Path(run_dir)
-    campaign = Campaign.resume(run_dir)
+    campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     store = campaign.open_store()
     nodes = store.nodes(phase="search")
     phase_nodes = [n for n in store.nodes() if n.phase != "search"]

@@ -29,7 +29,7 @@ from pydantic import Field
 from cambrian import EvalJob, Evaluator, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
-from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
+from cambrian.execution.harness import candidate_limits, explain, private_dir, record, run_candidate
 from cambrian.plugins.domains.attention.domain import options_with_defaults
 from cambrian.scaling.device import Runtime
 
@@ -59,8 +59,12 @@ def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
 def _corpus(settings: dict[str, Any], run_dir: str):
     from cambrian.scaling.data import load_corpus
 
-    cache = settings.get("cache_dir") or str(Path(run_dir) / "cache")
-    return load_corpus(**settings["corpus"], cache_dir=cache)
+    return load_corpus(**settings["corpus"], cache_dir=corpus_cache(settings, run_dir))
+
+
+def corpus_cache(settings: dict[str, Any], run_dir: str) -> Path:
+    """The corpus cache (it holds the hidden split): private to the trusted worker."""
+    return private_dir(settings.get("cache_dir") or Path(run_dir) / "cache")
 
 
 def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str, Any]:
@@ -175,7 +179,8 @@ class AttentionEvaluator(Evaluator):
         nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
         if self.uses_gpu(job):  # CUDA maps far more address space than it uses (docs/sandbox.md)
             nested = nested.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB})
-        res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested)
+        res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested,
+                            hide=(corpus_cache(settings, job.run_dir),))
         out = cand_dir / "out"
         record(res, workdir / "sandbox.json")
         err = out / "error.json"

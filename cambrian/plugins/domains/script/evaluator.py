@@ -41,7 +41,7 @@ from pydantic import Field
 
 from cambrian import EvalJob, Evaluator, Metric, Options
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.harness import candidate_limits, record, run_candidate
+from cambrian.execution.harness import candidate_limits, private_dir, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
 
 CLAIM = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*[:=]\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$", re.M)
@@ -76,14 +76,18 @@ def corpus_tokens(task, run_dir: str, split: str = "val") -> dict[str, Any]:
 
     data = {"corpus": {"source": "stdlib"}, "train_tokens": 2_000_000, "val_tokens": 65_536,
             "hidden_tokens": 32_768, **task.data}
-    cache = data.get("cache_dir") or str(Path(run_dir) / "cache")
-    corpus = load_corpus(**data["corpus"], cache_dir=cache)
+    corpus = load_corpus(**data["corpus"], cache_dir=corpus_cache(task, run_dir))
     if corpus.vocab_size != 256:
         raise ValueError("script LM tasks are byte-level: the corpus needs the byte tokenizer")
     return {"train": np.asarray(corpus.tokens("train")[: data["train_tokens"]]),
             "val": np.asarray(corpus.tokens("val")[: data["val_tokens"]]),
             "hidden": _held_out(corpus.tokens("hidden"), int(data["hidden_tokens"]), split),
             "eval_tokens": int(data.get("eval_tokens", 32_768))}
+
+
+def corpus_cache(task, run_dir: str) -> Path:
+    """The corpus cache (it holds the hidden split): private to the trusted worker."""
+    return private_dir(task.data.get("cache_dir") or Path(run_dir) / "cache")
 
 
 def _held_out(tokens, n: int, split: str):
@@ -98,7 +102,7 @@ def _held_out(tokens, n: int, split: str):
 
 
 def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimits,
-               data: dict[str, Any] | None) -> SandboxResult:
+               data: dict[str, Any] | None, hide: tuple[Path, ...] = ()) -> SandboxResult:
     """Lay out one run of the script and execute it sandboxed."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -119,7 +123,7 @@ def run_script(task, source: str, run_dir: Path, seed: int, limits: SandboxLimit
         env["TASK_EVAL_TOKENS"] = str(data["eval_tokens"])
     if "target_bpb" in task.options:
         env["TASK_TARGET_BPB"] = str(task.options["target_bpb"])
-    return run_candidate(cmd, run_dir, limits, env)
+    return run_candidate(cmd, run_dir, limits, env, hide=hide)
 
 
 RUN_SCRIPT = Path(__file__).with_name("run_script.py")  # see its docstring
@@ -169,7 +173,9 @@ class ScriptEvaluator(Evaluator):
             rd = workdir / f"run{r}"
             # the task's limit per run, but never past what the worker has left (harness rule)
             limits = candidate_limits(worker, task.budgets.timeout_s)
-            res = run_script(task, job.candidate.content, rd, seed, limits, data)
+            # the task folder (scoring code, hidden labels) and the corpus cache stay out of sight
+            hide = (task.root, corpus_cache(task, job.run_dir)) if data is not None else (task.root,)
+            res = run_script(task, job.candidate.content, rd, seed, limits, data, hide)
             record(res, workdir / f"run{r}.json", seed=seed)
             if res.timed_out or res.returncode != 0:
                 raise ScriptFailed(f"run {r} (seed {seed}) failed: {res.reason}\n{_tail(res.stderr_tail)}")

@@ -28,7 +28,9 @@ metrics that are not one number per run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -103,15 +105,45 @@ def detect_layout(root: Path) -> Callable[[Path], dict[str, Any]] | None:
     return None
 
 
+class SubmissionRejected(RuntimeError):
+    """What the script exported is not a plain file inside its own folder."""
+
+
+def copy_submission(src: Path, dst: Path, root: Path) -> None:
+    """Copy the candidate's file ``src`` to ``dst`` without following links, as the trusted side.
+
+    A symbolic link, a FIFO, a device or anything but a regular file is rejected, and so is a
+    path that leaves ``root`` (through a linked folder): the harness runs as root and must never
+    read what the candidate points it at.
+    """
+    rel = src.relative_to(root)
+    real_parent = os.path.realpath(src.parent)
+    if real_parent != os.path.realpath(root) and not real_parent.startswith(os.path.realpath(root) + os.sep):
+        raise SubmissionRejected(f"submission {rel} lies behind a linked folder; export plain files")
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        kind = "a symbolic link" if src.is_symlink() else f"unreadable ({exc.strerror})"
+        raise SubmissionRejected(f"submission {rel} is {kind}; export plain files") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SubmissionRejected(f"submission {rel} is not a regular file (a FIFO, device or folder)")
+        with open(dst, "xb") as out:
+            shutil.copyfileobj(f, out)
+
+
 def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str, float]:
     """Run the task's own evaluation on what the script exported; return its metrics.
 
-    A fresh directory gets the exported files (``options.submission`` globs), the
-    task's evaluation files and its hidden files; the command's last printed JSON
-    object holds the metrics. It is the task's code, not the agent's.
+    A fresh directory gets the exported files (``options.submission`` globs, plain files only,
+    see :func:`copy_submission`), the task's evaluation files and its hidden files; the
+    command's last printed JSON object holds the metrics. It is the task's code, not the
+    agent's, but it reads the agent's files, so it runs as a throw-away unprivileged uid too,
+    and an error it prints (which may quote the hidden labels) never reaches the store: the
+    reason names only how it ended. Its timeout is ``options.eval_timeout_s`` (300), never past
+    what the worker (``worker``, its limits) has left: the harness's one rule.
     """
-    from cambrian.core.config import SandboxLimits
-    from cambrian.execution.sandbox import run_sandboxed
+    from cambrian.execution.harness import candidate_limits, run_candidate
 
     opts = task.options
     ev = run_dir.parent / (run_dir.name + "-eval")
@@ -120,10 +152,11 @@ def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str,
     ev.mkdir()
     exported = 0
     for pattern in opts.get("submission", ["submission.csv"]):
-        for f in run_dir.glob(pattern):
-            if f.is_file() and f.name not in opts.get("eval_files", []):
-                shutil.copy2(f, ev / f.name)
-                exported += 1
+        for f in sorted(run_dir.glob(pattern)):
+            if f.name in opts.get("eval_files", []) or (f.is_dir() and not f.is_symlink()):
+                continue
+            copy_submission(f, ev / f.name, run_dir)
+            exported += 1
     if exported == 0:
         raise RuntimeError(f"the script exported nothing matching {opts.get('submission')}")
     for f in opts.get("eval_files", []):
@@ -135,9 +168,12 @@ def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str,
     from cambrian.plugins.domains.script.evaluator import python_command
 
     cmd = python_command(opts["eval_command"])
-    res = run_sandboxed(cmd, ev, candidate_limits(worker, float(opts.get("eval_timeout_s", 300))))
-    if res.returncode != 0:
-        raise RuntimeError(f"the task's evaluation failed: {res.reason}")
+    limits = candidate_limits(worker, float(opts.get("eval_timeout_s", 300)))
+    res = run_candidate(cmd, ev, limits, hide=(task.root,))
+    if res.timed_out or res.returncode != 0:
+        how = "timed out" if res.timed_out else f"exit code {res.returncode}"
+        raise RuntimeError(f"the task's evaluation of the submission failed ({how}); "
+                           f"its output is in {ev.name}/stderr.log")
     for line in reversed(res.stdout_tail.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):

@@ -1,0 +1,185 @@
+"""Evaluation integrity: a candidate can't read what judges it, can't point the harness at other
+files, can't race the store or the caches. Each case asserts what can be observed: the node's
+status, its metrics, files on disk; never the wording."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from cambrian import Candidate, EvalJob, NodeStatus
+from cambrian.core.config import SandboxLimits
+from cambrian.execution.evaluation import evaluate_here
+from cambrian.execution.harness import private_dir, run_candidate
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a throw-away uid needs root")
+LABELS = [3.0, -1.0, 4.0, 1.5, -5.0, 9.0]
+SECRET = "root-only-secret-7f3a"
+
+EVALUATE = """\
+import json
+sub = [float(x) for x in open("submission.csv").read().split()]
+labels = [float(x) for x in open("hidden/labels.csv").read().split()]
+if len(sub) != len(labels):
+    raise SystemExit(f"bad submission: {open('submission.csv').read()[:200]}")
+print(json.dumps({"MAE": sum(abs(a - b) for a, b in zip(sub, labels)) / len(labels)}))
+"""
+
+
+def airs_task(root: Path) -> Path:
+    """An AIRS-Bench-style command task whose hidden labels and scorer are world-readable on disk."""
+    root.mkdir(mode=0o755)
+    (root / "metadata.yaml").write_text(textwrap.dedent("""\
+        metric_lower_is_better: true
+        file_export_globs: [submission.csv]
+        logging_info: {name: Toy, metric: MAE}
+        """))
+    (root / "project_description.md").write_text("Predict six numbers.\n")
+    (root / "evaluate.py").write_text(EVALUATE)
+    (root / "solution.py").write_text("")
+    (root / "hidden").mkdir(mode=0o755)
+    (root / "hidden" / "labels.csv").write_text("\n".join(map(str, LABELS)) + "\n")
+    for p in [root, *root.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return root
+
+
+def evaluate(task: Path, run: Path, source: str, name: str):
+    options = {"task": str(task), "overrides": {"budgets": {"repeats": 1, "time_s": 2, "timeout_s": 60}}}
+    job = EvalJob(node_id=name, run_dir=str(run), domain="script", domain_options=options,
+                  evaluator="script", candidate=Candidate(kind="script", content=source),
+                  limits={"timeout_s": 120})
+    work = run / "evals" / name / "work"
+    work.mkdir(parents=True)
+    return evaluate_here(job, work)
+
+
+HONEST = "open('submission.csv', 'w').write('0\\n' * 6)\n"
+STEAL = """\
+import shutil
+for path in ("{task}/hidden/labels.csv", "{task}/evaluate.py"):
+    try:
+        data = open(path).read()
+    except OSError:
+        continue
+    if path.endswith("labels.csv"):
+        open("submission.csv", "w").write(data)
+        raise SystemExit(0)
+open("submission.csv", "w").write("0\\n" * 6)
+"""
+
+
+@ROOT_ONLY
+def test_hidden_labels_and_scoring_code_are_out_of_the_candidates_sight(open_tmp_path):
+    task = airs_task(open_tmp_path / "task")
+    honest = evaluate(task, open_tmp_path / "run", HONEST, "honest")
+    thief = evaluate(task, open_tmp_path / "run", STEAL.format(task=task), "thief")
+    assert honest.status == thief.status == NodeStatus.DONE, (honest.error, thief.error)
+    mae = sum(abs(x) for x in LABELS) / len(LABELS)
+    assert honest.metrics["MAE"].value == pytest.approx(mae)
+    assert thief.metrics["MAE"].value == pytest.approx(mae)  # it found nothing to copy
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_linked_or_special_submission_is_rejected_and_nothing_leaks(open_tmp_path, kind):
+    task = airs_task(open_tmp_path / "task")
+    secret = open_tmp_path / "root-only.txt"
+    secret.write_text(SECRET + "\n")
+    secret.chmod(0o600)
+    make = (f"import os\nos.symlink({str(secret)!r}, 'submission.csv')\n" if kind == "symlink"
+            else "import os\nos.mkfifo('submission.csv')\n")
+    run = open_tmp_path / "run"
+    t0 = time.monotonic()
+    out = evaluate(task, run, make, kind)
+    assert out.status == NodeStatus.FAILED and out.metrics == {}
+    assert time.monotonic() - t0 < 60  # a FIFO is never opened for a blocking read
+    assert SECRET not in (out.error or "")
+    for f in run.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            assert SECRET.encode() not in f.read_bytes(), f
+
+
+@ROOT_ONLY
+def test_private_and_hidden_paths_are_unreadable_to_the_candidate(open_tmp_path):
+    cache = private_dir(open_tmp_path / "cache")
+    (cache / "hidden.bin").write_bytes(b"hidden split")
+    trusted = open_tmp_path / "trusted"
+    trusted.mkdir(mode=0o755)
+    (trusted / "score.py").write_text("LABELS = [1, 2, 3]\n")
+    (trusted / "score.py").chmod(0o644)
+    code = textwrap.dedent(f"""\
+        import os
+        seen = []
+        for path in ({str(cache / 'hidden.bin')!r}, {str(trusted / 'score.py')!r}):
+            try:
+                if open(path).read():
+                    seen.append(path)
+            except OSError:
+                pass
+        open("seen.txt", "w").write("\\n".join(seen))
+        """)
+    work = open_tmp_path / "w"
+    res = run_candidate([sys.executable, "-c", code], work, SandboxLimits(timeout_s=60), hide=(trusted,))
+    assert res.returncode == 0, res.stderr_tail
+    assert (work / "seen.txt").read_text() == ""
+    assert (trusted / "score.py").read_text() == "LABELS = [1, 2, 3]\n"  # hidden only in its view
+
+
+def _build(cache: str) -> int:
+    from cambrian.scaling.data import build_corpus
+
+    docs = [(f"doc{i}", f"text number {i} " * 200) for i in range(40)]
+    c = build_corpus(docs, name="race", cache_dir=cache)
+    return sum(c.n_tokens.values())
+
+
+def test_parallel_fresh_corpus_builds_all_succeed_with_one_copy(tmp_path):
+    with ProcessPoolExecutor(4) as pool:
+        sizes = list(pool.map(_build, [str(tmp_path)] * 4))
+    assert len(set(sizes)) == 1 and sizes[0] > 0
+    roots = list((tmp_path / "corpora").iterdir())
+    assert len(roots) == 1 and not list(roots[0].glob(".build-*"))
+
+
+HOLD = """\
+import sys, time
+from cambrian.core.rundir import RunDirLock
+RunDirLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_fails_at_once_naming_the_holder_and_readers_still_work(tmp_path):
+    from cambrian import Campaign
+    from tests.conftest import toy_config
+
+    run = tmp_path / "run"
+    Campaign.from_config(toy_config(), run).run()
+    before = (run / "store.sqlite").stat().st_mtime_ns
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cli = [sys.executable, "-m", "cambrian.cli"]
+        second = subprocess.run([*cli, "resume", str(run), "--quiet"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert str(holder.pid) in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        fresh = subprocess.run([*cli, "run", "--out", str(run), "--quiet", "--default"],
+                               capture_output=True, text=True, timeout=120)
+        assert fresh.returncode == 2
+        assert (run / "store.sqlite").stat().st_mtime_ns == before  # nothing written
+        shown = subprocess.run([*cli, "show", str(run)], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    again = Campaign.resume(run)  # free again once the holder is gone
+    again._run_lock.release()
