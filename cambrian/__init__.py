@@ -9,7 +9,7 @@ from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, Execut
                                       LLMResponse, Operator, OperatorContext, Options, Phase, Proposal,
                                       Scaffold, SearchView)
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
-                                   MetricSpec, Node, NodeStatus, best_nodes)
+                                   MetricSpec, Node, NodeStatus, ReportSection, best_nodes)
 from cambrian.core.errors import CambrianError
 from cambrian.core.campaign import Campaign, CampaignResult
 from cambrian.core.store import Store
@@ -17,6 +17,6 @@ from cambrian.core.store import Store
 __all__ = [
     "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "ExecutorOptions", "Options", "LLMBackend", "LLMResponse", "Operator",
     "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
-    "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus",
+    "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus", "ReportSection",
     "best_nodes", "CambrianError", "Campaign", "CampaignResult", "Store",
 ]

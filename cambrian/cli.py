@@ -6,13 +6,14 @@ import sys
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.live import Live
 
 from cambrian.core.errors import CambrianError
+from cambrian.core.plugins import get_plugin_manager
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -233,58 +234,38 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory.")) -> None:
     console.print(f"report: {write_report(run_dir)}")
 
 
-@app.command()
-def export(run_dir: Path = typer.Argument(..., help="Run directory."),
-           node: str = typer.Argument(..., help="Node id (or a unique prefix)."),
-           out: Path = typer.Option(..., "--out", help="Folder for the transformers model.")) -> None:
-    """Write a node's trained model as a transformers model directory (architecture specs)."""
-    from cambrian.plugins.domains.compose.export import export_node
-
-    console.print(f"exported: {export_node(run_dir, node, out)}")
+def _name(command: Any) -> str:
+    return command.name or getattr(command.callback, "__name__", "?").replace("_", "-")
 
 
-attention_app = typer.Typer(help="The attention pack: register a passing mixer design as a primitive.",
-                            no_args_is_help=True)
-app.add_typer(attention_app, name="attention")
+def add_plugin_commands(target: typer.Typer, pm: Any = None) -> None:
+    """Each plugin's ``cambrian_commands`` on ``target`` (the packs' own: ``export``,
+    ``attention register``, ``script results``, ...), in registration order; a command
+    name that is already taken is a :class:`CambrianError` naming both owners."""
+    pm = pm or get_plugin_manager()
+    owner = {_name(c): "cambrian.cli" for c in target.registered_commands + target.registered_groups}
+    for impl in pm.hook.cambrian_commands.get_hookimpls():  # in registration order
+        plugin = pm.pm.get_name(impl.plugin) or "?"
+        n_commands, n_groups = len(target.registered_commands), len(target.registered_groups)
+        impl.function(app=target)
+        for c in target.registered_commands[n_commands:] + target.registered_groups[n_groups:]:
+            if _name(c) in owner:
+                raise CambrianError(f"plugins {owner[_name(c)]!r} and {plugin!r} both add the command "
+                                    f"{_name(c)!r}; disable one with CAMBRIAN_DISABLE_PLUGINS")
+            owner[_name(c)] = plugin
 
 
-@attention_app.command("register")
-def attention_register(run_dir: Path = typer.Argument(..., help="Run directory of an attention campaign."),
-                       node: str = typer.Argument(..., help="Id of a node whose design passed evaluation."),
-                       name: str = typer.Option(..., "--name", help="Primitive name for specs, e.g. my_mixer."),
-                       folder: Optional[Path] = typer.Option(None, "--dir", help="Designs folder (default "
-                                                             "$CAMBRIAN_PRIMITIVES_DIR or ~/.cambrian/primitives)."),
-                       overwrite: bool = typer.Option(False, "--overwrite")) -> None:
-    """Register a design as a primitive: specs (compose campaigns and their workers) may then name it."""
-    from cambrian.plugins.domains.attention.designs import register_node
-
-    try:
-        path = register_node(run_dir, node, name, folder, overwrite=overwrite)
-    except ValueError as exc:
-        raise CambrianError(str(exc)) from None
-    console.print(f"registered primitive {name!r}: {path}")
-
-
-script_app = typer.Typer(help="The script pack: keep/discard history of a script campaign.", no_args_is_help=True)
-app.add_typer(script_app, name="script")
-
-
-@script_app.command("results")
-def script_results(run_dir: Path = typer.Argument(..., help="Run directory of a script campaign.")) -> None:
-    """Write results.tsv and results.html (keep/discard per agent) and print the table."""
-    from cambrian.plugins.domains.script.history import results_table, write_results
-
-    for path in write_results(run_dir):
-        console.print(f"wrote {path}")
-    for agent, rows in results_table(run_dir).items():
-        for d in rows:
-            value = "-" if d.value is None else f"{d.value:.4f}"
-            console.print(f"{agent}\t{d.node_id}\t{d.operator}\t{value}\t{d.decision}\t{d.reason}",
-                          highlight=False)
+try:  # at import, so `from cambrian.cli import app` (tests, scripts) has every command
+    add_plugin_commands(app)
+    _plugin_error: CambrianError | None = None
+except CambrianError as exc:  # reported by main() as a one-line error
+    _plugin_error = exc
 
 
 def main() -> None:
     try:
+        if _plugin_error is not None:
+            raise _plugin_error
         app(standalone_mode=False)
     except CambrianError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)

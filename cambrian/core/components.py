@@ -152,10 +152,6 @@ class Domain(Component, ABC):
         """The task description given to LLM operators."""
         return self.description
 
-    def report_html(self, run_dir: "Path") -> str:
-        """An HTML section of the domain's own for the campaign report ('' for none)."""
-        return ""
-
     def render(self, candidate: Candidate) -> str:
         """The candidate as text for a prompt (a fenced JSON or code block)."""
         if isinstance(candidate.content, str):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import pluggy
 
 if TYPE_CHECKING:
-    from cambrian.core.records import Node
+    from cambrian.core.records import Node, ReportSection
 
 hookspec = pluggy.HookspecMarker("cambrian")
 
@@ -104,3 +104,28 @@ def cambrian_node_evaluated(run_dir: str, node: "Node") -> None:
 def cambrian_campaign_end(run_dir: str, reason: str, summary: dict[str, Any]) -> None:
     """Called once when a campaign stops: ``reason`` says why (a budget name,
     ``complete``), ``summary`` holds the node counts and the best node id."""
+
+
+# --- the faces of a pack: its commands and its part of the report ---
+
+
+@hookspec
+def cambrian_commands(app: Any) -> None:
+    """Add commands to the ``cambrian`` command line (as llm's ``register_commands``).
+
+    ``app`` is the root ``typer.Typer``: ``@app.command()`` adds a command,
+    ``app.add_typer(sub, name="pack")`` a group. Called once when the CLI is
+    imported; a name another plugin already added is an error naming both.
+    """
+
+
+@hookspec
+def cambrian_report_sections(run_dir: str, config: dict[str, Any],
+                             phases: dict[str, Any]) -> Iterable[ReportSection] | None:
+    """Return sections for the campaign's HTML report (:class:`cambrian.ReportSection`).
+
+    Called when a report is written: ``run_dir`` is the campaign's directory (figures
+    go in ``run_dir/figures``), ``config`` the campaign config as a dict (check
+    ``config["domain"]["name"]`` to speak only for your own pack), ``phases`` the
+    stored phase summaries by name. Return ``None`` or ``[]`` for nothing.
+    """

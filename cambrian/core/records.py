@@ -198,3 +198,16 @@ def rank_insights(insights: Iterable[Insight], k: int | None = None) -> list[Ins
     """Best-supported first, newest first among equals; at most ``k``."""
     ranked = sorted(insights, key=lambda i: (-len(i.evidence), -i.created_at))
     return ranked if k is None else ranked[:k]
+
+
+class ReportSection(_Record):
+    """A section of the campaign report that a plugin contributes (``cambrian_report_sections``).
+
+    ``html`` is trusted markup, inserted as it is (embed figures as ``data:`` URIs);
+    ``phases`` names the phase summaries it shows, which the report then leaves out
+    of its generic per-phase JSON.
+    """
+
+    title: str
+    html: str
+    phases: tuple[str, ...] = ()

@@ -2,11 +2,15 @@
 
 Each function takes plain records (nodes, phase summaries), draws one figure,
 saves it to ``path`` and returns the path, or returns None when there is
-nothing to draw (e.g. no scaling phase in this domain).
+nothing to draw. Packs draw their own figures (compose: scaling curves, the
+ladder) with :func:`pyplot`, :func:`palette` and :func:`save`, and embed them in
+their report section with :func:`embed`.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
 DPI = 110
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,17 +29,25 @@ def _plt():
     return plt
 
 
-def _colors(names: list[str]) -> dict[str, Any]:
-    plt = _plt()
+def palette(names: list[str]) -> dict[str, Any]:
+    plt = pyplot()
     cmap = plt.get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
+
+
+def embed(path: Path | None, alt: str) -> str:
+    """An ``<img>`` with the PNG inline (a data: URI), so the page stands on its own; '' for None."""
+    if path is None:
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _metric(n: Node, name: str) -> float | None:
@@ -48,7 +60,7 @@ def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
     top = best_nodes(nodes, objective)[:k]
     if not top:
         return None
-    plt, colors = _plt(), _colors(agents)
+    plt, colors = pyplot(), palette(agents)
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(top) + 1.2))
     ys = list(range(len(top)))[::-1]
     vals = [n.score(objective) for n in top]
@@ -63,14 +75,14 @@ def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
     ax.set_title("Leaderboard (search)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[a]) for a in agents]
     ax.legend(handles, agents, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def best_so_far(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path) -> Path | None:
     """Best objective so far against cumulative evaluation FLOPs and wall time, per agent."""
     if not best_nodes(nodes, objective):
         return None
-    plt, colors = _plt(), _colors(agents)
+    plt, colors = pyplot(), palette(agents)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sign = 1 if objective.direction.value == "min" else -1
     use_flops = any(n.cost.flops > 0 for n in nodes)
@@ -97,14 +109,14 @@ def best_so_far(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Best so far per agent")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def search_graph(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path) -> Path | None:
     """Every node at (creation order, objective); arrows from parents to children."""
     if not nodes:
         return None
-    plt, colors = _plt(), _colors(agents)
+    plt, colors = pyplot(), palette(agents)
     order = sorted(nodes, key=lambda n: n.created_at)
     x = {n.id: i for i, n in enumerate(order)}
     scores = [n.score(objective) for n in order]
@@ -136,7 +148,7 @@ def search_graph(nodes: list[Node], objective: MetricSpec, agents: list[str], pa
     ax.set_ylabel(objective.name)
     ax.set_title("Search graph: parents -> children")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -155,7 +167,7 @@ def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str],
     done = [n for n in nodes if n.score(objective) is not None]
     if not axes_metrics or not done:
         return None
-    plt, colors = _plt(), _colors(agents)
+    plt, colors = pyplot(), palette(agents)
     sign = 1 if objective.direction.value == "min" else -1
     fig, axes = plt.subplots(1, len(axes_metrics), figsize=(5.5 * len(axes_metrics), 4), squeeze=False)
     for ax, m in zip(axes[0], axes_metrics):
@@ -177,63 +189,7 @@ def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str],
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Quality against size and compute")
-    return _save(fig, path)
-
-
-def scaling_curves(summary: dict[str, Any] | None, path: Path) -> Path | None:
-    """Per design: frontier points of loss vs compute and the fitted power law."""
-    if not summary or not summary.get("designs"):
-        return None
-    designs = [d for d in summary["designs"] if d.get("fit")]
-    if not designs:
-        return None
-    import numpy as np
-
-    plt = _plt()
-    colors = _colors([d["label"] for d in designs])
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for d in designs:
-        f, c = d["fit"], colors[d["label"]]
-        C = np.array([p[0] for p in f["points"]])
-        L = np.array([p[1] for p in f["points"]])
-        ax.scatter(C, L, color=c, s=14)
-        grid = np.geomspace(C.min(), C.max() * 1.5, 50)
-        extra = f" ({d['vs_llama']['percent_faster']:+.1f}% vs llama)" if d.get("vs_llama") else ""
-        ax.plot(grid, f["a"] * grid ** -f["b"], color=c,
-                label=f"{d['label']}: b={f['b']:.3f} [{f['b_ci'][0]:.3f}, {f['b_ci'][1]:.3f}]{extra}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training FLOPs")
-    ax.set_ylabel("train loss (bits per byte)")
-    ax.set_title("Scaling: loss vs compute over the ladder, fits L = a C^-b")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def ladder_scores(summary: dict[str, Any] | None, path: Path) -> Path | None:
-    """Validation score of each promoted design at each rung (rank agreement at a glance)."""
-    if not summary or not summary.get("designs"):
-        return None
-    plt = _plt()
-    rungs = [r["name"] for r in summary["ladder"]]
-    colors = _colors([d["label"] for d in summary["designs"]])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for d in summary["designs"]:
-        ys = [d["rungs"].get(r, {}).get("score") for r in rungs]
-        xs = [i for i, v in enumerate(ys) if v is not None]
-        ax.plot(xs, [ys[i] for i in xs], marker="o", color=colors[d["label"]], label=d["label"],
-                ls="--" if d.get("kind") == "baseline" else "-")
-    ax.set_xticks(range(len(rungs)), rungs)
-    ax.set_ylabel("validation score")
-    ra = summary.get("rank_agreement", {})
-    title = "Ladder"
-    if ra.get("spearman") is not None:
-        title += f": Spearman {ra['spearman']:.2f}, Kendall {ra['kendall']:.2f} (n={ra['n']})"
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
@@ -242,7 +198,7 @@ def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
     rows = [r for r in summary["designs"] if r.get("mean") is not None]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
     ys = list(range(len(rows)))[::-1]
     for y, r in zip(ys, rows):
@@ -255,14 +211,14 @@ def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
     ax.set_title("Hidden evaluation: " + ("beats the baseline" if verdict else
                                           "no win beyond the seed spread" if verdict is False else "no verdict"))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Path | None:
     """Wall time, training FLOPs and LLM tokens, per agent and per phase."""
     if not nodes:
         return None
-    plt = _plt()
+    plt = pyplot()
     groups: dict[str, list[Node]] = {}
     for n in nodes:
         key = n.agent if n.phase == "search" else f"phase {n.phase.split(':')[0]}"
@@ -287,4 +243,4 @@ def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Pat
         ax.set_yticks(range(len(names))[::-1], names, fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Costs per agent and phase")
-    return _save(fig, path)
+    return save(fig, path)

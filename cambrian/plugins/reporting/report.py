@@ -5,10 +5,11 @@ stopped, or after it finished) and writes ``report.html`` plus
 ``figures/*.png``; the page embeds the same PNGs as base64 so it opens
 anywhere on its own. Figures: leaderboard, best so far per agent against
 compute and wall time, the search graph, quality against parameters and FLOPs
-with the Pareto front, scaling curves with fits, the ladder, the hidden-split
-evaluation, costs. Phase summaries (stored as meta ``phase:<name>``) are shown
-as tables where the report knows them (aggregation, scaling, hidden) and as JSON
-otherwise.
+with the Pareto front, the hidden-split evaluation, costs. Plugins (a domain
+pack for its own phases) add sections through ``cambrian_report_sections``,
+with figures of their own. Phase summaries (stored
+as meta ``phase:<name>``) that no section shows appear as JSON; the hidden
+evaluation has its own table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from cambrian.core.records import best_nodes
+from cambrian.core.plugins import get_plugin_manager
+from cambrian.core.records import ReportSection, best_nodes
 from cambrian.plugins.reporting import figures
 
 
@@ -45,12 +47,19 @@ def make_figures(run_dir: Path, nodes: list, phase_nodes: list, objective, agent
         "best_so_far": figures.best_so_far(nodes, objective, agents, out_dir / "best_so_far.png"),
         "search_graph": figures.search_graph(nodes, objective, agents, out_dir / "search_graph.png"),
         "quality_vs_cost": figures.quality_vs_cost(nodes, objective, agents, out_dir / "quality_vs_cost.png"),
-        "scaling": figures.scaling_curves(phases.get("scaling"), out_dir / "scaling.png"),
-        "ladder": figures.ladder_scores(phases.get("scaling"), out_dir / "ladder.png"),
         "hidden": figures.hidden_results(phases.get("hidden"), out_dir / "hidden.png"),
         "costs": figures.costs(nodes + phase_nodes, llm_calls, out_dir / "costs.png"),
     }
     return {k: v for k, v in made.items() if v is not None}
+
+
+def report_sections(run_dir: Path, config: dict[str, Any], phases: dict[str, Any]) -> list[ReportSection]:
+    """What plugins add to the report (``cambrian_report_sections``), in registration order;
+    their HTML is trusted markup."""
+    hook = get_plugin_manager().hook.cambrian_report_sections
+    found = [s for batch in reversed(hook(run_dir=str(run_dir), config=config, phases=phases))
+             for s in batch or ()]
+    return [s.model_copy(update={"html": Markup(s.html)}) for s in found]
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -74,6 +83,7 @@ def write_report(run_dir: str | Path) -> Path:
     llm_calls = store.llm_calls()
     figs = make_figures(run_dir, nodes, phase_nodes, obj, agents, phases, llm_calls)
     images = {k: base64.b64encode(p.read_bytes()).decode() for k, p in figs.items()}
+    sections = report_sections(run_dir, campaign.config.model_dump(mode="json"), phases)
     total = store.total_cost()
     env = Environment(loader=PackageLoader("cambrian.plugins.reporting", "templates"),
                       autoescape=select_autoescape())
@@ -85,7 +95,7 @@ def write_report(run_dir: str | Path) -> Path:
         notes=store.notes(limit=50), llm_calls=llm_calls, escape=html.escape,
         images=images, phases=phases, total=total, elapsed=store.get_meta("elapsed_s", 0.0),
         n_phase_nodes=len(phase_nodes), to_json=lambda v: json.dumps(v, indent=1, default=str),
-        domain_section=Markup(campaign.domain.report_html(run_dir)),  # the domain's own HTML
+        sections=sections, shown_phases={name for s in sections for name in s.phases},
     )
     out = run_dir / "report.html"
     out.write_text(page)

@@ -2,9 +2,12 @@
 
 The pack: the domain (spec candidates, seeds, baselines, objective, LLM task
 description), structured spec operators, the ``compose`` evaluator (proxy LM
-training + MQAR) and the phases after search (aggregation, scaling steps,
-hidden evaluation). See docs/compose.md.
+training + MQAR), the phases after search (aggregation, scaling steps, hidden
+evaluation), its report sections (report.py, figures.py) and its command
+(``cambrian export``, commands.py). See docs/compose.md.
 """
+
+from typing import Any
 
 from cambrian import hookimpl
 from cambrian.plugins.domains.compose.domain import ComposeDomain
@@ -25,3 +28,19 @@ def cambrian_operators():
 @hookimpl
 def cambrian_evaluators():
     return [ComposeEvaluator]
+
+
+@hookimpl
+def cambrian_commands(app: Any) -> None:
+    # typer and the command's imports stay out of evaluation workers, which import this pack
+    from cambrian.plugins.domains.compose.commands import register
+
+    register(app)
+
+
+@hookimpl
+def cambrian_report_sections(run_dir: str, config: dict, phases: dict) -> list:
+    # jinja2 and the figures stay out of evaluation workers, which import this pack
+    from cambrian.plugins.domains.compose.report import report_sections
+
+    return report_sections(run_dir, config, phases)

@@ -2,17 +2,20 @@
 
 Registers the ``script`` domain and evaluator and the ``keep-discard``
 scaffold, records a ``script_decision`` event for every evaluated search node
-of a script campaign, and writes the keep/discard fragment (``results.tsv``,
-``results.html``) into the run directory when the campaign ends. No torch at import.
+of a script campaign, writes the keep/discard fragment (``results.tsv``,
+``results.html``) into the run directory when the campaign ends, shows the same
+history as its section of the report, and adds ``cambrian script results``
+(commands.py). No torch at import.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cambrian import hookimpl
-from cambrian.plugins.domains.script.domain import ScriptDomain
+from cambrian import ReportSection, Store, hookimpl
+from cambrian.plugins.domains.script.domain import ScriptDomain, task_from_options
 from cambrian.plugins.domains.script.evaluator import ScriptEvaluator
+from cambrian.plugins.domains.script.history import decide, history_html, write_results
 from cambrian.plugins.domains.script.scaffold import KeepDiscardScaffold
 
 
@@ -43,10 +46,6 @@ _OTHER_RUNS: set[str] = set()  # run dirs known not to be script campaigns: skip
 def cambrian_node_evaluated(run_dir: str, node: Any) -> None:
     if node.phase != "search" or run_dir in _OTHER_RUNS:
         return
-    from cambrian import Store
-    from cambrian.plugins.domains.script.domain import task_from_options
-    from cambrian.plugins.domains.script.history import decide
-
     store = Store(run_dir, create=False)
     try:
         config = _is_script_campaign(store)
@@ -64,9 +63,6 @@ def cambrian_node_evaluated(run_dir: str, node: Any) -> None:
 
 @hookimpl
 def cambrian_campaign_end(run_dir: str, reason: str, summary: dict) -> None:
-    from cambrian import Store
-    from cambrian.plugins.domains.script.history import write_results
-
     store = Store(run_dir, create=False)
     try:
         script = _is_script_campaign(store) is not None
@@ -74,3 +70,20 @@ def cambrian_campaign_end(run_dir: str, reason: str, summary: dict) -> None:
         store.close()
     if script:
         write_results(run_dir)
+
+
+@hookimpl
+def cambrian_commands(app: Any) -> None:
+    # typer stays out of evaluation workers, which import this pack
+    from cambrian.plugins.domains.script.commands import register
+
+    register(app)
+
+
+@hookimpl
+def cambrian_report_sections(run_dir: str, config: dict, phases: dict) -> list[ReportSection]:
+    """The keep/discard history per agent, as in autoresearch's results table."""
+    if config.get("domain", {}).get("name") != "script":
+        return []
+    write_results(run_dir)
+    return [ReportSection(title="Keep / discard history", html=history_html(run_dir))]

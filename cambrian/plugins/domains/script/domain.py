@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -79,13 +78,6 @@ class ScriptDomain(Domain):
 
     def seeds(self, rng: random.Random) -> list[Candidate]:
         return [Candidate(kind="script", content=self.task.seed_source(), meta={"seed": "task baseline"})]
-
-    def report_html(self, run_dir: Path) -> str:
-        """The keep/discard history per agent, as in autoresearch's results table."""
-        from cambrian.plugins.domains.script.history import write_results
-
-        write_results(run_dir)
-        return (Path(run_dir) / "results.html").read_text()
 
     def baselines(self) -> dict[str, Candidate]:
         return {"task-baseline": self.seeds(random.Random(0))[0]}

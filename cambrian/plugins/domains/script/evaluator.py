@@ -43,6 +43,7 @@ from cambrian import EvalJob, Evaluator, Metric, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.harness import candidate_limits, private_dir, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
+from cambrian.plugins.domains.script.scoring import bits_per_byte, check_causal, load_saved_model
 
 CLAIM = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*[:=]\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$", re.M)
 
@@ -197,8 +198,6 @@ class ScriptEvaluator(Evaluator):
                 if m.name in metrics:
                     check_claim(printed, m.name, metrics[m.name], m.direction.value == "min", tol)
             return metrics
-        from cambrian.plugins.domains.script.scoring import (bits_per_byte, check_causal,
-                                                             load_saved_model)
 
         import torch
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cambrian import Direction, MetricSpec, Node, NodeStatus
+from cambrian.plugins.domains.script.domain import task_from_options
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,6 @@ def incumbent(decisions: list[Decision]) -> str | None:
 def results_table(run_dir: str | Path) -> dict[str, list[Decision]]:
     """Every agent's decisions, recomputed from the store of a script campaign."""
     from cambrian import Store
-    from cambrian.plugins.domains.script.domain import task_from_options
-
     store = Store(run_dir, create=False)
     try:
         config = store.get_meta("config") or {}
@@ -111,8 +110,17 @@ def write_results(run_dir: str | Path) -> list[Path]:
                                     d.reason.replace("\t", " ")]))
     tsv = run_dir / "results.tsv"
     tsv.write_text("\n".join(lines) + "\n")
+    frag = run_dir / "results.html"
+    frag.write_text("<section id='keep-discard'><h2>Keep / discard history</h2>\n"
+                    + history_html(run_dir, table) + "\n</section>\n")
+    return [tsv, frag]
+
+
+def history_html(run_dir: str | Path, table: dict[str, list[Decision]] | None = None) -> str:
+    """The keep/discard tables per agent, as HTML (the report section and ``results.html``)."""
+    table = results_table(run_dir) if table is None else table
     colour = {"keep": "#e6f4e6", "discard": "#f4f4f4", "crash": "#f8e1e1"}
-    parts = ["<section id='keep-discard'><h2>Keep / discard history</h2>"]
+    parts = []
     for agent, rows in table.items():
         parts.append(f"<h3>{html.escape(agent)}</h3><table><tr><th>#</th><th>node</th><th>operator</th>"
                      "<th>value</th><th>spread</th><th>status</th><th>reason</th></tr>")
@@ -122,7 +130,4 @@ def write_results(run_dir: str | Path) -> list[Path]:
                          f"<td>{'' if d.spread is None else f'{d.spread:.4f}'}</td><td>{d.decision}</td>"
                          f"<td>{html.escape(d.reason)}</td></tr>")
         parts.append("</table>")
-    parts.append("</section>")
-    frag = run_dir / "results.html"
-    frag.write_text("\n".join(parts) + "\n")
-    return [tsv, frag]
+    return "\n".join(parts)
