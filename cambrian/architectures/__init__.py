@@ -1,6 +1,9 @@
 """Architecture building blocks: primitives, specs, counting, the model builder, export.
 
-Validating and counting specs needs no torch; :func:`build_model` imports it.
+Validating and counting specs needs no torch; :func:`build_model` imports it, and so
+do the submodules that need it (``model``, ``hf``, ``modules``), loaded on first use:
+``from cambrian import architectures`` at a module's top stays light, and
+``architectures.hf.to_hf(...)`` imports transformers only when it runs.
 
     from cambrian.architectures import ArchSpec, build_model, count, reference_spec
     spec = reference_spec("llama", d_model=128, n_layers=4, max_seq_len=256)
@@ -10,6 +13,7 @@ Validating and counting specs needs no torch; :func:`build_model` imports it.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from cambrian.architectures.counting import Counts, LayerCount, count
@@ -28,6 +32,15 @@ def build_model(spec: "ArchSpec | dict[str, Any]", seed: int = 0) -> "CambrianLM
     from cambrian.architectures.model import build_model as _build
 
     return _build(spec, seed)
+
+
+_LAZY = ("model", "hf", "modules")  # torch (and transformers) behind them
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

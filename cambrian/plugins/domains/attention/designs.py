@@ -18,6 +18,8 @@ import pwd
 import re
 from pathlib import Path
 
+from cambrian.architectures import primitive_names
+
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
@@ -39,8 +41,6 @@ def design_primitives(folder: Path | None = None) -> list:
 
 def register_design(source: str, name: str, folder: Path | None = None, *, overwrite: bool = False) -> Path:
     """Write ``source`` as design ``name``; returns the file. The name must be a new primitive name."""
-    from cambrian.architectures import primitive_names
-
     if not NAME.match(name):
         raise ValueError(f"design name {name!r}: use lower-case letters, digits and _, starting with a letter")
     folder = folder or designs_dir()

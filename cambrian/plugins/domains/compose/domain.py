@@ -37,6 +37,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
+from cambrian.architectures import ArchSpec, primitive_names, reference_spec
+from cambrian.plugins.domains.compose.prompts import task_description
 from cambrian.scaling.device import DeviceName
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -76,7 +78,6 @@ class ComposeOptions(Options):
     def _known_primitives(cls, names: list[str] | None) -> list[str] | None:
         if names is None:
             return names
-        from cambrian.architectures import primitive_names
 
         known = set(primitive_names())
         missing = [p for p in names if p not in known]
@@ -141,7 +142,6 @@ class ComposeDomain(Domain):
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
-        from cambrian.architectures import ArchSpec
 
         content = candidate.content
         if not isinstance(content, dict):
@@ -171,8 +171,6 @@ class ComposeDomain(Domain):
         return out
 
     def _reference(self, name: str, d_model: int | None = None, n_layers: int | None = None) -> Candidate:
-        from cambrian.architectures import reference_spec
-
         ref = BASELINES[name]
         depth = n_layers or int(self.s["n_layers"])
         blocks = max(1, round(depth / BLOCK_LAYERS[ref]))
@@ -198,6 +196,4 @@ class ComposeDomain(Domain):
     # -- prompts -----------------------------------------------------------------------
 
     def describe(self) -> str:
-        from cambrian.plugins.domains.compose.prompts import task_description
-
         return task_description(self)

@@ -22,12 +22,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Candidate, Operator, OperatorContext, Options
+from cambrian.architectures import get_primitive
 from cambrian.plugins.domains.compose.patterns import Layer, minimal_layers, mutate_option
 
 
 def _token_mixers(primitives: tuple[str, ...]) -> list[str]:
-    from cambrian.architectures import get_primitive
-
     return [p for p in primitives if get_primitive(p).kind == "token"]
 
 

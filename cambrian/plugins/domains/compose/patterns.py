@@ -12,21 +12,19 @@ import math
 import random
 from typing import Any
 
+from cambrian.architectures import ArchSpec, get_primitive
+from cambrian.architectures.spec import GLOBAL_OPTIONS
+
 Layer = dict[str, Any]  # {"primitive": name, "options": {...}}
 
 
 def _draft(spec_dims: dict[str, Any]):
-    from cambrian.architectures import ArchSpec
-    from cambrian.architectures.spec import GLOBAL_OPTIONS
-
     dims = {o.name: spec_dims.get(o.name, o.default) for o in GLOBAL_OPTIONS}
     return ArchSpec(layers=(), **dims)
 
 
 def minimal_layers(spec: dict[str, Any]) -> list[Layer]:
     """The layers of a canonical spec with every derivable option removed."""
-    from cambrian.architectures import get_primitive
-
     draft = _draft(spec)
     out = []
     for layer in spec["layers"]:
@@ -89,8 +87,6 @@ def option_values(primitive: str, option: Any, d_model: int, current: Any) -> li
 
 
 def mutate_option(layer: Layer, d_model: int, rng: random.Random) -> Layer | None:
-    from cambrian.architectures import get_primitive
-
     prim = get_primitive(layer["primitive"])
     choices = [(o, v) for o in prim.options
                for v in option_values(prim.name, o, d_model, (layer.get("options") or {}).get(o.name, o.default))]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from cambrian.architectures import get_primitive
+
 if TYPE_CHECKING:
     from cambrian.plugins.domains.compose.domain import ComposeDomain
 
 
 def primitive_lines(names: tuple[str, ...]) -> list[str]:
-    from cambrian.architectures import get_primitive
-
     lines = []
     for name in names:
         p = get_primitive(name)

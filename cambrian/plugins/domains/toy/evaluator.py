@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from cambrian import EvalJob, Evaluator, Options
+from cambrian.plugins.domains.toy.domain import ToyDomain
 
 
 def rastrigin(x: list[float]) -> float:
@@ -30,8 +31,6 @@ class ToyEvaluator(Evaluator):
     Options = Options  # takes no options: the function and noise are the domain's
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
-        from cambrian.plugins.domains.toy.domain import ToyDomain
-
         opts = ToyDomain.parse_options(job.domain_options)
         fn = FUNCTIONS[opts.function]
         time.sleep(opts.sleep_s)
