@@ -5,6 +5,8 @@
 - ``mamba``: n_layers x mamba (Mamba-1 blocks carry no separate MLP)
 - ``hybrid``: Jamba / Nemotron-H style: mostly Mamba-2 mixers, one attention layer in
   every group of four mixers, each mixer followed by an MLP (swiglu)
+- ``mamba_hybrid``: the same layout with Mamba-1 mixers (Jamba's mixer): mostly Mamba-1,
+  one attention layer in every group of four mixers, each followed by a swiglu
 
 ``n_layers`` counts blocks (a mixer with its channel mixer), not residual layers.
 """
@@ -51,8 +53,16 @@ def hybrid(d_model: int, n_layers: int) -> list[dict[str, Any]]:
     return layers
 
 
+def mamba_hybrid(d_model: int, n_layers: int) -> list[dict[str, Any]]:
+    layers: list[dict[str, Any]] = []
+    for i in range(n_layers):
+        layers += [_attn(d_model) if i % 4 == 2 else {"primitive": "mamba"}, {"primitive": "swiglu"}]
+    return layers
+
+
 REFERENCES: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
-    "llama": llama, "composer": composer, "mamba": mamba, "hybrid": hybrid}
+    "llama": llama, "composer": composer, "mamba": mamba, "hybrid": hybrid,
+    "mamba_hybrid": mamba_hybrid}
 
 
 def reference_spec(name: str, d_model: int = 128, n_layers: int = 4, vocab_size: int = 256,

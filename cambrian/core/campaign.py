@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cambrian.core.components import (Domain, Executor, LLMBackend, LLMResponse, Operator, Phase,
-                                      OperatorContext, Scaffold, SearchView)
+from cambrian.core.components import (REEVALUATE_ROLES, Domain, Executor, LLMBackend, LLMResponse, Operator,
+                                      OperatorContext, Phase, Proposal, Scaffold, SearchView)
 from cambrian.core.config import (AgentConfig, CampaignConfig, check_components, load_config, parse_config,
                                   split_approvals)
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.coordinator import emit
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
-                                   best_nodes, canonical_json, rank_insights)
+                                   canonical_json, rank_insights)
 from cambrian.core.rundir import RunDirLock, new_run_dir
+from cambrian.core.standings import standings
 from cambrian.core.store import Store
 from cambrian.core.supervisor import Supervisor
 
@@ -128,6 +129,7 @@ class Campaign:
         self.evaluator = config.evaluator or _ref(self.domain.default_evaluator)
         self.pm.get("evaluator", self.evaluator.name)  # fail early on an unknown name
         self.objective = self.domain.objective
+        self._space = self.domain.search_space()  # what model-based scaffolds search
         self.agents = [self._make_agent(i, a) for i, a in enumerate(config.agents)]
         self._agents = {a.name: a for a in self.agents}
         self.store: Store | None = None
@@ -297,7 +299,9 @@ class Campaign:
                                              config=self.config.model_dump(mode="json"))
         self._elapsed_before = float(store.get_meta("elapsed_s", 0.0))
         self.nodes, self._hashes, self._cost, self._counts = {}, set(), {}, {}
-        self._board: list[tuple[float, float, str]] = []  # valid nodes, best first
+        self._evals: set[tuple[str, float, int]] = set()  # (candidate hash, fidelity, seed) evaluated
+        # valid nodes, best first: highest fidelity first, then by score
+        self._board: list[tuple[float, float, float, str]] = []
         for node in store.nodes(phase="search"):
             self._remember(node, node.cost)
         self._llm: dict[str | None, Cost] = {}  # every LLM call, also those that made no node
@@ -396,10 +400,10 @@ class Campaign:
 
     def evaluate(self, candidates: list[Candidate], *, phase: str, split: str = "val",
                  seeds: tuple[int, ...] = (0,), evaluator_options: dict[str, Any] | None = None,
-                 agent: str = "campaign") -> list[Node]:
+                 agent: str = "campaign", fidelity: float = 1.0) -> list[Node]:
         """Evaluate candidates outside search (a phase), each under every seed; block until done.
 
-        Node ids are derived from (phase, candidate, split, seed, evaluator options), so
+        Node ids are derived from (phase, candidate, split, seed, evaluator options, fidelity), so
         calling this again after a crash reuses finished nodes and re-runs only the rest.
         Returns the nodes in input order (candidate-major, then seed).
         """
@@ -410,12 +414,14 @@ class Campaign:
         for cand in candidates:
             for seed in seeds:
                 key = f"{phase}:{cand.hash}:{split}:{seed}:{canonical_json(options)}"
+                if float(fidelity) != 1.0:  # ids of full-budget evaluations stay as they were
+                    key += f":{float(fidelity)!r}"
                 node_id = hashlib.sha256(key.encode()).hexdigest()[:12]
                 try:
                     node = store.node(node_id)
                 except StoreError:
                     node = Node(id=node_id, agent=agent, operator=phase, candidate=cand, split=split,
-                                seed=seed, phase=phase)
+                                seed=seed, phase=phase, fidelity=float(fidelity))
                     store.add_node(node)
                 wanted.append(node)
                 if node.status.finished and node.status != NodeStatus.CANCELLED:
@@ -440,17 +446,18 @@ class Campaign:
         old = self.nodes.get(node.id)
         if (value := node.score(self.objective)) is not None and (old is None or not old.status.finished):
             sign = -1.0 if self.objective.direction == Direction.MAX else 1.0
-            bisect.insort(self._board, (sign * value, node.created_at, node.id))
+            bisect.insort(self._board, (-node.fidelity, sign * value, node.created_at, node.id))
         self.nodes[node.id] = node
         self._hashes.add(node.candidate.hash)
+        self._evals.add((node.candidate.hash, float(node.fidelity), node.seed))
         for key in (None, node.agent):
             self._cost[key] = self._cost.get(key, Cost()) + added_cost
         return node
 
     def top(self, k: int) -> list[Node]:
-        """The k best valid search nodes (kept sorted as results arrive)."""
+        """The k best valid search nodes, highest fidelity first (kept sorted as results arrive)."""
         with self._lock:
-            return [self.nodes[i] for _, _, i in self._board[:k]]
+            return [self.nodes[row[-1]] for row in self._board[:k]]
 
     def count(self, agent: str | None = None) -> int:
         return len(self.nodes) if agent is None else self._counts.get(agent, 0)
@@ -612,7 +619,8 @@ class Campaign:
             shared = [n for n in self.nodes.values() if n.status.finished]
 
         view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
-                          len(agent.in_flight), rng)
+                          len(agent.in_flight), rng, seed=self.config.seed,
+                          budget_left=self._budget_left(store, agent), space=self._space)
         proposal = agent.scaffold.propose(view)
         if proposal is None:
             if not agent.in_flight:  # nothing running and nothing to propose: a dead end
@@ -621,6 +629,16 @@ class Campaign:
             else:  # waiting for its own evaluations: no slots until one finishes
                 agent.waiting = True
             return False, []
+        if proposal.role in REEVALUATE_ROLES:  # no operator: the same candidate, evaluated again
+            with self._lock:
+                created = self._reevaluate(store, executor, agent, proposal)
+            agent.idle_steps = 0 if created else agent.idle_steps + 1
+            if agent.idle_steps >= MAX_IDLE_STEPS:
+                agent.stopped = "stalled"
+                store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new evaluations")
+            if created:
+                self.made_progress = True
+            return created, []
         ops = agent.operators.get(proposal.role)
         if not ops:
             raise CambrianError(f"scaffold {agent.scaffold.name!r} asked for a {proposal.role!r} "
@@ -651,7 +669,7 @@ class Campaign:
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
         with self._lock:
             created = self._add_candidates(store, executor, agent, op, proposal.parents, candidates,
-                                           step_cost)
+                                           step_cost, fidelity=proposal.fidelity, seed=proposal.seed)
         if created == 0 and step_cost.llm_tokens:
             store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
         agent.idle_steps = 0 if created or new else agent.idle_steps + 1
@@ -669,7 +687,8 @@ class Campaign:
         return Insight(text=text.strip()[:MAX_INSIGHT_CHARS], agent=agent, evidence=evidence)
 
     def _add_candidates(self, store: Store, executor: Executor, agent: Agent, op: Operator,
-                        parents: tuple[str, ...], candidates: list[Candidate], step_cost: Cost) -> int:
+                        parents: tuple[str, ...], candidates: list[Candidate], step_cost: Cost,
+                        fidelity: float = 1.0, seed: int | None = None) -> int:
         """Validate, deduplicate, write and submit an operator's candidates (under the lock)."""
         self._spend_llm(agent.name, step_cost)
         created = 0
@@ -687,14 +706,38 @@ class Campaign:
                 store.log_event("candidate_duplicate", agent=agent.name, hash=cand.hash)
                 continue
             node = Node(id=uuid.uuid4().hex[:12], agent=agent.name, operator=op.name,
-                        parents=tuple(parents), candidate=cand,
-                        seed=self.config.seed, cost=step_cost if created == 0 else Cost())
+                        parents=tuple(parents), candidate=cand, fidelity=float(fidelity),
+                        seed=self.config.seed if seed is None else seed,
+                        cost=step_cost if created == 0 else Cost())
             store.add_node(node)
             self._remember(node, node.cost)
             self._submit(store, executor, agent, node)
             created += 1
         return created
 
+
+    def _reevaluate(self, store: Store, executor: Executor, agent: Agent, proposal: Proposal) -> bool:
+        """A ``promote`` or ``reseed`` proposal: the parent's candidate as a new node (under the lock)."""
+        if len(proposal.parents) != 1:
+            raise CambrianError(f"scaffold {agent.scaffold.name!r}: a {proposal.role!r} proposal names "
+                                f"exactly one parent, got {len(proposal.parents)}")
+        pid = proposal.parents[0]
+        parent = self.nodes[pid] if pid in self.nodes else store.node(pid)
+        seed = parent.seed if proposal.seed is None else int(proposal.seed)
+        key = (parent.candidate.hash, float(proposal.fidelity), seed)
+        if key in self._evals:
+            store.log_event("evaluation_duplicate", agent=agent.name, node_id=pid,
+                            fidelity=key[1], seed=seed)
+            return False
+        if not self._room_for_node(agent):
+            store.log_event("candidate_dropped", agent=agent.name, reason="node budget reached")
+            return False
+        node = Node(id=uuid.uuid4().hex[:12], agent=agent.name, operator=proposal.role, parents=(pid,),
+                    candidate=parent.candidate, seed=seed, fidelity=float(proposal.fidelity))
+        store.add_node(node)
+        self._remember(node)
+        self._submit(store, executor, agent, node)
+        return True
 
     def _room_for_node(self, agent: Agent) -> bool:
         limits = ((self.config.budget.max_nodes, self.count()),
@@ -713,7 +756,7 @@ class Campaign:
         return EvalJob(node_id=node.id, run_dir=str(self.run_dir.resolve()), domain=self.domain.name,
                        domain_options=self.config.domain.options, evaluator=self.evaluator.name,
                        evaluator_options=self.evaluator.options, candidate=node.candidate,
-                       split=split, seed=self.config.seed if seed is None else seed,
+                       split=split, seed=node.seed if seed is None else seed, fidelity=node.fidelity,
                        limits=self.config.sandbox.model_dump())
 
     def _submit(self, store: Store, executor: Executor, agent: Agent, node: Node) -> None:
@@ -738,15 +781,16 @@ class Campaign:
     # -- reading ------------------------------------------------------------------------
 
     def leaderboard(self, k: int = 10) -> list[Node]:
-        return best_nodes(self.open_store().nodes(phase="search"), self.objective)[:k]
+        """The k best candidates' representative nodes (:func:`cambrian.core.standings.standings`)."""
+        return [s.node for s in standings(self.open_store().nodes(phase="search"), self.objective)[:k]]
 
     def result(self, reason: str) -> CampaignResult:
         nodes = self.open_store().nodes(phase="search")
         counts: dict[str, int] = {}
         for n in nodes:
             counts[n.status.value] = counts.get(n.status.value, 0) + 1
-        best = best_nodes(nodes, self.objective)
-        return CampaignResult(self.run_dir, reason, best[0] if best else None, counts,
+        best = standings(nodes, self.objective)
+        return CampaignResult(self.run_dir, reason, best[0].node if best else None, counts,
                               agent_errors=self.agent_errors(),
                               agent_names=tuple(a.name for a in self.agents))
 

@@ -118,6 +118,16 @@ class Domain(Component, ABC):
         """Named reference candidates evaluated by the same pipeline."""
         return {}
 
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        """The structured space model-based scaffolds (``bo``) search, as named parameters:
+        ``{"choices": [...]}`` (categorical), ``{"low": a, "high": b}`` (float) or
+        ``{"low": a, "high": b, "int": True}``. Empty: the domain has no such space."""
+        return {}
+
+    def from_params(self, params: dict[str, Any]) -> Candidate:
+        """The candidate a point of :meth:`search_space` stands for (validated)."""
+        raise NotImplementedError(f"domain {self.name!r} has no structured search space")
+
     def phases(self, options: dict[str, Any]) -> list["Phase"]:
         """Steps after search (aggregation, scaling, hidden evaluation), in order.
 
@@ -235,11 +245,23 @@ class Phase(Component, ABC):
 
 @dataclass
 class Proposal:
-    """A scaffold's request: apply an operator of ``role`` to ``parents`` (node ids)."""
+    """A scaffold's request: apply an operator of ``role`` to ``parents`` (node ids).
+
+    The new candidates are evaluated at ``fidelity`` (a multiple of the domain's
+    configured budget) with ``seed`` (None: the campaign's seed). Two roles need no
+    operator; the engine re-evaluates the single parent's candidate as a new node:
+    ``promote`` (at a higher fidelity) and ``reseed`` (at another seed), see
+    :data:`REEVALUATE_ROLES`. A re-evaluation that already exists is not repeated.
+    """
 
     role: str
     parents: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    fidelity: float = 1.0
+    seed: int | None = None
+
+
+REEVALUATE_ROLES = ("promote", "reseed")
 
 
 @dataclass
@@ -253,6 +275,9 @@ class SearchView:
     roles: tuple[str, ...]  # operator roles this agent has (draft, improve, ...)
     in_flight: int  # this agent's evaluations not yet finished
     rng: random.Random
+    seed: int = 0  # the campaign's seed (the seed of every evaluation not reseeded)
+    budget_left: dict[str, Any] = field(default_factory=dict)  # nodes / campaign_nodes / wall_s left (None: unlimited)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)  # the domain's search_space()
 
 
 class Scaffold(Component, ABC):

@@ -138,6 +138,9 @@ class Node(_Record):
     error: str | None = None
     split: str = "val"
     seed: int = 0
+    # The evaluation budget as a multiple of the domain's configured one (1 = as configured):
+    # multi-fidelity search screens at a fraction and re-evaluates the best at more.
+    fidelity: float = 1.0
     phase: str = "search"
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
@@ -171,6 +174,7 @@ class EvalJob(_Record):
     candidate: Candidate
     split: str = "val"
     seed: int = 0
+    fidelity: float = 1.0  # a multiple of the domain's configured evaluation budget
     limits: dict[str, Any] = Field(default_factory=dict)
 
 

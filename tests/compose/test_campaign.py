@@ -47,10 +47,10 @@ def test_search_and_phases_are_stored(run):
         assert d["fit"] is not None and d["fit"]["b"] > 0
     assert any("vs_llama" in d for d in scaling["designs"]) or len(scaling["designs"]) == 1
     hidden = store.get_meta("phase:hidden")
-    assert hidden["seeds"] == [0, 1] and isinstance(hidden["beats_baseline"], bool)
+    assert hidden["seeds"] == [1000, 1001] and isinstance(hidden["beats_baseline"], bool)
     assert hidden["verdict"] and all(r["n"] == 2 for r in hidden["designs"])
     hidden_nodes = store.nodes(phase="hidden")
-    assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == {0, 1}
+    assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == {1000, 1001}
 
 
 def test_phases_are_idempotent(run):
@@ -60,7 +60,7 @@ def test_phases_are_idempotent(run):
     designs = store.get_meta("phase:hidden")["designs"]
     from cambrian.plugins.domains.compose.phases import HiddenEvaluation
 
-    again = HiddenEvaluation(top_k=1, seeds=[0, 1], baselines=["llama"]).run(campaign)  # no executor needed:
+    again = HiddenEvaluation(top_k=1, seeds=2, baselines=["llama"]).run(campaign)  # no executor needed:
     assert {n.id for n in store.nodes()} == before  # every node is reused, none re-run
     assert [r["mean"] for r in again["designs"]] == [r["mean"] for r in designs]
 

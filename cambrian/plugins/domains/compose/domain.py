@@ -45,8 +45,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "former": ("attention", "swiglu", "mlp"),
     "hybrid": ("attention", "mamba", "mamba2", "swiglu", "mlp"),
 }
-BASELINES = {"llama": "llama", "composer": "composer", "nemotron": "hybrid"}
-BLOCK_LAYERS = {"llama": 2, "composer": 3, "hybrid": 2}  # residual layers per reference block
+# baseline name -> reference spec (cambrian.architectures.references): nemotron is the
+# Mamba-2 hybrid (Nemotron-H style), jamba the same layout with Mamba-1 mixers (Jamba's, no MoE)
+BASELINES = {"llama": "llama", "composer": "composer", "nemotron": "hybrid", "jamba": "mamba_hybrid"}
+BLOCK_LAYERS = {"llama": 2, "composer": 3, "hybrid": 2, "mamba_hybrid": 2}  # residual layers per block
 
 class ComposeOptions(Options):
     """The compose domain's options (see the module docstring)."""
@@ -160,10 +162,23 @@ class ComposeDomain(Domain):
                              f"({', '.join(self.primitives)})")
         return candidate.model_copy(update={"content": spec.to_dict()})
 
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        """Depth in [min_layers, max_layers] and one primitive per layer slot (the first
+        ``n_layers`` slots are used), with default options: the space Composer searches."""
+        lo, hi = self.s["min_layers"], self.s["max_layers"]
+        space: dict[str, dict[str, Any]] = {"n_layers": {"low": lo, "high": hi, "int": True}}
+        for i in range(hi):
+            space[f"layer_{i}"] = {"choices": list(self.primitives)}
+        return space
+
+    def from_params(self, params: dict[str, Any]) -> Candidate:
+        n = int(params["n_layers"])
+        return self.spec([params[f"layer_{i}"] for i in range(n)])
+
     def seeds(self, rng: random.Random) -> list[Candidate]:
         """The family's reference patterns at the proxy dims (those whose depth fits)."""
         out = []
-        for name in ("llama", "composer") + (("nemotron",) if self.s["family"] == "hybrid" else ()):
+        for name in ("llama", "composer") + (("nemotron", "jamba") if self.s["family"] == "hybrid" else ()):
             try:
                 out.append(self.validate(self._reference(name)))
             except ValueError:
@@ -179,7 +194,8 @@ class ComposeDomain(Domain):
         return Candidate(kind="spec", content=spec.to_dict(), meta={"baseline": name})
 
     def baselines(self) -> dict[str, Candidate]:
-        """Llama-style, Composer-style 1:2 and a Nemotron-H-like hybrid, at the proxy dims."""
+        """Llama-style, Composer-style 1:2, a Nemotron-H-like Mamba-2 hybrid and a Jamba-like
+        Mamba-1 hybrid, at the proxy dims."""
         return {name: self._reference(name) for name in BASELINES}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:

@@ -22,6 +22,8 @@ training and scoring time on a GPU.
 
 Evaluator options override the domain's training options for one evaluation (the
 scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
+The job's ``fidelity`` multiplies ``train_tokens`` (multi-fidelity search screens at a
+fraction of the proxy budget; warmup and cosine schedule span the shorter run).
 """
 
 from __future__ import annotations
@@ -188,6 +190,8 @@ class ComposeEvaluator(Evaluator):
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         s = settings({**job.domain_options, **self._overrides()})
+        if job.fidelity != 1.0:  # multi-fidelity search: a fraction (or multiple) of the training budget
+            s["train_tokens"] = max(1, round(int(s["train_tokens"]) * job.fidelity))
         return run_proxy(job.candidate.content, s, split=job.split, seed=job.seed, workdir=workdir,
                          run_dir=Path(job.run_dir), threads=job.limits.get("threads"),
                          save_model=self.options.save_model)

@@ -21,10 +21,12 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
     intervals), and "scales X% faster" compares b with the Llama-style baseline's
     (:func:`compare_slopes`). Rank agreement: Spearman and Kendall between the proxy's and the
     largest rung's ranking of the promoted designs.
-  hidden: {top_k: 2, seeds: [0, 1, 2], baselines: [llama], rung: null}
-    The ``top_k`` designs and the baselines, each trained with every seed and scored on the
-    hidden split (at the proxy scale, or at ``rung``). The best design "beats" the first
-    baseline only when its mean is lower by more than the sum of both seed standard
+  hidden: {top_k: 2, seeds: 5, baselines: [llama], rung: null}
+    The ``top_k`` designs (the leaderboard's: mean over seeds at the highest fidelity) and
+    the baselines, each trained with every seed and scored on the hidden split, at the
+    search's highest fidelity (or at ``rung``). ``seeds`` is a count of fresh seeds (from
+    1000 up, skipping every seed the search used), or a list that must not reuse one.
+    The best design "beats" the first baseline only when its mean is lower by more than the sum of both seed standard
     deviations; the verdict is stored either way.
 """
 
@@ -38,7 +40,8 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import Candidate, Node, NodeStatus, Options, Phase, best_nodes
+from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
+from cambrian.core.standings import hidden_seeds
 from cambrian.plugins.domains.compose.evaluator import CURVE_FILE, TRAINING_KEYS
 from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
 
@@ -53,15 +56,22 @@ def pattern(content: dict[str, Any]) -> str:
 
 
 def search_pool(campaign: Any, phases: tuple[str, ...] = ("search", "aggregation")) -> list[Node]:
-    """Valid nodes of ``phases``, best first, one per canonical hash."""
+    """One node per design of ``phases``, best first by the leaderboard's rule
+    (:func:`cambrian.standings`: the mean over seeds at the highest fidelity reached)."""
     store = campaign.open_store()
     nodes = [n for p in phases for n in store.nodes(phase=p)]
-    seen, out = set(), []
-    for n in best_nodes(nodes, campaign.objective):
-        if n.candidate.hash not in seen:
-            seen.add(n.candidate.hash)
-            out.append(n)
-    return out
+    return [row.node for row in standings(nodes, campaign.objective)]
+
+
+def search_fidelity(campaign: Any) -> float:
+    """The highest fidelity the search evaluated at (1.0 without multi-fidelity search)."""
+    return max((n.fidelity for n in campaign.open_store().nodes(phase="search")), default=1.0)
+
+
+def search_seeds(campaign: Any) -> set[int]:
+    """Every seed a search or selection evaluation used (the hidden phase must avoid them)."""
+    store = campaign.open_store()
+    return {n.seed for n in store.nodes() if n.phase != "hidden"} | {int(campaign.config.seed)}
 
 
 def node_summary(n: Node, objective: str) -> dict[str, Any]:
@@ -285,20 +295,22 @@ class HiddenEvaluation(Phase):
     name = "hidden"
 
     class Options(Options):
-        seeds: list[int] = Field([0, 1, 2], min_length=1, description="fresh evaluation seeds")
+        seeds: int | list[int] = Field(5, description="a count of fresh seeds (from 1000 up, never used "
+                                       "by the search), or a list of seeds the search did not use")
         baselines: list[str] = Field(["llama"], description="baselines compared (the first names the verdict)")
         top_k: int = Field(2, ge=0, description="search designs evaluated")
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
 
     def run(self, campaign: Any) -> dict[str, Any]:
-        seeds = tuple(self.options.seeds)
+        seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
         baselines = list(self.options.baselines)
         designs = promoted(campaign, self.options.top_k, baselines)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
+        fidelity = 1.0 if rung else search_fidelity(campaign)  # the finalists' budget
         cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung or {})) for d in designs]
         nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
-                                  evaluator_options=opts, agent="hidden")
+                                  evaluator_options=opts, agent="hidden", fidelity=fidelity)
         obj = campaign.objective.name
         rows = []
         for i, d in enumerate(designs):
@@ -308,7 +320,7 @@ class HiddenEvaluation(Phase):
                          "hash": d["hash"], "pattern": pattern(d["candidate"].content),
                          "nodes": [n.id for n in mine], "failed": sum(n.status != NodeStatus.DONE for n in mine),
                          **seed_stats(vals)})
-        return {"seeds": list(seeds), "rung": rung, "metric": obj, "designs": rows,
+        return {"seeds": list(seeds), "rung": rung, "fidelity": fidelity, "metric": obj, "designs": rows,
                 **verdict(rows, baselines[0] if baselines else None)}
 
 

@@ -5,8 +5,8 @@ test function (rastrigin, sphere or rosenbrock) plus Gaussian noise drawn from
 the evaluation seed. Evaluated in a sandboxed subprocess like any other domain.
 
 Options: dim (4), function ("rastrigin"), noise (0.01), bound (5.12), sleep_s (0.0).
-Phases (config ``phases.hidden``): ``{top_k: 3, seeds: [0, 1, 2]}`` re-evaluates the
-top designs on the hidden split under several seeds and reports mean and spread.
+Phases (config ``phases.hidden``): ``{top_k: 3, seeds: 3}`` re-evaluates the top designs
+on the hidden split under fresh seeds (never used by the search) and reports mean and spread.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cambrian import Candidate, Domain, MetricSpec, Options, Phase, best_nodes
+from cambrian import Candidate, Domain, MetricSpec, Options, Phase, standings
+from cambrian.core.standings import hidden_seeds
 
 
 class ToyDomain(Domain):
@@ -51,6 +52,12 @@ class ToyDomain(Domain):
         return Candidate(kind="vector", content=[round(rng.uniform(-self.bound, self.bound), 6)
                                                  for _ in range(self.dim)])
 
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        return {f"x{i}": {"low": -self.bound, "high": self.bound} for i in range(self.dim)}
+
+    def from_params(self, params: dict[str, Any]) -> Candidate:
+        return self.validate(Candidate(kind="vector", content=[float(params[f"x{i}"]) for i in range(self.dim)]))
+
     def seeds(self, rng: random.Random) -> list[Candidate]:
         return [self.sample(rng)]
 
@@ -71,13 +78,19 @@ class ToyDomain(Domain):
 
 
 class HiddenCheck(Phase):
-    """Re-evaluate the search's top-k on the hidden split, each under several seeds."""
+    """Re-evaluate the search's top-k on the hidden split, each under several fresh seeds.
+
+    The top-k are the leaderboard's (:func:`cambrian.standings`: mean at the highest
+    fidelity reached); they are evaluated at the highest fidelity of the search, with
+    ``seeds`` fresh seeds (a count, or a list that must not reuse a search seed).
+    """
 
     name = "hidden"
 
     class Options(Options):
         top_k: int = Field(3, ge=1, description="search designs re-evaluated")
-        seeds: list[int] = Field([0, 1, 2], min_length=1, description="evaluation seeds")
+        seeds: int | list[int] = Field(3, description="a count of fresh seeds (never used by the "
+                                       "search), or a list of seeds the search did not use")
 
     def estimate(self, campaign: Any) -> dict[str, Any]:
         valid = [n for n in campaign.nodes.values() if n.score(campaign.objective) is not None]
@@ -85,18 +98,21 @@ class HiddenCheck(Phase):
         return {"evaluations": evaluations, **campaign.estimate_evaluations(evaluations)}
 
     def run(self, campaign: Any) -> dict[str, Any]:
-        top = best_nodes(campaign.nodes.values(), campaign.objective)[: self.options.top_k]
-        seeds = tuple(self.options.seeds)
-        nodes = campaign.evaluate([n.candidate for n in top], phase=self.name, split="hidden", seeds=seeds)
+        search = list(campaign.nodes.values())
+        top = standings(search, campaign.objective)[: self.options.top_k]
+        seeds = tuple(hidden_seeds(self.options.seeds, {n.seed for n in search}))
+        fidelity = max((n.fidelity for n in search), default=1.0)
+        nodes = campaign.evaluate([r.node.candidate for r in top], phase=self.name, split="hidden",
+                                  seeds=seeds, fidelity=fidelity)
         obj = campaign.objective.name
         rows = []
         for i, origin in enumerate(top):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
             vals = [n.metrics[obj].value for n in runs if n.score(campaign.objective) is not None]
-            rows.append({"label": origin.id, "pattern": str(origin.candidate.content),
-                         "val": origin.score(campaign.objective), "values": vals,
+            rows.append({"label": origin.node.id, "pattern": str(origin.node.candidate.content),
+                         "val": origin.mean, "val_seeds": list(origin.seeds), "values": vals,
                          "mean": statistics.fmean(vals) if vals else None,
-                         "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+                         "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                          "failed": len(runs) - len(vals)})
-        return {"metric": obj, "seeds": list(seeds), "designs": rows,
+        return {"metric": obj, "seeds": list(seeds), "fidelity": fidelity, "designs": rows,
                 "verdict": f"top {len(top)} search designs re-evaluated on the hidden split"}

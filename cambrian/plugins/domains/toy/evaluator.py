@@ -1,4 +1,8 @@
-"""Evaluator for the ``toy`` domain: a test function plus seeded noise."""
+"""Evaluator for the ``toy`` domain: a test function plus seeded noise.
+
+The noise's standard deviation is ``noise / sqrt(fidelity)``: a higher-fidelity
+evaluation is a more precise measurement, as in multi-fidelity search.
+"""
 
 from __future__ import annotations
 
@@ -36,4 +40,5 @@ class ToyEvaluator(Evaluator):
         time.sleep(opts.sleep_s)
         noise = random.Random(f"{job.seed}:{job.candidate.hash}:{job.split}").gauss(0, 1)
         x = job.candidate.content
-        return {"loss": fn(x) + opts.noise * noise, "norm": math.sqrt(sphere(x))}
+        # fidelity f is like averaging f times as many noisy measurements: noise sd / sqrt(f)
+        return {"loss": fn(x) + opts.noise / math.sqrt(job.fidelity) * noise, "norm": math.sqrt(sphere(x))}

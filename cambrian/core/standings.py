@@ -1,0 +1,121 @@
+"""Standings: one row per candidate, ranked by its mean at the highest fidelity it reached.
+
+Under multi-fidelity search a candidate has several nodes: a short screening evaluation,
+re-evaluations at larger budgets (promotions) and at other seeds (reseeds). Raw scores at
+different fidelities do not compare (a longer-trained model scores better), and one seed
+is one draw of the noise. So the leaderboard groups a candidate's valid nodes by fidelity,
+takes the mean (and sd, where there is more than one seed) at the highest fidelity it
+reached, and ranks tier by tier: candidates that reached the highest fidelity first, by
+their mean there, then those whose highest is the next one, and so on. Every row says the
+fidelity it is ranked at; two rows of one tier are compared at a fidelity they share.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from cambrian.core.records import Direction, MetricSpec, Node
+
+
+class Standing(BaseModel):
+    """A candidate's result at one fidelity: its valid nodes there and their mean and sd."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hash: str
+    fidelity: float  # the fidelity this row is ranked at
+    mean: float
+    sd: float  # sample standard deviation over seeds (0.0 for one seed)
+    seeds: tuple[int, ...]
+    nodes: tuple[Node, ...]  # the valid nodes at this fidelity, oldest first
+    fidelities: tuple[float, ...]  # every fidelity with a valid result, ascending
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def node(self) -> Node:
+        """The representative node: the oldest valid evaluation at the ranked fidelity."""
+        return self.nodes[0]
+
+    def text(self, digits: int = 4) -> str:
+        """``mean`` or ``mean ± sd (n seeds)``."""
+        if self.n > 1:
+            return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f} ({self.n} seeds)"
+        return f"{self.mean:.{digits}f}"
+
+
+def _groups(nodes: Iterable[Node], objective: MetricSpec) -> dict[str, dict[float, list[Node]]]:
+    out: dict[str, dict[float, list[Node]]] = {}
+    for n in sorted(nodes, key=lambda n: n.created_at):
+        if n.score(objective) is not None:
+            out.setdefault(n.candidate.hash, {}).setdefault(float(n.fidelity), []).append(n)
+    return out
+
+
+def _standing(h: str, by_fid: dict[float, list[Node]], fidelity: float, objective: MetricSpec) -> Standing:
+    group = by_fid[fidelity]
+    values = [n.score(objective) for n in group]
+    return Standing(hash=h, fidelity=fidelity, mean=statistics.fmean(values),
+                    sd=statistics.stdev(values) if len(values) > 1 else 0.0,
+                    seeds=tuple(n.seed for n in group), nodes=tuple(group),
+                    fidelities=tuple(sorted(by_fid)))
+
+
+def standings(nodes: Iterable[Node], objective: MetricSpec, fidelity: float | None = None) -> list[Standing]:
+    """Valid candidates, best first (see the module docstring); invalid nodes never rank.
+
+    With ``fidelity``, only candidates with a valid result at that fidelity, ranked there.
+    Ties go to the candidate evaluated first.
+    """
+    sign = -1.0 if objective.direction == Direction.MAX else 1.0
+    rows = []
+    for h, by_fid in _groups(nodes, objective).items():
+        if fidelity is not None and float(fidelity) not in by_fid:
+            continue
+        rows.append(_standing(h, by_fid, float(fidelity) if fidelity is not None else max(by_fid), objective))
+    rows.sort(key=lambda r: (-r.fidelity, sign * r.mean, r.node.created_at))
+    return rows
+
+
+def shared_fidelity(a: Standing | Iterable[float], b: Standing | Iterable[float]) -> float | None:
+    """The highest fidelity at which both have a valid result (None when they share none)."""
+    fa = set(a.fidelities if isinstance(a, Standing) else a)
+    fb = set(b.fidelities if isinstance(b, Standing) else b)
+    both = fa & fb
+    return max(both) if both else None
+
+
+def fresh_seeds(count: int, used: Iterable[int], start: int = 1000) -> list[int]:
+    """``count`` seeds, from ``start`` up, that are not in ``used``.
+
+    The final (hidden) evaluation trains every design again with seeds the search never
+    used: a design selected on its search seeds' luck would otherwise keep that luck
+    (the winner's curse).
+    """
+    taken = set(used)
+    out: list[int] = []
+    seed = start
+    while len(out) < count:
+        if seed not in taken:
+            out.append(seed)
+        seed += 1
+    return out
+
+
+def hidden_seeds(option: int | Iterable[int] | None, used: Iterable[int], default: int = 5) -> list[int]:
+    """The hidden evaluation's seeds from a phase option: a count (fresh seeds, see
+    :func:`fresh_seeds`) or an explicit list, which must not reuse a search seed."""
+    used = set(used)
+    if option is None or isinstance(option, int):
+        return fresh_seeds(default if option is None else int(option), used)
+    seeds = [int(s) for s in option]
+    clash = sorted(set(seeds) & used)
+    if clash:
+        raise ValueError(f"hidden seeds {clash} were used by the search; the hidden evaluation needs seeds "
+                         f"the search never used (give a count, e.g. seeds: {len(seeds)}, for fresh ones)")
+    return seeds

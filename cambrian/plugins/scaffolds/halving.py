@@ -1,0 +1,163 @@
+"""The halving scaffold: multi-fidelity search (asynchronous successive halving) around any scaffold.
+
+Many candidates are screened cheaply, the best fraction is re-evaluated at a larger
+budget, and the best of those again, up to the finalists; the finalists' leaders then
+get extra seeds at the top fidelity before one of them is called best. Any domain can
+use it: a fidelity is a multiple of the domain's configured evaluation budget (the
+compose evaluator scales its training tokens by it, the toy evaluator shrinks its
+noise), carried by the node and the evaluation job.
+
+Each step, in order:
+  1. reseed: among the best ``reseed_top`` candidates at the top rung (by their mean),
+     one with fewer than ``seeds`` evaluations there: propose a ``reseed`` with the
+     next unused seed (campaign seed + 1, + 2, ...), so selection is by a mean and the
+     rivals of the leader are measured as often as the leader;
+  2. promote (ASHA, Li et al. 2020): from the highest rung down, if a rung has n valid
+     results at the campaign seed, its best n // eta that have no evaluation at the next
+     rung yet: propose the first as a ``promote`` (the engine evaluates the same
+     candidate again, as a new node, at the next rung's fidelity);
+  3. otherwise the inner scaffold proposes, and its candidates are screened at the first
+     rung.
+With a node budget, the budget's end goes to finalists: when ``reserve`` nodes or fewer
+are left, screening waits for the running evaluations and only promotions to the top rung
+are made, and only while that finalist's reseeds still fit.
+
+The inner scaffold sees only the screening evaluations (its own view of the search,
+with comparable scores); promotions and reseeds are this scaffold's. Everything is
+recomputed from the stored nodes at each step, so a resumed campaign continues the same
+schedule (the inner scaffold replays its own nodes through ``observe``).
+
+Options (defaults):
+  inner ({name: random}): the scaffold that makes new candidates, with its options;
+  rungs ([0.1, 0.33, 1.0]): ascending fidelities; the first screens, the last is final;
+  eta (3): promote the best 1/eta of each rung;
+  reseed_top (2), seeds (3): the best reseed_top finalists are evaluated with seeds
+    seeds each (the campaign seed and seeds - 1 more);
+  reserve (null): nodes kept for promotions and reseeds; null = len(rungs) - 1 +
+    reseed_top * (seeds - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cambrian import Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
+from cambrian.core.components import REEVALUATE_ROLES
+
+
+class _Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = "random"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HalvingOptions(Options):
+    inner: _Inner = Field(default_factory=_Inner, description="the scaffold that proposes new candidates")
+    rungs: list[float] = Field(default_factory=lambda: [0.1, 0.33, 1.0], min_length=1,
+                               description="ascending fidelities; the first screens, the last is final")
+    eta: int = Field(3, ge=2, description="promote the best 1/eta of each rung")
+    reseed_top: int = Field(2, ge=0, description="finalists that get extra seeds")
+    seeds: int = Field(3, ge=1, description="evaluations per reseeded finalist at the top rung")
+    reserve: int | None = Field(None, ge=0, description="nodes kept for promotions and reseeds")
+
+    @field_validator("inner", mode="before")
+    @classmethod
+    def _bare_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("rungs")
+    @classmethod
+    def _ascending(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 for f in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"rungs must be positive and strictly ascending, got {v}")
+        return [float(f) for f in v]
+
+
+def is_reevaluation(node: Node) -> bool:
+    return node.operator in REEVALUATE_ROLES
+
+
+class HalvingScaffold(Scaffold):
+    name = "halving"
+    Options = HalvingOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.opts = self.options
+        if self.opts.inner.name == self.name:
+            raise ValueError("halving: the inner scaffold cannot be halving itself")
+        from cambrian.core.plugins import get_plugin_manager
+
+        self.inner: Scaffold = get_plugin_manager().get("scaffold", self.opts.inner.name)(**self.opts.inner.options)
+        self.rungs = self.opts.rungs
+        o = self.opts
+        self.reserve = o.reserve if o.reserve is not None else len(self.rungs) - 1 + o.reseed_top * (o.seeds - 1)
+
+    def observe(self, node: Node) -> None:
+        if not is_reevaluation(node):
+            self.inner.observe(node)
+
+    # -- the schedule ---------------------------------------------------------------------
+
+    def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
+        """The next ASHA promotion, from the highest rung down (None when none is due).
+
+        With ``left`` nodes of budget: a promotion to the top rung only where its reseeds
+        still fit, one to a lower rung only while more than ``reserve`` nodes are left."""
+        have = {(n.candidate.hash, n.fidelity, n.seed) for n in view.nodes}
+        top = len(self.rungs) - 1
+        for i in range(top - 1, -1, -1):
+            if left is not None and (left < self.opts.seeds if i + 1 == top else left <= self.reserve):
+                continue
+            here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
+            ranked = standings(here, view.objective, fidelity=self.rungs[i])
+            for row in ranked[: len(ranked) // self.opts.eta]:
+                if (row.hash, self.rungs[i + 1], view.seed) not in have:
+                    return Proposal("promote", (row.node.id,), fidelity=self.rungs[i + 1], seed=view.seed)
+        return None
+
+    def reseeding(self, view: SearchView) -> Proposal | None:
+        """The next extra seed for a leading finalist (None when they all have ``seeds``)."""
+        if self.opts.seeds <= 1 or self.opts.reseed_top <= 0:
+            return None
+        top = self.rungs[-1]
+        finals = [n for n in view.nodes if n.fidelity == top]
+        for row in standings(finals, view.objective, fidelity=top)[: self.opts.reseed_top]:
+            used = {n.seed for n in finals if n.candidate.hash == row.hash}
+            if len(used) < self.opts.seeds:
+                seed = next(view.seed + j for j in range(1, 10 * self.opts.seeds) if view.seed + j not in used)
+                return Proposal("reseed", (row.node.id,), fidelity=top, seed=seed)
+        return None
+
+    def _nodes_left(self, view: SearchView) -> int | None:
+        left = [v for k, v in view.budget_left.items() if k in ("nodes", "campaign_nodes") and v is not None]
+        return min(left) if left else None
+
+    def propose(self, view: SearchView) -> Proposal | None:
+        left = self._nodes_left(view)
+        move = self.reseeding(view) or self.promotion(view, left)
+        if move is not None:
+            return move
+        if left is not None and left <= self.reserve and view.in_flight:
+            return None  # the budget's end is kept for what the running evaluations may earn
+        screening = [n for n in view.nodes if not is_reevaluation(n)]
+        inner_view = replace(view, nodes=screening, shared=[n for n in view.shared if not is_reevaluation(n)],
+                             in_flight=sum(not n.status.finished for n in screening))
+        move = self.inner.propose(inner_view)
+        if move is not None:
+            move.fidelity = self.rungs[0]
+        return move
+
+    def state(self, view: SearchView) -> dict[str, Any]:
+        """Per rung: the candidates with a valid result there (best first) and their means."""
+        return {"rungs": [{"fidelity": f, "standings": [
+            {"hash": r.hash, "mean": r.mean, "sd": r.sd, "seeds": list(r.seeds)}
+            for r in standings(view.nodes, view.objective, fidelity=f)]} for f in self.rungs]}
+
+
+@hookimpl
+def cambrian_scaffolds():
+    return [HalvingScaffold]

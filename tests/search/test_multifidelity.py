@@ -1,0 +1,192 @@
+"""Multi-fidelity search, noise-aware selection and the bo scaffold, on the toy domain."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cambrian import Campaign, Candidate, Metric, MetricSpec, Node, NodeStatus, SearchView, standings
+from cambrian.core.errors import ConfigError
+from cambrian.core.plugins import get_plugin_manager
+from cambrian.core.standings import fresh_seeds, hidden_seeds, shared_fidelity
+
+LOSS = MetricSpec(name="loss")
+ROLES = ("draft", "improve")
+_clock = [0.0]
+
+
+def node(cid, loss, fidelity=1.0, seed=0, operator="op", parents=(), status=NodeStatus.DONE, nid=None):
+    _clock[0] += 1
+    return Node(id=nid or f"{cid}-{fidelity}-{seed}", agent="a", operator=operator, parents=tuple(parents),
+                candidate=Candidate(kind="vector", content=[float(cid)]), status=status,
+                metrics={} if loss is None else {"loss": Metric(name="loss", value=loss)},
+                fidelity=fidelity, seed=seed, created_at=_clock[0])
+
+
+def view(nodes, budget_left=None, seed=0):
+    return SearchView("a", list(nodes), list(nodes), LOSS, ROLES,
+                      sum(not n.status.finished for n in nodes), random.Random(seed),
+                      seed=0, budget_left=budget_left or {})
+
+
+def halving(**options):
+    s = get_plugin_manager().get("scaffold", "halving")(**options)
+    return s
+
+
+# -- the leaderboard -----------------------------------------------------------------------
+
+def test_standings_rank_by_the_mean_at_the_highest_fidelity_reached():
+    nodes = [node(1, 1.0, 0.1), node(1, 3.0, 1.0, seed=0), node(1, 3.2, 1.0, seed=1),
+             node(2, 0.5, 0.1),  # best at screening, never promoted
+             node(3, 2.9, 1.0), node(4, None, 1.0, status=NodeStatus.FAILED)]
+    rows = standings(nodes, LOSS)
+    assert [(r.hash, r.fidelity) for r in rows] == [
+        (nodes[4].candidate.hash, 1.0), (nodes[1].candidate.hash, 1.0), (nodes[3].candidate.hash, 0.1)]
+    a = rows[1]
+    assert a.n == 2 and a.seeds == (0, 1) and a.mean == pytest.approx(3.1) and a.sd == pytest.approx(0.1414, abs=1e-4)
+    assert "±" in a.text() and "2 seeds" in a.text() and "±" not in rows[0].text()
+    assert a.fidelities == (0.1, 1.0) and shared_fidelity(a, rows[2]) == 0.1
+    assert shared_fidelity(rows[0], rows[2]) is None
+    screening = standings(nodes, LOSS, fidelity=0.1)  # compared where both were measured
+    assert [r.hash for r in screening] == [nodes[3].candidate.hash, nodes[0].candidate.hash]
+
+
+def test_campaign_best_is_chosen_by_the_mean_not_one_lucky_seed():
+    lucky = [node(1, 1.0, seed=0), node(1, 5.0, seed=1)]  # mean 3.0
+    steady = [node(2, 2.0, seed=0), node(2, 2.2, seed=1)]  # mean 2.1
+    assert standings(lucky + steady, LOSS)[0].hash == steady[0].candidate.hash
+
+
+# -- successive halving --------------------------------------------------------------------
+
+def test_halving_promotes_the_best_fraction_of_each_rung_then_screens_new_candidates():
+    h = halving(inner="random", rungs=[0.1, 0.3, 1.0], eta=3, reseed_top=0)
+    nodes = [node(i, loss, 0.1) for i, loss in enumerate([5.0, 1.0, 4.0, 2.0, 6.0, 3.0])]
+    p = h.propose(view(nodes))  # 6 results at rung 0: the best 2 go up, best first
+    assert (p.role, p.parents, p.fidelity, p.seed) == ("promote", (nodes[1].id,), 0.3, 0)
+    nodes.append(node(1, 0.9, 0.3, operator="promote", parents=[nodes[1].id]))
+    p = h.propose(view(nodes))
+    assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[3].id,), 0.3)
+    nodes.append(node(3, 0.7, 0.3, operator="promote", parents=[nodes[3].id], status=NodeStatus.RUNNING))
+    p = h.propose(view(nodes))  # 1 result at rung 1 (< eta): nothing due; the inner scaffold drafts
+    assert p.role in ("draft", "improve") and p.fidelity == 0.1
+    nodes[-1] = nodes[-1].model_copy(update={"status": NodeStatus.DONE})
+    nodes.append(node(0, 4.5, 0.3, operator="promote", parents=[nodes[0].id]))  # 3 results at rung 1
+    p = h.propose(view(nodes))  # the highest rung is served first
+    assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[7].id,), 1.0)
+
+
+def test_halving_reseeds_the_leading_finalists_before_one_is_called_best():
+    h = halving(inner="random", rungs=[0.1, 1.0], eta=2, reseed_top=2, seeds=3)
+    nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1), node(1, 3.0, 1.0, operator="promote"),
+             node(2, 3.5, 1.0, operator="promote"), node(3, 9.0, 1.0, operator="promote")]
+    asked = []
+    for _ in range(4):
+        p = h.propose(view(nodes))
+        assert p.role == "reseed" and p.fidelity == 1.0
+        parent = next(n for n in nodes if n.id == p.parents[0])
+        asked.append((parent.candidate.content[0], p.seed))
+        nodes.append(node(parent.candidate.content[0], parent.metrics["loss"].value, 1.0, seed=p.seed,
+                          operator="reseed", parents=p.parents))
+    assert asked == [(1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]  # the leader, then its rival; never #3
+    assert h.propose(view(nodes)).role in ("draft", "improve")
+    best = standings(nodes, LOSS)[0]
+    assert best.n == 3 and best.seeds == (0, 1, 2)
+
+
+def test_halving_keeps_the_budgets_end_for_promotions():
+    h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)  # reserve 1 + 1
+    nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1, status=NodeStatus.RUNNING)]
+    assert h.reserve == 2
+    assert h.propose(view(nodes, {"nodes": 2, "campaign_nodes": 10})) is None  # wait for the result
+    assert h.propose(view(nodes, {"nodes": 3})).fidelity == 0.1  # room left: screen on
+
+
+def test_halving_options_are_checked():
+    with pytest.raises(ConfigError, match="ascending"):
+        halving(rungs=[1.0, 0.5])
+    with pytest.raises(ConfigError, match="eta"):
+        halving(eta=1)
+
+
+# -- seeds ---------------------------------------------------------------------------------
+
+def test_hidden_seeds_are_fresh():
+    assert fresh_seeds(3, {1000, 1002}) == [1001, 1003, 1004]
+    assert hidden_seeds(2, {0, 1}) == [1000, 1001]
+    assert hidden_seeds([7, 8], {0, 1}) == [7, 8]
+    with pytest.raises(ValueError, match="used by the search"):
+        hidden_seeds([0, 5], {0, 1})
+
+
+# -- end to end on the toy domain ----------------------------------------------------------
+
+def _toy(tmp_path, agents, max_nodes, phases=None):
+    cfg = {"name": "mf", "seed": 0, "domain": {"name": "toy", "options": {"dim": 2, "function": "sphere",
+                                                                        "noise": 0.5}},
+           "executor": {"name": "local", "options": {"workers": 2}},
+           "budget": {"max_nodes": max_nodes}, "agents": agents, "phases": phases or {}}
+    campaign = Campaign.from_config(cfg, tmp_path / "run")
+    return campaign, campaign.run()
+
+
+@pytest.fixture(scope="module")
+def halving_bo_run(tmp_path_factory):
+    agent = {"name": "hb", "operators": ["space-draft"], "max_in_flight": 2,
+             "scaffold": {"name": "halving", "options": {
+                 "inner": {"name": "bo", "options": {"n_startup": 4}},
+                 "rungs": [0.1, 0.3, 1.0], "eta": 2, "reseed_top": 1, "seeds": 3}}}
+    return _toy(tmp_path_factory.mktemp("mf"), [agent], 16, {"hidden": {"top_k": 1, "seeds": 2}})
+
+
+def test_promotions_and_reseeds_reevaluate_the_same_candidate(halving_bo_run):
+    campaign, result = halving_bo_run
+    nodes = campaign.open_store().nodes(phase="search")
+    by_id = {n.id: n for n in nodes}
+    assert {n.fidelity for n in nodes} == {0.1, 0.3, 1.0}
+    for n in nodes:
+        if n.operator == "promote":
+            parent = by_id[n.parents[0]]
+            assert parent.candidate.hash == n.candidate.hash and parent.fidelity < n.fidelity
+            assert n.seed == parent.seed == 0
+        elif n.operator == "reseed":
+            assert n.fidelity == 1.0 and n.seed != 0
+        else:
+            assert n.fidelity == 0.1 and n.seed == 0 and "params" in n.candidate.meta
+    keys = [(n.candidate.hash, n.fidelity, n.seed) for n in nodes]
+    assert len(keys) == len(set(keys))  # no evaluation repeated
+    best = standings(nodes, campaign.objective)[0]
+    assert best.fidelity == 1.0 and best.n == 3 and result.best.candidate.hash == best.hash
+
+
+def test_hidden_phase_uses_fresh_seeds_at_the_final_fidelity(halving_bo_run):
+    campaign, _ = halving_bo_run
+    store = campaign.open_store()
+    search_seeds = {n.seed for n in store.nodes(phase="search")}
+    hidden = store.nodes(phase="hidden")
+    assert hidden and {n.fidelity for n in hidden} == {1.0} and {n.split for n in hidden} == {"hidden"}
+    assert not {n.seed for n in hidden} & search_seeds
+    summary = store.get_meta("phase:hidden")
+    assert summary["seeds"] == [1000, 1001] and summary["designs"][0]["val_seeds"] == [0, 1, 2]
+
+
+def test_bo_study_is_rebuilt_by_replay(halving_bo_run):
+    """A resumed bo agent (observe-replay over the stored nodes) asks what the live one asks."""
+    campaign, _ = halving_bo_run
+    live = campaign.agents[0].scaffold.inner
+    screening = [n for n in campaign.open_store().nodes(phase="search") if n.operator == "space-draft"]
+    fresh = get_plugin_manager().get("scaffold", "bo")(n_startup=4)
+    for n in screening:
+        fresh.observe(n)
+    v = lambda: SearchView("hb", screening, screening, campaign.objective, ("draft",), 0,
+                           random.Random(7), space=campaign.domain.search_space())
+    assert fresh.propose(v()).options["params"] == live.propose(v()).options["params"]
+    assert len([t for t in fresh.study.trials if t.value is not None]) == len(screening)
+
+
+def test_bo_needs_a_structured_space():
+    bo = get_plugin_manager().get("scaffold", "bo")()
+    with pytest.raises(ValueError, match="search space"):
+        bo.propose(view([]))
