@@ -100,8 +100,13 @@ def test_halving_keeps_the_budgets_end_for_promotions():
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)  # reserve 1 + 1
     nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1, status=NodeStatus.RUNNING)]
     assert h.reserve == 2
-    assert h.propose(view(nodes, {"nodes": 2, "campaign_nodes": 10})) is None  # wait for the result
+    assert h.propose(view(nodes, {"nodes": 2, "campaign_nodes": 10})) is None  # no more screening
     assert h.propose(view(nodes, {"nodes": 3})).fidelity == 0.1  # room left: screen on
+    done = [nodes[0], nodes[1].model_copy(update={"status": NodeStatus.DONE})]
+    p = halving(inner="random", rungs=[0.1, 1.0], eta=2, reseed_top=1, seeds=2).propose(view(done, {"nodes": 2}))
+    assert (p.role, p.fidelity) == ("promote", 1.0)  # a finalist and its reseed still fit
+    assert halving(inner="random", rungs=[0.1, 1.0], eta=2, reseed_top=1, seeds=2).propose(
+        view(done, {"nodes": 1})) is None  # its reseed would not: nothing
 
 
 def test_halving_options_are_checked():

@@ -19,8 +19,9 @@ Each step, in order:
   3. otherwise the inner scaffold proposes, and its candidates are screened at the first
      rung.
 With a node budget, the budget's end goes to finalists: when ``reserve`` nodes or fewer
-are left, screening waits for the running evaluations and only promotions to the top rung
-are made, and only while that finalist's reseeds still fit.
+are left, screening stops (the agent waits for its running evaluations, which may earn a
+promotion, and then stops, leaving the rest to other agents' finalists), and a promotion
+is made only while the rest of its way up (higher rungs and reseeds) fits.
 
 The inner scaffold sees only the screening evaluations (its own view of the search,
 with comparable scores); promotions and reseeds are this scaffold's. Everything is
@@ -105,12 +106,12 @@ class HalvingScaffold(Scaffold):
     def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
         """The next ASHA promotion, from the highest rung down (None when none is due).
 
-        With ``left`` nodes of budget: a promotion to the top rung only where its reseeds
-        still fit, one to a lower rung only while more than ``reserve`` nodes are left."""
+        With ``left`` nodes of budget, a promotion is made only where the rest of the way up
+        (the promotions above it and the finalist's reseeds) still fits in the budget."""
         have = {(n.candidate.hash, n.fidelity, n.seed) for n in view.nodes}
         top = len(self.rungs) - 1
         for i in range(top - 1, -1, -1):
-            if left is not None and (left < self.opts.seeds if i + 1 == top else left <= self.reserve):
+            if left is not None and left < (top - i) + max(0, self.opts.seeds - 1):
                 continue
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
             ranked = standings(here, view.objective, fidelity=self.rungs[i])
@@ -141,8 +142,10 @@ class HalvingScaffold(Scaffold):
         move = self.reseeding(view) or self.promotion(view, left)
         if move is not None:
             return move
-        if left is not None and left <= self.reserve and view.in_flight:
-            return None  # the budget's end is kept for what the running evaluations may earn
+        if left is not None and left <= self.reserve:
+            # The budget's end is kept for the finalists (this agent's, or another's): no
+            # more screening. With nothing running either, the agent is done.
+            return None
         screening = [n for n in view.nodes if not is_reevaluation(n)]
         inner_view = replace(view, nodes=screening, shared=[n for n in view.shared if not is_reevaluation(n)],
                              in_flight=sum(not n.status.finished for n in screening))
