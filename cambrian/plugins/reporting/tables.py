@@ -5,15 +5,23 @@ from __future__ import annotations
 from rich.table import Table
 
 from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
+from cambrian.core.standings import standings
 
 
 def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
                       title: str = "Leaderboard") -> Table:
-    t = Table(title=f"{title} ({objective.name}, {objective.direction.value})")
-    for col in ("rank", "node", "agent", "operator", objective.name, "wall s"):
-        t.add_column(col, justify="right" if col in ("rank", objective.name, "wall s") else "left")
-    for i, n in enumerate(best_nodes(nodes, objective)[:k], 1):
-        t.add_row(str(i), n.id, n.agent, n.operator, f"{n.score(objective):.4f}", f"{n.cost.wall_s:.1f}")
+    """One row per candidate (:func:`cambrian.standings`): mean ± sd over seeds at the highest
+    fidelity it reached, ranked tier by tier from the highest fidelity down."""
+    rows = standings(nodes, objective)[:k]
+    fids = sorted({r.fidelity for r in rows}, reverse=True)
+    note = f"; ranked at fidelity {', then '.join(f'{f:g}' for f in fids)}" if len(fids) > 1 else ""
+    t = Table(title=f"{title} ({objective.name}, {objective.direction.value}{note})")
+    for col in ("rank", "node", "agent", "operator", "fidelity", objective.name, "wall s"):
+        t.add_column(col, justify="left" if col in ("node", "agent", "operator") else "right")
+    for i, r in enumerate(rows, 1):
+        n = r.node
+        t.add_row(str(i), n.id, n.agent, n.operator, f"{r.fidelity:g}", r.text(),
+                  f"{sum(x.cost.wall_s for x in r.nodes):.1f}")
     return t
 
 

@@ -24,7 +24,8 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
   hidden: {top_k: 2, seeds: 5, baselines: [llama], rung: null}
     The ``top_k`` designs (the leaderboard's: mean over seeds at the highest fidelity) and
     the baselines, each trained with every seed and scored on the hidden split, at the
-    search's highest fidelity (or at ``rung``). ``seeds`` is a count of fresh seeds (from
+    proxy's budget (fidelity 1, or the search's highest where finalists went beyond it), or
+    at ``rung``. ``seeds`` is a count of fresh seeds (from
     1000 up, skipping every seed the search used), or a list that must not reuse one.
     The best design "beats" the first baseline only when its mean is lower by more than the sum of both seed standard
     deviations; the verdict is stored either way.
@@ -64,8 +65,9 @@ def search_pool(campaign: Any, phases: tuple[str, ...] = ("search", "aggregation
 
 
 def search_fidelity(campaign: Any) -> float:
-    """The highest fidelity the search evaluated at (1.0 without multi-fidelity search)."""
-    return max((n.fidelity for n in campaign.open_store().nodes(phase="search")), default=1.0)
+    """The fidelity final evaluations train at: the proxy's (1.0), or the search's highest
+    where finalists were evaluated beyond it (e.g. rungs [1, 3, 10])."""
+    return max([1.0] + [n.fidelity for n in campaign.open_store().nodes(phase="search")])
 
 
 def search_seeds(campaign: Any) -> set[int]:
@@ -307,7 +309,7 @@ class HiddenEvaluation(Phase):
         designs = promoted(campaign, self.options.top_k, baselines)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
-        fidelity = 1.0 if rung else search_fidelity(campaign)  # the finalists' budget
+        fidelity = 1.0 if rung else search_fidelity(campaign)  # the proxy, or the finalists' budget
         cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung or {})) for d in designs]
         nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
                                   evaluator_options=opts, agent="hidden", fidelity=fidelity)

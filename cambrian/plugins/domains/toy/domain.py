@@ -81,7 +81,7 @@ class HiddenCheck(Phase):
     """Re-evaluate the search's top-k on the hidden split, each under several fresh seeds.
 
     The top-k are the leaderboard's (:func:`cambrian.standings`: mean at the highest
-    fidelity reached); they are evaluated at the highest fidelity of the search, with
+    fidelity reached); they are evaluated at fidelity 1 (or the search's highest, if above), with
     ``seeds`` fresh seeds (a count, or a list that must not reuse a search seed).
     """
 
@@ -101,7 +101,7 @@ class HiddenCheck(Phase):
         search = list(campaign.nodes.values())
         top = standings(search, campaign.objective)[: self.options.top_k]
         seeds = tuple(hidden_seeds(self.options.seeds, {n.seed for n in search}))
-        fidelity = max((n.fidelity for n in search), default=1.0)
+        fidelity = max([1.0] + [n.fidelity for n in search])  # the full budget (or the finalists')
         nodes = campaign.evaluate([r.node.candidate for r in top], phase=self.name, split="hidden",
                                   seeds=seeds, fidelity=fidelity)
         obj = campaign.objective.name
