@@ -30,7 +30,7 @@ from typing import Any
 
 # A small proxy for the policy comparison (seconds per candidate on one core).
 SMALL = {"family": "hybrid", "d_model": 32, "n_layers": 4, "seq_len": 64, "batch_size": 8,
-         "train_tokens": 40_000, "lr": 0.003, "val_tokens": 8192, "mqar_steps": 0}
+         "train_tokens": 100_000, "lr": 0.003, "val_tokens": 8192, "mqar_steps": 0}
 
 POLICIES: dict[str, dict[str, Any]] = {
     "random": {"scaffold": {"name": "random"}, "operators": ["spec-random", "spec-mutate"]},
