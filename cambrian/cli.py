@@ -21,6 +21,24 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("cambrian")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            number = "0+unknown"
+        console.print(f"cambrian {number}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Cambrian: AI research agents that discover neural-network architectures."""
+
+
 def default_config_path() -> Path:
     return Path(str(files("cambrian") / "configs" / "default.yaml"))
 
@@ -262,24 +280,58 @@ except CambrianError as exc:  # reported by main() as a one-line error
     _plugin_error = exc
 
 
-def main() -> None:
+def _click_exceptions() -> tuple[type, ...]:
+    """ClickException from click and from typer's vendored copy (typer >= 0.29 raises its own)."""
+    import click
+
+    found: list[type] = [click.exceptions.ClickException]
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[import-not-found]
+
+        found.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """The console entry point: every user error is one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         if _plugin_error is not None:
             raise _plugin_error
-        app(standalone_mode=False)
+        code = app(args=args, prog_name="cambrian", standalone_mode=False)
     except CambrianError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"error: {_one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and similar
-        import click
+    except _click_exceptions() as exc:  # usage errors: no command, unknown option, missing argument
+        sys.exit(_usage_error(exc, args))
+    except OSError as exc:  # a path the user named cannot be read or written
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        err.print(f"error:{where} {exc.strerror or exc}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
-        if isinstance(exc, click.exceptions.ClickException):
-            err.print(f"error: {exc.format_message()}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        raise
+
+def _usage_error(exc: Exception, args: list[str]) -> int:
+    """Print a click usage error as one line (with the command it concerns); return the exit code."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "cambrian"
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `cambrian` or `cambrian script`
+        names = ", ".join(sorted(getattr(ctx.command, "commands", {}) or ())) if ctx is not None else ""
+        message = f"{command} needs a command ({names}); see `{command} --help`"
+    else:
+        message = f"{_one_line(exc.format_message())} (see `{command} --help`)"
+    err.print(f"error: {message}", highlight=False, soft_wrap=True, markup=False)
+    return 2
 
 
 if __name__ == "__main__":

@@ -205,11 +205,18 @@ class Campaign:
     def build(self, kind: str, name: str, options: dict[str, Any], where: str, **extra: Any) -> Any:
         """Instantiate a component; a ValueError or TypeError it raises about its options
         becomes a ConfigError naming the config key (``agents.0.scaffold.options: ...``)."""
+        cls = self.pm.get(kind, name)
         try:
-            return self.pm.get(kind, name)(**options, **extra)
-        except CambrianError:
+            return cls(**options, **extra)
+        except ConfigError:
             raise
+        except CambrianError as exc:  # e.g. an LLM backend without its key or cassette
+            raise type(exc)(f"{where}: {exc}") from None
         except (ValueError, TypeError) as exc:
+            # "field: problem" from the component names the option: where.options.field: problem
+            field, sep, rest = str(exc).partition(": ")
+            if sep and field in getattr(getattr(cls, "Options", None), "model_fields", {}):
+                raise ConfigError(f"{where}.options.{field}: {rest}") from None
             raise ConfigError(f"{where}.options: {exc}") from None
 
     def _make_agent(self, i: int, cfg: AgentConfig) -> Agent:

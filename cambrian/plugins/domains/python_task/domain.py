@@ -76,7 +76,7 @@ def load_task(ref: str, options: dict[str, Any]) -> Any:
         return TASKS[ref](**options)
     module, _, attr = ref.partition(":")
     if not attr:
-        raise ValueError(f"task {ref!r}: expected a built-in name ({', '.join(TASKS)}) or 'module:attr'")
+        raise ValueError(f"task: {ref!r} is neither a built-in task ({', '.join(TASKS)}) nor 'module:attr'")
     return getattr(importlib.import_module(module), attr)(**options)
 
 

@@ -113,7 +113,7 @@ def load_task(ref: str | Path) -> ScriptTask:
 
     root = BUILTIN_TASKS / str(ref) if str(ref) in builtin_task_names() else Path(ref).expanduser()
     if not root.is_dir():
-        raise ValueError(f"script task {ref!r}: not a built-in task ({', '.join(builtin_task_names())}) "
+        raise ValueError(f"task: {ref!r} is neither a built-in task ({', '.join(builtin_task_names())}) "
                          "nor a folder")
     if (root / "task.yaml").is_file():
         try:
