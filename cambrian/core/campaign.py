@@ -34,7 +34,7 @@ from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.coordinator import emit
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    canonical_json, rank_insights)
-from cambrian.core.rundir import RunDirLock, new_run_dir
+from cambrian.core.rundir import LOCK_FILE, RunDirLock, new_run_dir
 from cambrian.core.standings import standings
 from cambrian.core.store import Store
 from cambrian.core.supervisor import Supervisor
@@ -168,6 +168,7 @@ class Campaign:
         if Path(campaign.run_dir).exists() and not Path(campaign.run_dir).is_dir():
             raise CambrianError(f"{campaign.run_dir} is a file; a run directory must be a directory "
                                 "(pick another --out)")
+        campaign._new_dir = not Path(campaign.run_dir).exists()  # removed again if the run is refused
         if run_dir is None:  # a default name: a fresh folder of its own, created atomically
             campaign.run_dir = new_run_dir(campaign.run_dir)
         # The lock comes before the check, so two starts on one folder can't both pass it.
@@ -267,7 +268,12 @@ class Campaign:
 
         self._run_lock.acquire()
         try:
-            store = self._prepare()
+            try:
+                store = self._prepare()
+            except BaseException:
+                self._run_lock.release()
+                self._discard_refused_run_dir()
+                raise
             try:
                 awaiting = run_graph(self)
             finally:
@@ -284,6 +290,16 @@ class Campaign:
             return result
         finally:
             self._run_lock.release()
+
+    def _discard_refused_run_dir(self) -> None:
+        """A run refused before its store existed leaves nothing: not even the folder it made."""
+        if self.store is not None or not getattr(self, "_new_dir", False):
+            return
+        (self.run_dir / LOCK_FILE).unlink(missing_ok=True)
+        try:
+            self.run_dir.rmdir()  # only when empty: nothing else is ever deleted
+        except OSError:
+            pass
 
     def _prepare(self) -> Store:
         """Open the store, mirror it, and replay finished nodes into the scaffolds."""
