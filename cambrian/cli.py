@@ -107,7 +107,7 @@ def _print_options(pm, name: str) -> None:
 
 def _run(campaign, quiet: bool) -> None:
     from cambrian.plugins.reporting.report import write_report
-    from cambrian.plugins.reporting.tables import leaderboard_table, progress_table
+    from cambrian.plugins.reporting.tables import leaderboard_table
 
     if quiet or not console.is_terminal:
         last: list = [0.0, None]
@@ -127,8 +127,11 @@ def _run(campaign, quiet: bool) -> None:
         campaign.subscribers.append(_print_update)
         result = campaign.run()
     else:
-        with Live(progress_table(campaign), console=console, refresh_per_second=2) as live:
-            campaign.listeners.append(lambda c: live.update(progress_table(c)))
+        from cambrian.plugins.reporting.live import LiveView
+
+        view = LiveView(campaign)  # re-drawn on every refresh: the clock ticks between results
+        campaign.subscribers.append(view.on_update)
+        with Live(view, console=console, refresh_per_second=2):
             result = campaign.run()
     store = campaign.open_store()
     console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
@@ -298,7 +301,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """The console entry point: every user error is one line on stderr and exit code 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
