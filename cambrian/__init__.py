@@ -11,7 +11,7 @@ from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, Execut
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
                                    MetricSpec, Node, NodeStatus, ReportSection, best_nodes)
 from cambrian.core.standings import Standing, standings
-from cambrian.core.errors import CambrianError
+from cambrian.core.errors import CambrianError, InvalidCandidate
 from cambrian.core.campaign import Campaign, CampaignResult
 from cambrian.core.store import Store
 
@@ -19,5 +19,5 @@ __all__ = [
     "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "ExecutorOptions", "Options", "LLMBackend", "LLMResponse", "Operator",
     "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
     "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus", "ReportSection",
-    "best_nodes", "Standing", "standings", "CambrianError", "Campaign", "CampaignResult", "Store",
+    "best_nodes", "Standing", "standings", "CambrianError", "InvalidCandidate", "Campaign", "CampaignResult", "Store",
 ]

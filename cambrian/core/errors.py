@@ -50,3 +50,8 @@ def validation_message(err: "ValidationError", prefix: str = "", model: type | N
             msg += f" (known: {', '.join(fields) or 'none, it takes no options'})"
         parts.append(f"{loc or '(top level)'}: {msg}")
     return "; ".join(parts)
+
+
+class InvalidCandidate(Exception):
+    """Raised by an evaluator: the candidate ran but broke the task's rules (it peeks at future
+    tokens, say). The node is recorded ``invalid`` with this message, never ranked."""

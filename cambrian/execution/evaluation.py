@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
+from cambrian.core.errors import InvalidCandidate
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
 from cambrian.execution import harness
 from cambrian.execution.sandbox import SandboxProcess, kernel_cache_dir
@@ -118,6 +119,9 @@ def evaluate_here(job: EvalJob, workdir: Path) -> EvalOutcome:
     objective = domain.objective
     try:
         out = evaluator.evaluate(job, workdir)
+    except InvalidCandidate as exc:
+        return EvalOutcome(node_id=job.node_id, status=NodeStatus.INVALID,
+                           error=f"{type(exc).__name__}: {exc}"[:2000])
     except Exception as exc:
         tb = traceback.format_exc(limit=-3)
         (workdir / "evaluator_traceback.txt").write_text(tb)

@@ -31,9 +31,11 @@ from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
 from cambrian.execution.harness import candidate_limits, explain, private_dir, record, run_candidate
 from cambrian.plugins.domains.attention.domain import options_with_defaults
+from cambrian.scaling.causality import NotCausal, describe, first_leak, first_mismatch, perturb, probe_shapes
 from cambrian.scaling.device import Runtime
 
 RUNNER = Path(__file__).with_name("runner.py")
+EVAL_CHUNK = 64  # rows per forward pass when the runner predicts the evaluation inputs
 LM_CHANCE_BPB = 8.0  # uniform over 256 bytes
 
 
@@ -41,8 +43,6 @@ class DesignRejected(RuntimeError):
     """The design ran but broke the interface (shape, causality, outputs)."""
 
 
-class NotCausal(DesignRejected):
-    pass
 
 
 def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
@@ -74,16 +74,9 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
     m, tasks = settings["model"], settings["tasks"]
     cand_dir.mkdir(parents=True, exist_ok=True)
     (cand_dir / "mixer.py").write_text(job.candidate.content)
-    rng = np.random.default_rng([job.seed, 12345])
-    T, D = 32, m["d_model"]
-    cuts = [1, T // 2, T - 1]
-    x_a = rng.standard_normal((len(cuts), T, D)).astype(np.float32)
-    x_b = x_a.copy()
-    for i, c in enumerate(cuts):
-        x_b[i, c:] = rng.standard_normal((T - c, D))
-    np.savez(cand_dir / "probe.npz", x_a=x_a, x_b=x_b)
-    keep: dict[str, Any] = {"cuts": cuts, "probe_shape": x_a.shape}
-    runner_tasks = {}
+    keep: dict[str, Any] = {}
+    runner_tasks: dict[str, dict[str, Any]] = {}
+    eval_rows: dict[str, int] = {}
     for name, t in tasks.items():
         if name == "lm":
             from cambrian.scaling.data import eval_windows
@@ -96,12 +89,26 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
                           "bytes_per_token": corpus.bytes_per_token(job.split)}
             np.savez(cand_dir / "lm.npz", train_tokens=train, eval_inputs=xs)
             runner_tasks[name] = {"vocab": corpus.vocab_size, "seq_len": t["seq_len"], **t}
+            eval_rows[name] = len(xs)
         else:
             task, train, evald = _synthetic(name, t, job.split, job.seed)
             np.savez(cand_dir / f"{name}.npz", train_inputs=train.inputs, train_targets=train.targets,
                      eval_inputs=evald.inputs)
             keep[name] = {"targets": evald.targets}
             runner_tasks[name] = {"vocab": task.vocab_size, "seq_len": task.seq_len, **t}
+            eval_rows[name] = len(evald.inputs)
+    # Causality probes (cambrian.scaling.causality): the real training and evaluation shapes of
+    # every task and random ones, each with the future perturbed at random positions. Fresh
+    # randomness per evaluation, so a design can't be fitted to the probes.
+    rng = np.random.default_rng()
+    real = [(rt["batch_size"], rt["seq_len"]) for rt in runner_tasks.values()]
+    real += [(min(EVAL_CHUNK, eval_rows[n]), rt["seq_len"]) for n, rt in runner_tasks.items()]
+    shapes = probe_shapes(rng, real or [(3, 32)], max_len=max(T for _, T in real or [(3, 32)]))
+    probes = [perturb(rng, rng.standard_normal((B, T, m["d_model"])).astype(np.float32),
+                      lambda shape: rng.standard_normal(shape).astype(np.float32)) for B, T in shapes]
+    np.savez(cand_dir / "probe.npz", **{f"x_a{i}": p.a for i, p in enumerate(probes)},
+             **{f"x_b{i}": p.b for i, p in enumerate(probes)})
+    keep["probes"] = [(p.a.shape, p.cut) for p in probes]
     config = {**m, "seed": job.seed, "tasks": runner_tasks, "cost_batch": settings["cost"]["batch"],
               "cost_seq": settings["cost"]["seq"], "threads": 1, "device": settings["device"]}
     (cand_dir / "config.json").write_text(json.dumps(config))
@@ -112,19 +119,41 @@ def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
     import numpy as np
 
     y = np.load(out / "probe_out.npz")
-    ya, yb = y["y_a"], y["y_b"]
-    if ya.shape != tuple(keep["probe_shape"]):
-        raise DesignRejected(f"wrong output shape: Mixer returned {list(ya.shape)} for an input of "
-                             f"{list(keep['probe_shape'])} (it must return [B, T, d_model])")
-    if not (np.isfinite(ya).all() and np.isfinite(yb).all()):
-        raise DesignRejected("the mixer's output contains NaN or inf on a random input")
-    scale = 1.0 + float(np.abs(ya).max())
-    for i, cut in enumerate(keep["cuts"]):
-        diff = np.abs(ya[i, :cut] - yb[i, :cut]).max(axis=-1)  # (cut,)
-        if float(diff.max()) > tol * scale:
-            pos = int(np.argmax(diff > tol * scale))
-            raise NotCausal(f"not causal: the output at position {pos} changed when only positions "
-                            f">= {cut} of the input changed; the design peeks at future tokens")
+    for i, (shape, cut) in enumerate(keep["probes"]):
+        ya, yb = y[f"y_a{i}"], y[f"y_b{i}"]
+        if ya.shape != tuple(shape) or yb.shape != tuple(shape):
+            raise DesignRejected(f"wrong output shape: Mixer returned {list(ya.shape)} for an input of "
+                                 f"{list(shape)} (it must return [B, T, d_model])")
+        if not (np.isfinite(ya).all() and np.isfinite(yb).all()):
+            raise DesignRejected("the mixer's output contains NaN or inf on a random input")
+        leak = first_leak(ya, yb, cut, tol)
+        if leak is not None:
+            raise NotCausal(describe(leak, f"on a [{shape[0]}, {shape[1]}] input, the output"))
+
+
+def check_prefix(name: str, out: Path, pred, tol: float) -> None:
+    """Prefix re-scoring of the trained model on the real evaluation windows: at sampled (row, t),
+    a pass over x[:t+1] gave the same output as the full pass whose predictions are scored."""
+    import numpy as np
+
+    path = out / f"{name}_prefix.npz"
+    if not path.is_file():
+        raise DesignRejected(f"the runner saved no prefix re-scoring for task {name!r}")
+    p = np.load(path)
+    rows, ts, full, pre = p["rows"], p["ts"], p["full"], p["pre"]
+    if len(rows) == 0 or not (len(rows) == len(ts) == len(full) == len(pre)):
+        raise DesignRejected(f"the prefix re-scoring of task {name!r} is empty or malformed")
+    for r, t, f in zip(rows, ts, full):  # the re-checked outputs are the ones that were scored
+        scored = pred[r, t]
+        logp = f - f.max() - np.log(np.exp(f - f.max()).sum())
+        same = (np.abs(logp - scored.astype(np.float32)).max() < 0.05 if name == "lm"
+                else int(np.argmax(f)) == int(scored))
+        if not same:
+            raise DesignRejected(f"the prefix re-scoring of task {name!r} does not match its scored outputs")
+    i = first_mismatch(full, pre, tol)
+    if i is not None:
+        raise NotCausal(describe((int(rows[i]), int(ts[i])),
+                                 f"on the {name} evaluation windows, the trained model's output"))
 
 
 def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str, float]:
@@ -169,7 +198,7 @@ class AttentionEvaluator(Evaluator):
 
     class Options(Options):
         candidate_timeout_s: float | None = Field(None, gt=0, description="seconds for the design's run "
-                                                  "(default 0.8 x the sandbox timeout)")
+                                                  "(default: what the sandbox timeout leaves, less 10%)")
         causal_tol: float = Field(1e-4, gt=0, description="largest change of past outputs under a future edit")
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
@@ -195,6 +224,12 @@ class AttentionEvaluator(Evaluator):
         for name, t in report["tasks"].items():
             if t["status"] != "completed":
                 raise DesignRejected(f"training on {name} stopped: {t['status']} ({t['reason']})")
+        import numpy as np
+
+        for name in settings["tasks"]:  # the trained models, re-checked where they were scored
+            pred_path = out / f"{name}.npy"
+            if pred_path.is_file():
+                check_prefix(name, out, np.load(pred_path), self.options.causal_tol)
         metrics = score(settings, out, keep)
         metrics["mixer_params"] = float(report["mixer_params"])
         metrics["ms_per_step"] = float(report["ms_per_step"])

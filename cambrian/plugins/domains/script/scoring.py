@@ -12,9 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cambrian.scaling.causality import (NotCausal, describe, first_leak, perturb, prefix_leak,
+                                        prefix_positions, probe_shapes)
+
 
 class ModelRejected(RuntimeError):
-    """The saved model is missing, unloadable, of the wrong shape, not causal or not finite."""
+    """The saved model is missing, unloadable, of the wrong shape or not finite (not causal:
+    :class:`~cambrian.scaling.causality.NotCausal`, which makes the node invalid)."""
 
 
 def load_saved_model(out_dir: Path):
@@ -36,22 +40,24 @@ def load_saved_model(out_dir: Path):
                         "from the saved model only, never from what the script prints")
 
 
-def check_causal(model, seq_len: int, vocab: int, seed: int = 0) -> None:
-    """Logits before position ``cut`` must not change when only tokens from ``cut`` on change."""
+def check_causal(model, seq_len: int, vocab: int, eval_batch: int = 32) -> None:
+    """The shared causality guard (cambrian.scaling.causality) on the loaded model, in this
+    (trusted) process: random shapes and the real evaluation shape, random future perturbations.
+    Fresh randomness each time: the model can't be tuned to the probes."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randint(0, vocab, (2, seq_len), generator=g)
-    b = a.clone()
-    cut = seq_len // 2
-    b[:, cut:] = torch.randint(0, vocab, (2, seq_len - cut), generator=g)
-    with torch.no_grad():
-        la, lb = model(a), model(b)
-    if tuple(la.shape) != (2, seq_len, vocab):
-        raise ModelRejected(f"the saved model returns {list(la.shape)} for input [2, {seq_len}]; "
-                            f"expected [2, {seq_len}, {vocab}]")
-    if (la[:, :cut] - lb[:, :cut]).abs().max().item() > 1e-4 * (1 + la.abs().max().item()):
-        raise ModelRejected("the saved model is not causal: its predictions peek at future tokens")
+    rng = np.random.default_rng()
+    for B, T in probe_shapes(rng, [(eval_batch, seq_len)], max_len=seq_len):
+        a = rng.integers(0, vocab, (B, T))
+        p = perturb(rng, a, lambda shape: rng.integers(0, vocab, shape))
+        with torch.no_grad():
+            la, lb = model(torch.from_numpy(p.a)), model(torch.from_numpy(p.b))
+        if tuple(la.shape) != (B, T, vocab):
+            raise ModelRejected(f"the saved model returns {list(la.shape)} for input [{B}, {T}]; "
+                                f"expected [{B}, {T}, {vocab}]")
+        leak = first_leak(la.float().numpy(), lb.float().numpy(), p.cut)
+        if leak is not None:
+            raise NotCausal(describe(leak, "the saved model's prediction"))
 
 
 def bits_per_byte(model, tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int = 32) -> float:
@@ -64,10 +70,21 @@ def bits_per_byte(model, tokens: np.ndarray, seq_len: int, max_tokens: int, batc
         raise ValueError(f"too few tokens ({len(tokens)}) for one window of {seq_len}")
     w = np.stack([tokens[i * seq_len:(i + 1) * seq_len + 1] for i in range(n)]).astype(np.int64)
     total = 0.0
+    rng = np.random.default_rng()
+    recheck = {0, int(rng.integers(0, n)) // batch_size * batch_size}  # batches re-scored by prefix
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x)).float().numpy()
+
     with torch.no_grad():
         for b in range(0, n, batch_size):
             x, y = torch.from_numpy(w[b:b + batch_size, :-1]), torch.from_numpy(w[b:b + batch_size, 1:])
             logits = model(x).float()
+            if b in recheck:  # the scored windows themselves: prefix passes must agree with the full one
+                leak = prefix_leak(forward, x.numpy(), logits.numpy(),
+                                   prefix_positions(rng, len(x), seq_len, n=4))
+                if leak is not None:
+                    raise NotCausal(describe(leak, "on the evaluation windows, the prediction"))
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
     bpb = total / (n * seq_len) / math.log(2)
     if not math.isfinite(bpb):

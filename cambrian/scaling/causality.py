@@ -1,0 +1,118 @@
+"""The causality guard: a sequence model's output at position t may depend on inputs 0..t only.
+
+Shared by every pack that scores sequence models it did not write (``attention``'s mixers,
+``script``'s saved models) and by any mechanism a plugin adds. A check at one fixed shape is
+not enough: a design can be causal at that shape only, or peek at the future only at some
+positions. So the guard
+
+1. probes several shapes: random batch sizes and lengths *and* the real training and
+   evaluation shapes (:func:`probe_shapes`);
+2. perturbs the future at random: from a random cut on, a random subset of positions
+   (at least the one right after the cut) gets new values (:func:`perturb`); the outputs
+   before the cut must not move (:func:`first_leak`);
+3. at scoring time re-checks the trained model on the real evaluation windows by prefix
+   re-scoring: the output at t of a pass over ``x[:, :t+1]`` must equal the full pass's
+   output at t, for sampled t (:func:`prefix_positions`, :func:`prefix_leak`).
+
+The functions take plain arrays or a forward callable, so the harness can run them in its own
+process (on a model it loaded as data) or compare what a sandboxed runner computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cambrian.core.errors import InvalidCandidate
+
+TOL = 1e-4  # relative to 1 + max |output|
+
+
+class NotCausal(InvalidCandidate):
+    """A design's outputs before some position changed with inputs after it."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe: inputs ``a`` and ``b`` equal before ``cut`` (per row), different somewhere after."""
+
+    a: np.ndarray  # [B, T, ...]
+    b: np.ndarray
+    cut: np.ndarray  # [B] int
+
+
+def probe_shapes(rng: np.random.Generator, real: Iterable[tuple[int, int]], *, max_len: int,
+                 n_random: int = 3, max_batch: int = 4) -> list[tuple[int, int]]:
+    """(batch, length) pairs: the ``real`` training/evaluation shapes plus ``n_random`` random ones."""
+    shapes = [(int(b), int(t)) for b, t in real]
+    for _ in range(n_random):
+        shapes.append((int(rng.integers(1, max_batch + 1)), int(rng.integers(2, max(3, max_len + 1)))))
+    out: list[tuple[int, int]] = []
+    for s in shapes:  # keep order, drop repeats
+        if s not in out and s[1] >= 2:
+            out.append(s)
+    return out
+
+
+def perturb(rng: np.random.Generator, a: np.ndarray, fresh: Callable[[tuple[int, ...]], np.ndarray]) -> Probe:
+    """``a`` [B, T, ...] with, per row, a random cut in [1, T-1] and new values (from ``fresh``)
+    at the position right after it and at a random subset of the later ones."""
+    B, T = a.shape[:2]
+    b = a.copy()
+    cut = rng.integers(1, T, size=B)
+    for i in range(B):
+        later = np.arange(cut[i], T)
+        chosen = later[rng.random(len(later)) < 0.5]
+        chosen = np.union1d(chosen, [cut[i]])
+        b[i, chosen] = fresh((len(chosen), *a.shape[2:]))
+    return Probe(a=a, b=b, cut=cut)
+
+
+def first_leak(ya: np.ndarray, yb: np.ndarray, cut: np.ndarray, tol: float = TOL) -> tuple[int, int] | None:
+    """(row, position) of the first output before its row's cut that differs, or None."""
+    ya, yb = np.asarray(ya, dtype=np.float64), np.asarray(yb, dtype=np.float64)
+    scale = 1.0 + float(np.nanmax(np.abs(ya))) if ya.size else 1.0
+    for i, c in enumerate(np.asarray(cut)):
+        d = np.abs(ya[i, :c] - yb[i, :c]).reshape(int(c), -1).max(axis=-1)  # (c,)
+        bad = np.flatnonzero(~(d <= tol * scale))  # NaN counts as a leak
+        if bad.size:
+            return i, int(bad[0])
+    return None
+
+
+def prefix_positions(rng: np.random.Generator, n_rows: int, length: int, n: int = 8) -> list[tuple[int, int]]:
+    """``n`` (row, t) pairs to re-score, t in [0, length-2] (the last position has no future)."""
+    if n_rows == 0 or length < 2:
+        return []
+    rows = rng.integers(0, n_rows, size=n)
+    ts = rng.integers(0, length - 1, size=n)
+    return sorted({(int(r), int(t)) for r, t in zip(rows, ts)})
+
+
+def prefix_leak(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, full: np.ndarray,
+                positions: Iterable[tuple[int, int]], tol: float = TOL) -> tuple[int, int] | None:
+    """The first (row, t) whose output from ``forward(x[row:row+1, :t+1])`` differs from ``full[row, t]``."""
+    full = np.asarray(full, dtype=np.float64)
+    scale = 1.0 + float(np.nanmax(np.abs(full))) if full.size else 1.0
+    for r, t in positions:
+        y = np.asarray(forward(x[r:r + 1, :t + 1]), dtype=np.float64)[0, t]
+        if not float(np.abs(y - full[r, t]).max()) <= tol * scale:
+            return r, t
+    return None
+
+
+def first_mismatch(full: np.ndarray, pre: np.ndarray, tol: float = TOL) -> int | None:
+    """Index of the first row of ``pre`` (prefix-pass outputs) that differs from ``full``."""
+    full, pre = np.asarray(full, dtype=np.float64), np.asarray(pre, dtype=np.float64)
+    scale = 1.0 + float(np.nanmax(np.abs(full))) if full.size else 1.0
+    for i in range(len(full)):
+        if not float(np.abs(full[i] - pre[i]).max()) <= tol * scale:
+            return i
+    return None
+
+
+def describe(leak: tuple[int, int], what: str) -> str:
+    r, t = leak
+    return f"not causal: {what} at position {t} (row {r}) depends on later inputs; the design peeks at future tokens"
