@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# GPU checks in one go, for a lent GPU machine (no network there): the gpu-marked tests,
-# then the training benchmarks on CUDA. Run from the repository root; everything goes to
-# $OUT/gpu_check.log (and stdout).
+# GPU checks in one go, for a lent GPU machine (no network there): install the `cuda` extra from
+# carried wheels, the gpu-marked tests, the three GPU benchmarks and a short compose-gpu scaling
+# step. Run from the repository root; every step's output goes to $OUT/<step>.log and all of it
+# to $OUT/gpu_check.log (and stdout). The step limits add up to 540 s (under 10 minutes).
 #
+#   bench/gpu_wheels.sh                      # here, with network: fill .whl/ (carried to the GPU)
 #   bench/gpu_check.sh                       # on the GPU machine: python3 of the image, device cuda
-#   PY=.venv/bin/python DEVICE=cpu WHEELS=none QUICK=1 OUT=/tmp/gc bench/gpu_check.sh
-#                                            # plumbing dry run without a GPU (gpu tests skip)
+#   PY=.venv/bin/python DEVICE=cpu OUT=/tmp/gc bench/gpu_check.sh
+#                                            # the same steps on tiny sizes without a GPU (the gpu
+#                                            # tests skip there): tries the plumbing
+#   DRY_RUN=1 OUT=/tmp/gc bench/gpu_check.sh # print each step's command, run nothing
 #
-# Python packages the image lacks (pydantic and its needs) travel as wheels in .whl/
-# (see docs/benchmarks.md, "GPU checks"); they are installed into $SITE without an index.
-# Each step has its own time limit; the limits add up to under 6 minutes.
+# Wheels in $WHEELS (.whl/) are installed without an index into $SITE: the packages the image
+# lacks (pydantic and its needs, accelerate) and the `cuda` extra (liger-kernel, fla-core,
+# einops). flash-attn, mamba-ssm and causal-conv1d (`cuda-build`) are tried the same way: they
+# install only where a wheel built for the image's torch was carried.
 
 set -u
 PY=${PY:-python3}
@@ -17,7 +22,18 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_check}
 SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.whl}
-if [ -n "${QUICK:-}" ]; then TT_STEPS=1 MIX_STEPS=1 MIX_HF=--skip-hf; else TT_STEPS=20 MIX_STEPS=10 MIX_HF=; fi
+DRY_RUN=${DRY_RUN:-}
+if [ "$DEVICE" = cpu ]; then  # tiny sizes: the plumbing, not the numbers
+    TT_ARGS="--steps 1 --batch 2 --seq 32 --threads 1"
+    MFU_ARGS="--small --steps 1"
+    MIX_ARGS="--steps 1 --threads 1 --skip-hf --batch 2 --seq 64"
+    STEP_ARGS="--tiny --baselines llama,nemotron"
+else
+    TT_ARGS="--steps 20"
+    MFU_ARGS="--steps 10"
+    MIX_ARGS="--steps 10"
+    STEP_ARGS="--train-tokens 4000000 --baselines llama,nemotron"
+fi
 mkdir -p "$OUT"
 LOG=$OUT/gpu_check.log
 
@@ -27,13 +43,17 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # C++ extensions would spend device time on what the CPU test suite already covers.
 export CAMBRIAN_NO_CPP_EXT=1
 export CAMBRIAN_GPU_TEST_DEVICE=$DEVICE
+export TRITON_CACHE_DIR=$OUT/triton-cache
 
-step() {  # step NAME SECONDS CMD...: run CMD under a time limit, report its status and time
+step() {  # step NAME SECONDS CMD...: run CMD under a time limit into $OUT/NAME.log; report status and time
     local name=$1 limit=$2
     shift 2
     echo "=== $name (limit ${limit}s): $*"
+    if [ -n "$DRY_RUN" ]; then
+        return
+    fi
     local start=$SECONDS
-    timeout -k 5 "$limit" "$@"
+    timeout -k 5 "$limit" "$@" > >(tee "$OUT/$name.log") 2>&1
     local rc=$?
     echo "=== $name: rc=$rc after $((SECONDS - start))s"
     [ "$rc" = 0 ] || FAILED="$FAILED $name"
@@ -43,38 +63,45 @@ FAILED=""
 {
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+    export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
     if compgen -G "$WHEELS/*.whl" >/dev/null; then
-        step wheels 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --upgrade --target "$SITE" "$WHEELS"/*.whl
-        export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+        # the carried wheels, each on its own: one that does not fit the image fails alone
+        step wheels 40 bash -c "for w in $WHEELS/*.whl; do
+            $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE \"\$w\" \
+                || echo \"not installed: \$w\"; done"
     else
-        export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+        echo "no wheels in $WHEELS: the cuda extra is whatever the image has"
     fi
     step imports 30 "$PY" -c "
-import torch, transformers, pydantic
-import cambrian, cambrian.architectures, cambrian.architectures.hf, cambrian.scaling.trainer
+import torch, pydantic
+import cambrian, cambrian.architectures, cambrian.scaling.trainer
+from cambrian.architectures import kernels
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else '')
-print('transformers', transformers.__version__, 'pydantic', pydantic.VERSION)
-if torch.cuda.is_available():  # why the trainer moves a loaded RNG state back to the CPU
+for lib, module in kernels.LIBRARIES.items():
     try:
-        torch.set_rng_state(torch.get_rng_state().cuda())
-        print('set_rng_state accepts a CUDA tensor')
-    except TypeError as e:
-        print('set_rng_state refuses a CUDA tensor:', e)
-for name in ('flash_attn', 'mamba_ssm', 'causal_conv1d', 'triton'):
+        m = __import__(module)
+        print(lib, 'importable', getattr(m, '__version__', ''))
+    except Exception as e:
+        print(lib, 'missing:', type(e).__name__, str(e)[:200])
+for name in ('triton', 'accelerate'):
     try:
-        __import__(name)
-        print(name, 'importable')
+        print(name, __import__(name).__version__)
     except Exception as e:
         print(name, 'missing:', type(e).__name__)
 "
-    tests=$(grep -rl "mark.gpu" tests --include='test_*.py' | sort | tr '\n' ' ')
+    tests=$(grep -rlE "^pytestmark = pytest.mark.gpu|^@pytest.mark.gpu" tests --include='test_*.py' | sort | tr '\n' ' ')
     # shellcheck disable=SC2086
-    step tests 180 "$PY" -m pytest -q -m gpu $tests -rs -p no:cacheprovider --durations=12
-    step train_throughput 40 "$PY" bench/train_throughput.py --device "$DEVICE" --steps "$TT_STEPS"
+    step tests 180 "$PY" -m pytest -q -m gpu $tests -rs -p no:cacheprovider --durations=15
     # shellcheck disable=SC2086
-    step mixers 70 "$PY" bench/mixers.py --device "$DEVICE" --steps "$MIX_STEPS" $MIX_HF
+    step train_throughput 60 "$PY" bench/train_throughput.py --device "$DEVICE" $TT_ARGS
+    # shellcheck disable=SC2086
+    step gpu_mfu 60 "$PY" bench/gpu_mfu.py --device "$DEVICE" $MFU_ARGS
+    # shellcheck disable=SC2086
+    step mixers 50 "$PY" bench/mixers.py --device "$DEVICE" $MIX_ARGS
+    # shellcheck disable=SC2086
+    step scaling_step 120 "$PY" bench/gpu_scaling_step.py --config examples/compose-gpu.yaml \
+        --device "$DEVICE" --out "$OUT/scaling_step" $STEP_ARGS
     echo "=== done; failed steps:${FAILED:- none}"
     date -u
 } 2>&1 | tee "$LOG"

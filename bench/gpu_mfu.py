@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_throughput import NanoGPT, matmul_peak, sync  # noqa: E402
+from train_throughput import NanoGPT, matmul_peak, sync
 
-from cambrian.architectures import build_model, count, kernels, reference_spec  # noqa: E402
+from cambrian.architectures import build_model, count, kernels, reference_spec
 
 # bf16 dense tensor-core peaks (no sparsity), FLOP/s, from NVIDIA's data sheets; the first name
 # found in torch.cuda.get_device_name() wins, so the more specific names come first.

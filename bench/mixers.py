@@ -58,8 +58,8 @@ def tokens_per_second(model, batch: int, seq: int, steps: int, logits=lambda out
     return batch * seq / statistics.median(times)
 
 
-def mixer_model(name: str, options: dict, scan: str | None = None):
-    spec = ArchSpec.from_dict({"d_model": 128, "max_seq_len": 256,
+def mixer_model(name: str, options: dict, scan: str | None = None, seq: int = 256):
+    spec = ArchSpec.from_dict({"d_model": 128, "max_seq_len": max(256, seq),
                                "layers": [{"primitive": name, "options": options}] * 4})
     model = build_model(spec, seed=0)
     if scan:
@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
     args = ap.parse_args()
@@ -97,11 +99,12 @@ def main() -> None:
             if policy != "torch" and not kernels.installed(policy):
                 missing.append(label)
                 continue
-        rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan")), 16, 256,
-                                              args.steps, device=device, bf16=bf16, policy=policy)))
+        rows.append((label, tokens_per_second(mixer_model(name, opts, options.get("scan"), args.seq),
+                                              args.batch, args.seq, args.steps, device=device, bf16=bf16,
+                                              policy=policy)))
     base = rows[0][1]
     where = f", {args.device}, {'bf16' if bf16 else 'fp32'}" if device.type != "cpu" else ""
-    print(f"{'mixer (4 layers, d 128, 16 x 256' + where + ')':46s} {'tok/s':>9s} {'vs attention':>12s}")
+    print(f"{f'mixer (4 layers, d 128, {args.batch} x {args.seq}' + where + ')':46s} {'tok/s':>9s} {'vs attention':>12s}")
     for label, tps in rows:
         print(f"{label:46s} {tps:9,.0f} {tps / base:11.2f}x")
     for label in missing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -38,7 +39,7 @@ def job_limits(job: EvalJob) -> SandboxLimits:
     try:
         evaluator = get_plugin_manager().get("evaluator", job.evaluator)(**job.evaluator_options)
         gpu = evaluator.uses_gpu(job)
-    except Exception:  # noqa: BLE001 - an evaluator that cannot even be built fails in its worker, with the reason
+    except Exception:
         gpu = False
     return limits.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB}) if gpu else limits
 
@@ -55,7 +56,12 @@ def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess 
     result.unlink(missing_ok=True)
     (d / "job.json").write_text(job.model_dump_json())
     limits = job_limits(job)
-    env = {"CAMBRIAN_EXT_DIR": kernel_cache_dir()}  # the harness is trusted: share compiled kernels
+    # the harness is trusted: share compiled kernels (C++ extensions, triton's and inductor's
+    # GPU kernels, which would otherwise be rebuilt in every evaluation's own HOME)
+    env = {"CAMBRIAN_EXT_DIR": kernel_cache_dir(),
+           "TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR") or os.path.join(kernel_cache_dir(), "triton"),
+           "TORCHINDUCTOR_CACHE_DIR": os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+           or os.path.join(kernel_cache_dir(), "inductor")}
     if server is not None:
         return server.spawn("cambrian.execution.evaluation:main", [str(d / "job.json"), str(result)],
                             d / "work", limits, env)

@@ -4,7 +4,7 @@ Everything here works on spec dicts (or ArchSpecs), so a domain pack can call
 it between its own evaluations:
 
 - :data:`SCALES`: CPU proxies (about 0.1M / 0.5M / 2M parameters for a
-  Llama-style pattern) and GPU scales (350M, 1B, 3B) as dims and a token budget;
+  Llama-style pattern) and GPU scales (125M, 350M, 1B, 3B) as dims and a token budget;
 - :func:`at_scale`: a proxy spec at a named scale: width from the scale,
   dimension-derived options re-derived (head size kept), depth grown to the
   scale's layer count by :func:`stack` (repeat the pattern) or :func:`stretch`
@@ -52,6 +52,9 @@ SCALES: dict[str, Scale] = {s.name: s for s in (
     Scale("cpu-0.1m", d_model=64, n_layers=4, seq_len=128, batch_size=16, lr=3e-3, train_tokens=400_000),
     Scale("cpu-0.5m", d_model=96, n_layers=8, seq_len=128, batch_size=16, lr=3e-3, train_tokens=800_000),
     Scale("cpu-2m", d_model=160, n_layers=12, seq_len=128, batch_size=16, lr=2e-3, train_tokens=1_600_000),
+    # GPT-3 Small's dims (85M parameters with the byte vocabulary; 124M with GPT-2's); 32 x 1024
+    # tokens a step fit one GPU without gradient accumulation
+    Scale("125m", d_model=768, n_layers=24, seq_len=1024, batch_size=32, lr=6e-4, device="gpu"),
     Scale("350m", d_model=1024, n_layers=48, seq_len=2048, batch_size=256, lr=3e-4, device="gpu"),
     Scale("1b", d_model=2048, n_layers=32, seq_len=2048, batch_size=512, lr=3e-4, device="gpu"),
     Scale("3b", d_model=3072, n_layers=56, seq_len=2048, batch_size=512, lr=2e-4, device="gpu"),
@@ -155,6 +158,26 @@ def scale_budget(spec: Any, scale: str | Scale) -> tuple[int, float]:
     c = count(ArchSpec.from_dict(_as_dict(spec)), seq_len=s.seq_len)
     tokens = s.train_tokens or int(s.tokens_per_param * c.params)
     return tokens, 3.0 * c.flops_per_token * tokens
+
+
+def rung_at_scale(rung: Mapping[str, Any], vocab_size: int = 256) -> dict[str, Any]:
+    """A campaign's ladder rung that names a scale (``{"name", "preset": "125m", ...}``) with the
+    scale's keys filled in: d_model, n_layers, seq_len, batch_size, lr, device (``cuda`` for a
+    GPU scale) and train_tokens. The budget is the scale's fixed one, else ``tokens_per_param``
+    (the rung's, else the scale's) x the parameters of the Llama reference at that scale: one
+    budget for every design of the rung, so they compare at equal data. The rung's own keys win.
+    """
+    from cambrian.architectures import ArchSpec, count, reference_spec
+
+    s = get_scale(rung["preset"])
+    out: dict[str, Any] = {"d_model": s.d_model, "n_layers": s.n_layers, "seq_len": s.seq_len,
+                           "batch_size": s.batch_size, "lr": s.lr, "device": "cuda" if s.device == "gpu" else "cpu"}
+    if "train_tokens" not in rung:
+        llama = at_scale(reference_spec("llama", d_model=64, n_layers=1, vocab_size=vocab_size,
+                                        max_seq_len=s.seq_len), s)
+        ratio = float(rung.get("tokens_per_param", s.tokens_per_param))
+        out["train_tokens"] = s.train_tokens or int(ratio * count(ArchSpec.from_dict(llama), seq_len=s.seq_len).params)
+    return {**out, **{k: v for k, v in rung.items() if k not in ("preset", "tokens_per_param")}}
 
 
 # ----------------------------------------------------------------------------- selection and aggregation

@@ -28,6 +28,7 @@ def test_cpu_scales_are_about_their_nominal_size_for_a_llama_pattern():
     assert 0.07e6 < sizes["cpu-0.1m"] < 0.15e6
     assert 0.3e6 < sizes["cpu-0.5m"] < 0.7e6
     assert 1.4e6 < sizes["cpu-2m"] < 2.8e6
+    assert 0.07e9 < sizes["125m"] < 0.1e9  # byte vocabulary: GPT-3 Small less its 38M embedding
     assert 0.25e9 < sizes["350m"] < 0.45e9 and 0.7e9 < sizes["1b"] < 1.3e9 and 2.5e9 < sizes["3b"] < 3.8e9
 
 

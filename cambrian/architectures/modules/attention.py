@@ -36,7 +36,7 @@ class CausalSelfAttention(nn.Module):
 
     def _heads(self, qkv: torch.Tensor):
         """qkv (B, T, h + 2 hkv, hd) -> q (B, h, T, hd), k, v (B, hkv, T, hd), q and k rotated."""
-        b, t = qkv.shape[:2]
+        t = qkv.size(1)
         h, hkv = self.n_heads, self.n_kv_heads
         if self.rotary is not None and fused.usable(qkv):
             # CPU: one C++ pass rotates q and k and lays out the heads (its backward

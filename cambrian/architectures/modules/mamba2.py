@@ -19,7 +19,6 @@ from cambrian.architectures.modules.common import RMSNorm, causal_conv1d, scan_d
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
 
 
-
 def segsum(x: torch.Tensor) -> torch.Tensor:
     """(..., T) -> (..., T, T) with out[i, j] = sum_{j < k <= i} x_k, -inf above the diagonal."""
     t = x.size(-1)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 
 from cambrian.architectures import kernels
-from cambrian.architectures.modules.cpp_ext import CFLAGS, read_source, CppExtension
-
+from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension, read_source
 
 CPP_SOURCE = read_source("selective_scan.cpp")  # csrc/selective_scan.cpp
 

@@ -43,8 +43,8 @@ class LMEvaluator(Evaluator):
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         from cambrian.scaling.data import load_corpus
-        from cambrian.scaling.runs import train_lm
         from cambrian.scaling.device import Runtime
+        from cambrian.scaling.runs import train_lm
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options

@@ -36,9 +36,9 @@ class SyntheticEvaluator(Evaluator):
         batch_size: int = Field(32, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
+        from cambrian.scaling.device import Runtime
         from cambrian.scaling.runs import train_task
         from cambrian.scaling.synthetic import SUITES, make_task
-        from cambrian.scaling.device import Runtime
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options

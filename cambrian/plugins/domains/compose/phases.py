@@ -14,7 +14,9 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
   scaling: {top_k: 2, baselines: [llama, composer], ladder: [...], level: 0.95}
     Promotes the ``top_k`` designs (search and aggregate, deduplicated by canonical hash)
     and the named baselines through the ladder. A rung is {name, d_model, depth (a factor of
-    the design's own depth), mode (stack | stretch), and training keys (train_tokens, ...)};
+    the design's own depth) or n_layers, mode (stack | stretch), and training keys
+    (train_tokens, device, checkpoint_every, ...)}, or names a ladder scale ({name, preset:
+    125m, ...}: that scale's dims, batch, lr, GPU and a Chinchilla budget; docs/scaling.md);
     the first rung is the proxy itself, whose search results are reused. Per design, the
     training curves of all rungs give loss-vs-compute points; their compute-efficient
     frontier is fitted as L = a * C^-b (:func:`cambrian.scaling.fits.fit_power_law`, bootstrap
@@ -133,15 +135,25 @@ class Aggregation(Phase):
 # -- scaling ----------------------------------------------------------------------------------
 
 
+def expand_rung(rung: dict[str, Any]) -> dict[str, Any]:
+    """A rung naming a ladder scale (``preset: 125m``) with that scale's dims, budget and device
+    (:func:`cambrian.scaling.ladder.rung_at_scale`); other rungs as they are."""
+    from cambrian.scaling.ladder import rung_at_scale
+
+    return rung_at_scale(rung) if rung.get("preset") else rung
+
+
 def at_rung(content: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any]:
-    """The design's spec at a ladder rung: wider (``d_model``) and deeper (``depth`` x, stacked
-    or stretched), with derivable options re-derived at the new width."""
+    """The design's spec at a ladder rung: wider (``d_model``) and deeper (``n_layers`` residual
+    layers, or ``depth`` x its own; stacked or stretched), with derivable options re-derived at
+    the new width. A rung naming a scale (``preset``) takes that scale's dims."""
     from cambrian.architectures import ArchSpec
 
-    if rung.get("d_model") is None and rung.get("depth") in (None, 1, 1.0):
+    rung = expand_rung(rung)
+    if rung.get("d_model") is None and rung.get("depth") in (None, 1, 1.0) and rung.get("n_layers") is None:
         return content
     layers = minimal_layers(content)
-    depth = max(1, round(len(layers) * float(rung.get("depth", 1.0))))
+    depth = int(rung["n_layers"]) if rung.get("n_layers") else max(1, round(len(layers) * float(rung.get("depth", 1.0))))
     new = {**content, "d_model": int(rung.get("d_model", content["d_model"])),
            "layers": resize(layers, depth, rung.get("mode", "stack"))}
     if "seq_len" in rung:
@@ -150,6 +162,7 @@ def at_rung(content: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any]:
 
 
 def rung_options(rung: dict[str, Any]) -> dict[str, Any]:
+    rung = expand_rung(rung)
     return {**{k: rung[k] for k in TRAINING_KEYS if k in rung}, "scale": rung["name"]}
 
 
