@@ -38,6 +38,7 @@ from cambrian.core.rundir import LOCK_FILE, RunDirLock, new_run_dir
 from cambrian.core.standings import standings
 from cambrian.core.store import Store
 from cambrian.core.supervisor import Supervisor
+from cambrian.core.version import code_version
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
 # Budgets whose running evaluations are stopped when they run out (their use grows while an
@@ -252,7 +253,7 @@ class Campaign:
                 "created_at": time.time(), "seed": self.config.seed,
                 "python": sys.version.split()[0], "platform": platform.platform(),
                 "cpus": os.cpu_count(), "plugins": {n: v for n, v in self.pm.versions.items()},
-                "torch": _version("torch"), "cambrian": _version("cambrian"),
+                "torch": _version("torch"), "cambrian": _version("cambrian"), "code": code_version(),
             })
             store.log_event("campaign_started")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 import sys
 
@@ -54,4 +55,6 @@ def test_cli_says_why_in_run_show_and_report_and_exits_1(tmp_path):
     assert show.returncode == 0 and "agent a stopped: llm 'openai'" in show.stdout
     assert "does not exist" in show.stdout
     page = html.unescape((tmp_path / "r" / "report.html").read_text())
-    assert "<td>a</td><td>error: llm 'openai' (nosuch" in page and "does not exist" in page
+    agents = re.search(r'<section id="agents".*?</section>', page, re.S).group(0)
+    assert re.search(r"<td>a</td>.*<td class=\"reason stop-error\">error: llm 'openai' \(nosuch at http.*"
+                     r"not found \(HTTP 404.*does not exist</td>", agents, re.S)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
+from cambrian.plugins.reporting.format import si, wrap
 
 DPI = 110
 
@@ -43,11 +44,22 @@ def save(fig, path: Path) -> Path:
 
 
 def embed(path: Path | None, alt: str) -> str:
-    """An ``<img>`` with the PNG inline (a data: URI), so the page stands on its own; '' for None."""
+    """An ``<img>`` with the PNG inline (a data: URI), so the page stands on its own; '' for None.
+
+    ``data-figure`` names the figure (its file's stem) for readers and tests of the page.
+    """
     if path is None:
         return ""
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return (f'<figure><img alt="{html.escape(alt)}" data-figure="{html.escape(Path(path).stem)}" '
+            f'src="data:image/png;base64,{data}"></figure>')
+
+
+def _si_axis(ax, axis: str = "x") -> None:
+    """Tick labels as 232k / 1.5G instead of an offset like 1e10."""
+    from matplotlib.ticker import FuncFormatter
+
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda v, _: si(v)))
 
 
 def _metric(n: Node, name: str) -> float | None:
@@ -61,11 +73,14 @@ def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
     if not top:
         return None
     plt, colors = pyplot(), palette(agents)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(top) + 1.2))
+    # Labels wrap between words (never cut): node id, then the design on the next line(s).
+    ticks = [f"{n.id}\n{wrap((labels or {}).get(n.id, ''), 36)}".strip() for n in top]
+    lines = max(t.count("\n") + 1 for t in ticks)
+    fig, ax = plt.subplots(figsize=(9, (0.18 + 0.12 * lines) * len(top) + 1.2))
     ys = list(range(len(top)))[::-1]
     vals = [n.score(objective) for n in top]
     ax.barh(ys, vals, color=[colors.get(n.agent, "grey") for n in top])
-    ax.set_yticks(ys, [f"{n.id} {(labels or {}).get(n.id, '')}"[:60] for n in top], fontsize=8)
+    ax.set_yticks(ys, ticks, fontsize=7.5)
     lo, hi = min(vals), max(vals)
     pad = max(1e-3, (hi - lo) * 0.15)
     ax.set_xlim(lo - pad, hi + pad)
@@ -103,6 +118,8 @@ def best_so_far(nodes: list[Node], objective: MetricSpec, agents: list[str], pat
             axes[0].step(xs, ys, where="post", color=colors[agent], label=agent, marker="o", ms=3)
             axes[1].step(ts, ys, where="post", color=colors[agent], label=agent, marker="o", ms=3)
     axes[0].set_xlabel("cumulative training FLOPs of the agent" if use_flops else "cumulative evaluation s")
+    if use_flops:
+        _si_axis(axes[0])
     axes[1].set_xlabel("campaign wall time (s)")
     for ax in axes:
         ax.set_ylabel(f"best {objective.name} so far")
@@ -183,7 +200,7 @@ def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str],
         if max(xs) > 10 * min(xs):  # log only when the sizes span a decade
             ax.set_xscale("log")
         else:
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            _si_axis(ax)
         ax.set_xlabel(m)
         ax.set_ylabel(objective.name)
         ax.grid(alpha=0.3)
@@ -192,7 +209,9 @@ def quality_vs_cost(nodes: list[Node], objective: MetricSpec, agents: list[str],
     return save(fig, path)
 
 
-def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
+def hidden_results(summary: dict[str, Any] | None, path: Path,
+                   label: Any = None) -> Path | None:
+    """Hidden-split mean ± std per design; ``label`` turns a pattern into its short label."""
     if not summary or not summary.get("designs"):
         return None
     rows = [r for r in summary["designs"] if r.get("mean") is not None]
@@ -205,7 +224,8 @@ def hidden_results(summary: dict[str, Any] | None, path: Path) -> Path | None:
         color = "tab:grey" if r.get("baseline") else "tab:blue"
         ax.errorbar(r["mean"], y, xerr=r["std"], fmt="o", color=color, capsize=4)
         ax.scatter(r["values"], [y] * len(r["values"]), color=color, s=10, alpha=0.5)
-    ax.set_yticks(ys, [f"{r['label']}\n{r['pattern'][:40]}" for r in rows], fontsize=7)
+    ax.set_yticks(ys, [f"{r['label']}\n{wrap(label(r['pattern']) if label else r['pattern'], 36)}"
+                       for r in rows], fontsize=7)
     ax.set_xlabel(f"hidden-split {summary.get('metric', 'score')} (mean ± std over seeds {summary.get('seeds')})")
     verdict = summary.get("beats_baseline")
     ax.set_title("Hidden evaluation: " + ("beats the baseline" if verdict else
@@ -231,15 +251,14 @@ def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Pat
     data = [("evaluation wall s", [sum(n.cost.wall_s for n in groups[k]) for k in names]),
             ("training FLOPs", [sum(n.cost.flops for n in groups[k]) for k in names]),
             ("LLM tokens", [tokens[k] for k in names])]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.35 * len(names) + 2))
-    for ax, (title, vals) in zip(axes, data):
-        ax.set_title(f"{title} (total {sum(vals):.3g})", fontsize=9)
-        if not any(vals):
-            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes, color="grey")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
+    data = [(title, vals) for title, vals in data if any(vals)]  # no empty panels
+    if not data:
+        return None
+    fig, axes = plt.subplots(1, len(data), figsize=(4.4 * len(data) + 1, 0.35 * len(names) + 2), squeeze=False)
+    for ax, (title, vals) in zip(axes[0], data):
+        ax.set_title(f"{title} (total {si(sum(vals))})", fontsize=9)
         ax.barh(range(len(names))[::-1], vals, color="tab:blue")
+        _si_axis(ax)
         ax.set_yticks(range(len(names))[::-1], names, fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Costs per agent and phase")

@@ -3,63 +3,329 @@
 ``write_report(run_dir)`` reads only the store (it can run while a campaign is
 stopped, or after it finished) and writes ``report.html`` plus
 ``figures/*.png``; the page embeds the same PNGs as base64 so it opens
-anywhere on its own. Figures: leaderboard, best so far per agent against
-compute and wall time, the search graph, quality against parameters and FLOPs
-with the Pareto front, the hidden-split evaluation, costs. Plugins (a domain
-pack for its own phases) add sections through ``cambrian_report_sections``,
-with figures of their own. Phase summaries (stored
-as meta ``phase:<name>``) that no section shows appear as JSON; the hidden
-evaluation has its own table.
+anywhere on its own.
+
+The page is a list of sections, each built by one function of :data:`SECTIONS`
+from a :class:`ReportData` (what the store holds, read once). A builder returns
+a :class:`Section` or None when it has nothing to show, so an empty section is
+never written. To add a section, write a builder (and, if it is more than a few
+lines of HTML, a template under ``templates/sections/``) and put it in
+:data:`SECTIONS` where it belongs. Plugins (a domain pack for its own phases)
+add sections through the ``cambrian_report_sections`` hook; they appear where
+:func:`plugin_sections` stands in :data:`SECTIONS`, and the phases they show are
+left out of the generic "Other phases" JSON.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
+import math
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cambrian.core.plugins import get_plugin_manager
-from cambrian.core.records import ReportSection, best_nodes
+from cambrian.core.records import Node, ReportSection, best_nodes
 from cambrian.plugins.reporting import figures
+from cambrian.plugins.reporting import format as fmt
+
+# Metrics shown first in tables when a domain reports them; the rest follow by name.
+LEADING_METRICS = ("bpb", "mqar_acc", "params", "flops_per_token")
+LEADERBOARD_ROWS = 20
+MAX_FAILURES = 200
 
 
-def _pattern(content: Any) -> str:
-    if isinstance(content, dict) and isinstance(content.get("layers"), list):
-        names = [layer.get("primitive", "?") if isinstance(layer, dict) else str(layer)
-                 for layer in content["layers"]]
-        return ",".join(names)
-    return str(content)[:120]
+@dataclass
+class Section:
+    id: str  # the HTML anchor, unique in the page
+    title: str
+    html: Markup
+    figures: list[str] = field(default_factory=list)  # keys of the figures it shows
+    heading: bool = True  # False when the html brings its own <h2> (a domain's fragment)
 
 
-def make_figures(run_dir: Path, nodes: list, phase_nodes: list, objective, agents: list[str],
-                 phases: dict[str, Any], llm_calls: list[dict[str, Any]]) -> dict[str, Path]:
-    out_dir = run_dir / "figures"
-    out_dir.mkdir(exist_ok=True)
-    labels = {n.id: _pattern(n.candidate.content) for n in nodes}
-    made = {
-        "leaderboard": figures.leaderboard(nodes, objective, agents, out_dir / "leaderboard.png", labels=labels),
-        "best_so_far": figures.best_so_far(nodes, objective, agents, out_dir / "best_so_far.png"),
-        "search_graph": figures.search_graph(nodes, objective, agents, out_dir / "search_graph.png"),
-        "quality_vs_cost": figures.quality_vs_cost(nodes, objective, agents, out_dir / "quality_vs_cost.png"),
-        "hidden": figures.hidden_results(phases.get("hidden"), out_dir / "hidden.png"),
-        "costs": figures.costs(nodes + phase_nodes, llm_calls, out_dir / "costs.png"),
-    }
-    return {k: v for k, v in made.items() if v is not None}
+@dataclass
+class ReportData:
+    """Everything a section builder may read, loaded once from the store."""
+
+    run_dir: Path
+    campaign: Any
+    store: Any
+
+    def __post_init__(self) -> None:
+        self.config = self.campaign.config
+        self.objective = self.campaign.objective
+        self.header: dict[str, Any] = self.store.get_meta("header", {}) or {}
+        all_nodes = self.store.nodes()
+        self.nodes: list[Node] = [n for n in all_nodes if n.phase == "search"]
+        self.phase_nodes: list[Node] = [n for n in all_nodes if n.phase != "search"]
+        self.agents = [a.name for a in self.campaign.agents]
+        names = [p.name for p in self.campaign.domain.phases(self.config.phases)]
+        phases = {name: self.store.get_meta(f"phase:{name}") for name in names}
+        self.phases: dict[str, Any] = {k: v for k, v in phases.items() if v is not None}
+        self.llm_calls = self.store.llm_calls()
+        self.labels = fmt.Labels()
+        self.fig_dir = self.run_dir / "figures"
+        self.env = Environment(loader=PackageLoader("cambrian.plugins.reporting", "templates"),
+                               autoescape=select_autoescape(["html", "j2"]))
+        self.env.filters.update(metric=fmt.metric, si=fmt.si, number=fmt.number, date=fmt.date,
+                                duration=fmt.duration, shorten=fmt.shorten)
+        self.env.globals.update(label=self.label, fmt=fmt, objective=self.objective)
+
+    @cached_property
+    def events(self) -> list[dict[str, Any]]:
+        return self.store.events()
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["kind"] == kind]
+
+    def label(self, content: Any, width: int = 60) -> str:
+        return self.labels.design(content, width)
+
+    def figure(self, key: str, draw: Callable[..., Path | None], *args: Any, **kw: Any) -> Markup | None:
+        """Draw one figure into figures/KEY.png; its <img> tag, or None when there is nothing to draw."""
+        self.fig_dir.mkdir(exist_ok=True)
+        path = draw(*args, self.fig_dir / f"{key}.png", **kw)
+        if path is None:
+            return None
+        return Markup(figures.embed(path, key.replace("_", " ")))
+
+    def render(self, template: str, **kw: Any) -> Markup:
+        return Markup(self.env.get_template(template).render(d=self, **kw))
 
 
-def report_sections(run_dir: Path, config: dict[str, Any], phases: dict[str, Any]) -> list[ReportSection]:
-    """What plugins add to the report (``cambrian_report_sections``), in registration order;
-    their HTML is trusted markup."""
-    hook = get_plugin_manager().hook.cambrian_report_sections
-    found = [s for batch in reversed(hook(run_dir=str(run_dir), config=config, phases=phases))
-             for s in batch or ()]
-    return [s.model_copy(update={"html": Markup(s.html)}) for s in found]
+# -- tables --------------------------------------------------------------------------------
+
+
+def metric_columns(nodes: list[Node], objective_name: str) -> tuple[list[str], list[str]]:
+    """Columns worth a column: the objective, leading metrics, then the rest by name.
+
+    Returns (columns, notes): a metric equal to the objective in every row, or the same
+    in every row, becomes a note under the table instead of a column.
+    """
+    names: list[str] = []
+    for n in nodes:
+        names += [k for k in n.metrics if k not in names]
+    ordered = [objective_name] + [m for m in LEADING_METRICS if m in names and m != objective_name]
+    ordered += sorted(m for m in names if m not in ordered)
+    columns, notes, same = [], [], []
+    for m in ordered:
+        values = [n.metrics[m].value if m in n.metrics else None for n in nodes]
+        if m != objective_name and len(nodes) > 1:
+            if all(v == (n.metrics[objective_name].value if objective_name in n.metrics else None)
+                   for v, n in zip(values, nodes)):
+                notes.append(f"{m} equals {objective_name} in every row")
+                continue
+            if len(set(values)) == 1:
+                same.append(f"{m} {fmt.metric(m, values[0])}")
+                continue
+        columns.append(m)
+    if same:
+        notes.append("the same in every row: " + ", ".join(same))
+    return columns, notes
+
+
+def _cell(name: str, value: float | None) -> dict[str, Any]:
+    ok = value is not None and math.isfinite(value)
+    return {"text": fmt.metric(name, value), "sort": value if ok else ""}
+
+
+def leaderboard_rows(d: ReportData, nodes: list[Node], columns: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for rank, n in enumerate(nodes, 1):
+        rows.append({"rank": rank, "node": n, "design": d.label(n.candidate.content),
+                     "cells": [_cell(m, n.metrics[m].value if m in n.metrics else None) for m in columns]})
+    return rows
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def overview(d: ReportData) -> Section:
+    ends = d.events_of("campaign_end")
+    counts: dict[str, int] = {}
+    for n in d.nodes:
+        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    started = d.header.get("created_at")
+    last = max([n.updated_at for n in d.nodes + d.phase_nodes] + [e["ts"] for e in d.events[-1:]],
+               default=None)
+    code = d.header.get("code") or (f"cambrian {d.header['cambrian']} (commit not recorded)"
+                                    if d.header.get("cambrian") else "not recorded")
+    config_yaml = yaml.safe_dump(d.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    return Section("overview", "Campaign", d.render(
+        "sections/overview.html.j2", ends=ends, counts=counts, started=started, last=last, code=code,
+        elapsed=d.store.get_meta("elapsed_s"), config_yaml=config_yaml))
+
+
+def verdict(d: ReportData) -> Section | None:
+    hidden = d.phases.get("hidden") or {}
+    if not hidden.get("verdict"):
+        return None
+    return Section("verdict", "Verdict", d.render("sections/verdict.html.j2", h=hidden))
+
+
+def agents(d: ReportData) -> Section | None:
+    if not d.campaign.agents:
+        return None
+    stops: dict[str, str] = {}
+    for e in d.events_of("agent_stopped"):
+        stops[e["agent"]] = e["payload"].get("reason") or ""
+    errors = d.campaign.agent_errors() if hasattr(d.campaign, "agent_errors") else {}
+    rows = []
+    for a in d.campaign.agents:
+        mine = [n for n in d.nodes if n.agent == a.name]
+        best = best_nodes(mine, d.objective)
+        cfg = a.config
+        rows.append({
+            "name": a.name, "scaffold": cfg.scaffold.name,
+            "operators": ", ".join(cfg.operators or d.campaign.domain.default_operators),
+            "llm": (f"{cfg.llm.name} ({cfg.llm.options.get('model')})" if cfg.llm and cfg.llm.options.get("model")
+                    else cfg.llm.name if cfg.llm else "none"),
+            "nodes": len(mine), "done": sum(n.status.value == "done" for n in mine),
+            "failed": sum(n.status.value in ("failed", "invalid") for n in mine),
+            "best": best[0].score(d.objective) if best else None,
+            "stopped": stops.get(a.name), "error": a.name in errors,
+        })
+    llm_failed = [c for c in d.llm_calls if not c.get("ok")]
+    with_llm = any(a.config.llm for a in d.campaign.agents)
+    return Section("agents", "Agents", d.render("sections/agents.html.j2", rows=rows, llm_failed=llm_failed,
+                                                with_llm=with_llm))
+
+
+def leaderboard(d: ReportData) -> Section | None:
+    top = best_nodes(d.nodes, d.objective)[:LEADERBOARD_ROWS]
+    if not top:
+        return None
+    columns, notes = metric_columns(top, d.objective.name)
+    rows = leaderboard_rows(d, top, columns)
+    labels = {n.id: d.label(n.candidate.content, 44) for n in top}
+    img = d.figure("leaderboard", figures.leaderboard, d.nodes, d.objective, d.agents, labels=labels)
+    return Section("leaderboard", "Leaderboard", d.render(
+        "sections/leaderboard.html.j2", img=img, rows=rows, columns=columns, notes=notes,
+        total=len([n for n in d.nodes if n.score(d.objective) is not None])),
+        figures=["leaderboard"])
+
+
+def _figure_section(key: str, title: str, draw: Callable[[ReportData], Markup | None],
+                    caption: str = "") -> Callable[[ReportData], Section | None]:
+    def build(d: ReportData) -> Section | None:
+        img = draw(d)
+        if img is None:
+            return None
+        return Section(key, title, Markup("{}{}").format(img, Markup("<p class=caption>{}</p>").format(caption)
+                                                           if caption else ""), figures=[key])
+    build.__name__ = key
+    return build
+
+
+best_so_far = _figure_section(
+    "best_so_far", "Best so far per agent",
+    lambda d: d.figure("best_so_far", figures.best_so_far, d.nodes, d.objective, d.agents))
+search_graph = _figure_section(
+    "search_graph", "Search graph",
+    lambda d: d.figure("search_graph", figures.search_graph, d.nodes, d.objective, d.agents),
+    "Every search node by creation order; lines join parents to children; crosses are failed nodes.")
+quality_vs_cost = _figure_section(
+    "quality_vs_cost", "Quality against parameters and FLOPs",
+    lambda d: d.figure("quality_vs_cost", figures.quality_vs_cost, d.nodes, d.objective, d.agents))
+
+
+def plugin_report_sections(d: ReportData) -> list[ReportSection]:
+    """What plugins add (``cambrian_report_sections``), in registration order; trusted markup."""
+    if "plugin_sections" not in d.__dict__:
+        hook = get_plugin_manager().hook.cambrian_report_sections
+        found = hook(run_dir=str(d.run_dir), config=d.config.model_dump(mode="json"), phases=d.phases)
+        d.__dict__["plugin_sections"] = [s for batch in reversed(found) for s in batch or ()]
+    return d.__dict__["plugin_sections"]
+
+
+def plugin_sections(d: ReportData) -> list[Section]:
+    out = []
+    for s in plugin_report_sections(d):
+        slug = re.sub(r"[^a-z0-9]+", "-", s.title.lower()).strip("-") or "section"
+        heading = not re.match(r"\s*<h2", s.html)  # a fragment may bring its own heading
+        figs = re.findall(r'<img [^>]*data-figure="([^"]+)"', s.html)
+        out.append(Section(slug, s.title, Markup(s.html), figures=figs, heading=heading))
+    return out
+
+
+def hidden(d: ReportData) -> Section | None:
+    h = d.phases.get("hidden")
+    if not h or not h.get("designs"):
+        return None
+    img = d.figure("hidden", figures.hidden_results, h, label=d.label)
+    return Section("hidden", "Hidden evaluation", d.render("sections/hidden.html.j2", h=h, img=img),
+                   figures=["hidden"] if img is not None else [])
+
+
+def other_phases(d: ReportData) -> Section | None:
+    shown = {"hidden", *(name for s in plugin_report_sections(d) for name in s.phases)}
+    rest = {k: v for k, v in d.phases.items() if k not in shown and v}
+    if not rest:
+        return None
+    body = Markup("").join(Markup("<h3>{}</h3><pre>{}</pre>").format(
+        k, json.dumps(v, indent=1, default=str)) for k, v in rest.items())
+    return Section("phases", "Other phases", body)
+
+
+def failures(d: ReportData) -> Section | None:
+    failed = [n for n in d.nodes + d.phase_nodes if n.error or n.status.value in ("failed", "invalid")]
+    if not failed:
+        return None
+    failed.sort(key=lambda n: n.created_at)
+    return Section("failures", "Failures", d.render("sections/failures.html.j2", nodes=failed[:MAX_FAILURES],
+                                                     total=len(failed)))
+
+
+def notes(d: ReportData) -> Section | None:
+    items = d.store.notes(limit=50)
+    if not items:
+        return None
+    return Section("notes", "Notes", Markup("<ul>{}</ul>").format(
+        Markup("").join(Markup("<li>{}</li>").format(t) for t in items)))
+
+
+def costs(d: ReportData) -> Section | None:
+    nodes = d.nodes + d.phase_nodes
+    if not nodes and not d.llm_calls:
+        return None
+    img = d.figure("costs", figures.costs, nodes, d.llm_calls)
+    return Section("costs", "Costs", d.render("sections/costs.html.j2", img=img, total=d.store.total_cost()),
+                   figures=["costs"] if img is not None else [])
+
+
+def environment(d: ReportData) -> Section | None:
+    if not d.header:
+        return None
+    return Section("environment", "Environment", d.render("sections/environment.html.j2", h=d.header))
+
+
+# A builder returns a Section, None (nothing to show) or a list of Sections (plugin_sections).
+SECTIONS: list[Callable[[ReportData], Section | list[Section] | None]] = [
+    overview, verdict, agents, leaderboard, best_so_far, search_graph, quality_vs_cost,
+    plugin_sections, hidden, other_phases, failures, notes, costs, environment,
+]
+
+
+def build_sections(d: ReportData) -> list[Section]:
+    out: list[Section] = []
+    for build in SECTIONS:
+        made = build(d)
+        out += made if isinstance(made, list) else [made] if made is not None else []
+    ids: set[str] = set()
+    for s in out:  # anchors stay unique whatever titles plugins choose
+        while s.id in ids:
+            s.id += "-2"
+        ids.add(s.id)
+    return out
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -67,36 +333,11 @@ def write_report(run_dir: str | Path) -> Path:
 
     run_dir = Path(run_dir)
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
-    store = campaign.open_store()
-    nodes = store.nodes(phase="search")
-    phase_nodes = [n for n in store.nodes() if n.phase != "search"]
-    obj = campaign.objective
-    counts: dict[str, int] = {}
-    for n in nodes:
-        counts[n.status.value] = counts.get(n.status.value, 0) + 1
-    failures = [n for n in nodes if n.error][:50]
-    phase_names = [p.name for p in campaign.domain.phases(campaign.config.phases)]
-    phases = {name: store.get_meta(f"phase:{name}") for name in phase_names}
-    phases = {k: v for k, v in phases.items() if v is not None}
-    agents = [a.name for a in campaign.agents]
-    stops = {e["agent"]: e["payload"].get("reason") for e in store.events("agent_stopped")}
-    llm_calls = store.llm_calls()
-    figs = make_figures(run_dir, nodes, phase_nodes, obj, agents, phases, llm_calls)
-    images = {k: base64.b64encode(p.read_bytes()).decode() for k, p in figs.items()}
-    sections = report_sections(run_dir, campaign.config.model_dump(mode="json"), phases)
-    total = store.total_cost()
-    env = Environment(loader=PackageLoader("cambrian.plugins.reporting", "templates"),
-                      autoescape=select_autoescape())
-    page = env.get_template("report.html.j2").render(
-        config=campaign.config, header=store.get_meta("header", {}), objective=obj,
-        leaderboard=best_nodes(nodes, obj)[:20], counts=counts, failures=failures,
-        agents=agents, stops=stops, nodes=nodes, pattern=_pattern,
-        ends=store.events("campaign_end"), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        notes=store.notes(limit=50), llm_calls=llm_calls, escape=html.escape,
-        images=images, phases=phases, total=total, elapsed=store.get_meta("elapsed_s", 0.0),
-        n_phase_nodes=len(phase_nodes), to_json=lambda v: json.dumps(v, indent=1, default=str),
-        sections=sections, shown_phases={name for s in sections for name in s.phases},
-    )
+    d = ReportData(run_dir, campaign, campaign.open_store())
+    sections = build_sections(d)
+    page = d.env.get_template("report.html.j2").render(
+        d=d, sections=sections, legend=d.labels.legend(),
+        generated=fmt.date(time.time()))
     out = run_dir / "report.html"
     out.write_text(page)
     return out

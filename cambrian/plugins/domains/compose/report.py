@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from cambrian import ReportSection
 from cambrian.plugins.domains.compose.domain import ComposeDomain
 from cambrian.plugins.domains.compose.figures import ladder_scores, scaling_curves
+from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.figures import embed
 
 TITLES = {"aggregation": "Aggregation", "scaling": "Scaling steps"}
@@ -30,8 +31,12 @@ def report_sections(run_dir: str | Path, config: dict[str, Any], phases: dict[st
     scaling = phases.get("scaling")
     figures = {"scaling": embed(scaling_curves(scaling, out_dir / "scaling.png"), "scaling curves"),
                "ladder": embed(ladder_scores(scaling, out_dir / "ladder.png"), "ladder")}
-    template = Environment(loader=PackageLoader("cambrian.plugins.domains.compose", "templates"),
-                           autoescape=select_autoescape()).get_template("report_section.html.j2")
+    env = Environment(loader=PackageLoader("cambrian.plugins.domains.compose", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]))
+    # The report's way with numbers and labels: 232k params, 4 digits, patterns that wrap.
+    env.filters.update(si=fmt.si, number=fmt.number,
+                       pattern=lambda p: str(p).replace(",", ", ") if p is not None else "-")
+    template = env.get_template("report_section.html.j2")
     return [ReportSection(title=title, phases=(name,),
                           html=template.render(phases={name: phases[name]}, objective=objective,
                                                figures=figures))
