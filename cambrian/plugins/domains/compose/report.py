@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from cambrian import ReportSection
 from cambrian.plugins.domains.compose.domain import ComposeDomain
@@ -29,8 +30,8 @@ def report_sections(run_dir: str | Path, config: dict[str, Any], phases: dict[st
     out_dir = Path(run_dir) / "figures"
     out_dir.mkdir(exist_ok=True)
     scaling = phases.get("scaling")
-    figures = {"scaling": embed(scaling_curves(scaling, out_dir / "scaling.png"), "scaling curves"),
-               "ladder": embed(ladder_scores(scaling, out_dir / "ladder.png"), "ladder")}
+    figures = {"scaling": Markup(embed(scaling_curves(scaling, out_dir / "scaling.png"), "scaling curves")),
+               "ladder": Markup(embed(ladder_scores(scaling, out_dir / "ladder.png"), "ladder"))}
     env = Environment(loader=PackageLoader("cambrian.plugins.domains.compose", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
     # The report's way with numbers and labels: 232k params, 4 digits, patterns that wrap.
