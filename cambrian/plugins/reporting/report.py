@@ -257,9 +257,14 @@ def plugin_sections(d: ReportData) -> list[Section]:
     return out
 
 
+def shown_by_plugins(d: ReportData) -> set[str]:
+    """Phases a plugin's section shows: the report's own view of them is left out."""
+    return {name for s in plugin_report_sections(d) for name in s.phases}
+
+
 def hidden(d: ReportData) -> Section | None:
     h = d.phases.get("hidden")
-    if not h or not h.get("designs"):
+    if not h or not h.get("designs") or "hidden" in shown_by_plugins(d):
         return None
     img = d.figure("hidden", figures.hidden_results, h, label=d.label)
     return Section("hidden", "Hidden evaluation", d.render("sections/hidden.html.j2", h=h, img=img),
@@ -267,7 +272,7 @@ def hidden(d: ReportData) -> Section | None:
 
 
 def other_phases(d: ReportData) -> Section | None:
-    shown = {"hidden", *(name for s in plugin_report_sections(d) for name in s.phases)}
+    shown = {"hidden", *shown_by_plugins(d)}
     rest = {k: v for k, v in d.phases.items() if k not in shown and v}
     if not rest:
         return None
