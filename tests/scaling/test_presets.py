@@ -1,5 +1,7 @@
 """Named GPU scales as campaign rungs (``preset``): dims, device and a Chinchilla budget."""
 
+from pathlib import Path
+
 import pytest
 
 from cambrian.architectures import ArchSpec, count, reference_spec
@@ -39,3 +41,29 @@ def test_every_design_is_rebuilt_at_the_scale_and_trains_the_same_tokens(name):
     assert opts["device"] == "cuda" and opts["seq_len"] == 1024 and opts["checkpoint_every"] == 200
     assert opts["train_tokens"] == rung_at_scale(rung)["train_tokens"]  # one budget per rung
     assert "d_model" not in opts and "n_layers" not in opts  # dims go into the spec, not the options
+
+
+def test_the_gpu_example_config_loads_and_its_rung_is_125m_on_cuda():
+    from cambrian.core.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "examples" / "compose-gpu.yaml")
+    rung = cfg.phases["scaling"]["ladder"][-1]
+    opts = rung_options(rung)
+    assert opts["device"] == "cuda" and opts["checkpoint_every"] == 200 and opts["train_tokens"] > 1e9
+    assert cfg.domain.options["device"] == "auto"  # the search: GPU when there is one, else CPU
+
+
+def test_an_unknown_preset_fails_the_config_naming_the_key(tmp_path):
+    import yaml
+
+    from cambrian.core.config import load_config
+    from cambrian.core.errors import ConfigError
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "examples" / "compose-gpu.yaml").read_text())
+    data["phases"]["scaling"]["ladder"][-1]["preset"] = "125M-typo"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"ladder.*unknown scale '125M-typo'"):
+        load_config(bad)

@@ -41,7 +41,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
 from cambrian.core.standings import hidden_seeds
@@ -133,6 +133,16 @@ class Aggregation(Phase):
 
 
 # -- scaling ----------------------------------------------------------------------------------
+
+
+def check_presets(rungs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Rungs naming a scale (``preset``) name a known one: checked when the config loads."""
+    from cambrian.scaling.ladder import get_scale
+
+    for rung in rungs or ():
+        if rung.get("preset"):
+            get_scale(rung["preset"])  # ValueError: unknown scale 'x'; known: ...
+    return rungs
 
 
 def expand_rung(rung: dict[str, Any]) -> dict[str, Any]:
@@ -231,10 +241,16 @@ class Scaling(Phase):
 
     class Options(Options):
         ladder: list[dict[str, Any]] | None = Field(None, min_length=1, description="rungs: {name, d_model, "
-                                                    "depth, mode, training keys} (null: proxy and x1.5)")
+                                                    "depth or n_layers, mode, training keys} or {name, preset: "
+                                                    "a ladder scale, ...} (null: proxy and x1.5)")
         level: float = Field(0.95, gt=0, lt=1, description="confidence level of the fits")
         top_k: int = Field(2, ge=0, description="search designs promoted")
         baselines: list[str] = Field(["llama", "composer"], description="baselines promoted with them")
+
+        @field_validator("ladder")
+        @classmethod
+        def _known_presets(cls, ladder):
+            return check_presets(ladder)
 
     def run(self, campaign: Any) -> dict[str, Any]:
         ladder = self.options.ladder or DEFAULT_LADDER
@@ -315,6 +331,12 @@ class HiddenEvaluation(Phase):
         baselines: list[str] = Field(["llama"], description="baselines compared (the first names the verdict)")
         top_k: int = Field(2, ge=0, description="search designs evaluated")
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
+
+        @field_validator("rung")
+        @classmethod
+        def _known_preset(cls, rung):
+            check_presets([rung] if rung else None)
+            return rung
 
     def run(self, campaign: Any) -> dict[str, Any]:
         seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
