@@ -814,9 +814,11 @@ class Campaign:
         for n in nodes:
             counts[n.status.value] = counts.get(n.status.value, 0) + 1
         best = standings(nodes, self.objective)
+        errors, names = self.agent_errors(), tuple(a.name for a in self.agents)
+        if reason == "complete" and errors and set(errors) >= set(names):  # resumed after they failed
+            reason = "every agent stopped on an error: " + "; ".join(f"{a}: {errors[a]}" for a in names)
         return CampaignResult(self.run_dir, reason, best[0].node if best else None, counts,
-                              agent_errors=self.agent_errors(),
-                              agent_names=tuple(a.name for a in self.agents))
+                              agent_errors=errors, agent_names=names)
 
     def agent_errors(self) -> dict[str, str]:
         """Agents stopped by an error no retry fixes (from the store, so also after a resume)."""

@@ -21,6 +21,9 @@ def test_rejected_key_stops_the_agent_at_once_and_fails_the_campaign(tmp_path):
     with FakeOpenAI([BAD_KEY]) as srv:
         llm = {"name": "openai", "options": {"model": "fake-model", "base_url": srv.base_url}}
         result = Campaign.from_config(llm_toy_config(llm), tmp_path / "run").run()
+        again = Campaign.resume(tmp_path / "run").run()  # still failed, and says why
+    assert again.failed and "every agent stopped on an error: a: " in again.reason
+    assert "the key was rejected" in again.reason
     assert len(srv.requests) == 1  # one call, no retries, no further steps
     assert result.failed and result.counts == {}
     assert "the key was rejected (HTTP 401" in result.reason and "sk-wrong" in result.reason
