@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=0.1, help="fraction of each scale's token budget")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-tokens", type=int, default=16384)
+    ap.add_argument("--val-tokens", type=int, default=16384)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "cambrian"))
     args = ap.parse_args(argv)
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
     print(f"{'spec':<10} {'scale':<9} {'params':>9} {'train FLOPs':>12} {'val bpb':>8} {'wall s':>7}")
-    rungs = run_ladder(specs(), scales, lm_train_fn(corpus, seed=args.seed, eval_tokens=args.eval_tokens,
+    rungs = run_ladder(specs(), scales, lm_train_fn(corpus, seed=args.seed, val_tokens=args.val_tokens,
                                                      threads=args.threads), on_rung=show)
     res = analyse_ladder(rungs, baseline="llama")
     wall = time.perf_counter() - t0

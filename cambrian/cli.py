@@ -244,6 +244,9 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
         console.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     for name, reason in coord["paused"].items():
         console.print(f"agent {name} paused: {reason}", highlight=False)
+    refs = store.get_meta("phase:references") or {}
+    if refs.get("warning"):
+        console.print(f"[bold red]{refs['warning']}[/bold red]", highlight=False)
     console.print(leaderboard_table(nodes, campaign.objective, k=top))
 
 

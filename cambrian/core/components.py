@@ -224,9 +224,11 @@ class Evaluator(Component, ABC):
 
 
 class Phase(Component, ABC):
-    """A step after search. It must be idempotent: its evaluations go through
-    :meth:`Campaign.evaluate`, which reuses finished nodes, so a campaign killed
-    during a phase resumes it without repeating finished work."""
+    """A step after search (or before it, with ``before_search``). It must be idempotent:
+    its evaluations go through :meth:`Campaign.evaluate`, which reuses finished nodes,
+    so a campaign killed during a phase resumes it without repeating finished work."""
+
+    before_search: bool = False  # True: runs before the agents start (e.g. a check of the proxy)
 
     kind = "phase"
 

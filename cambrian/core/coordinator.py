@@ -1,10 +1,13 @@
 """The campaign as a LangGraph graph: the graph schedules, waits and resumes.
 
-    START -> supervisor --Send(a1)--> agent_step ┐
-                ^       --Send(aN)--> agent_step ┴-> record ┐
-                |       --(nothing to start)------> record ┤
-                └───────────────────────────────────────────┘
+    START -> [pre_q1 -> ...] -> supervisor --Send(a1)--> agent_step ┐
+                                   ^       --Send(aN)--> agent_step ┴-> record ┐
+                                   |       --(nothing to start)------> record ┤
+                                   └───────────────────────────────────────────┘
              supervisor --(search over)--> [approve_p1] -> phase_p1 -> ... -> END
+
+- ``pre_<phase>``: the domain's phases marked ``before_search`` (compose's check of
+  its references against the count-based floors), run once before any agent starts.
 
 - ``supervisor``: checks budgets, pauses stalled agents, and gives the free evaluation
   slots to agents under the coordination policy (``cambrian.core.supervisor``); every
@@ -103,12 +106,20 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
     g.add_node("supervisor", supervisor)
     g.add_node("agent_step", agent_step)
     g.add_node("record", record)
-    g.add_edge(START, "supervisor")
+    prev = START
+    for phase in campaign.phases:
+        if phase.before_search:
+            g.add_node(f"pre_{phase.name}", _phase_node(campaign, phase.name))
+            g.add_edge(prev, f"pre_{phase.name}")
+            prev = f"pre_{phase.name}"
+    g.add_edge(prev, "supervisor")
     g.add_edge("agent_step", "record")
     g.add_edge("record", "supervisor")
 
     chain: list[str] = []
     for phase in campaign.phases:
+        if phase.before_search:
+            continue
         if phase.name in campaign.approvals_needed:
             chain.append(f"approve_{phase.name}")
             g.add_node(chain[-1], _approval_gate(campaign, phase.name))

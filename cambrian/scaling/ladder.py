@@ -5,15 +5,20 @@ it between its own evaluations:
 
 - :data:`SCALES`: CPU proxies (about 0.1M / 0.5M / 2M parameters for a
   Llama-style pattern) and GPU scales (125M, 350M, 1B, 3B) as dims and a token budget;
-- :func:`at_scale`: a proxy spec at a named scale: width from the scale,
-  dimension-derived options re-derived (head size kept), depth grown to the
-  scale's layer count by :func:`stack` (repeat the pattern) or :func:`stretch`
-  (repeat each layer in place);
+- :func:`at_rung`: the one rescaling rule: a spec at a new width (head size
+  kept, width-derived options re-derived) and depth (the pattern stacked or
+  stretched, :func:`resize`); :func:`at_scale` applies a named scale;
 - :func:`promote`: the top-k designs plus the baselines;
 - :func:`majority_vote`: one spec from a cluster of top designs, layer by layer;
-- :func:`rank_agreement`: Spearman and Kendall correlation of two scales' rankings;
-- :func:`run_ladder` / :func:`analyse_ladder`: train specs x scales, fit loss
-  against compute per spec, compare slopes with a baseline.
+- :func:`rank_agreement`: Spearman and Kendall correlation of two scales'
+  rankings with exact p (resolved from :data:`MIN_RANKED` = 6 designs);
+- :func:`fit_scaling` / :func:`compare_fits`: honest exponents: only rungs below
+  the unigram floor, >= 3 of them spanning >= 10x compute, else "not resolved";
+- :func:`run_ladder` / :func:`analyse_ladder`: train specs x scales (through the
+  one train-and-score pipeline, :func:`cambrian.scaling.runs.train_lm`), fit,
+  compare slopes with a baseline.
+
+The compose pack's scaling and hidden phases call these; nothing else rescales a spec.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from cambrian.scaling.fits import PowerLawFit, SlopeComparison, compare_slopes, fit_power_law
+from cambrian.scaling.fits import PowerLawFit, compare_slopes, fit_power_law
 
 
 @dataclass(frozen=True)
@@ -75,43 +80,51 @@ def _as_dict(spec: Any) -> dict[str, Any]:
     return json.loads(json.dumps(spec.to_dict() if hasattr(spec, "to_dict") else spec))
 
 
-def stack(layers: Sequence[Any], times: int) -> list[Any]:
-    """Repeat the whole pattern: [a, b] x 2 -> [a, b, a, b]."""
-    return [json.loads(json.dumps(layer)) for _ in range(times) for layer in layers]
+Layer = dict[str, Any]  # {"primitive": name, "options": {...}}
 
 
-def stretch(layers: Sequence[Any], times: int) -> list[Any]:
-    """Repeat each layer in place: [a, b] x 2 -> [a, a, b, b]."""
-    return [json.loads(json.dumps(layer)) for layer in layers for _ in range(times)]
+def _draft(spec_dims: dict[str, Any]):
+    from cambrian.architectures import ArchSpec
+    from cambrian.architectures.spec import GLOBAL_OPTIONS
+
+    dims = {o.name: spec_dims.get(o.name, o.default) for o in GLOBAL_OPTIONS}
+    return ArchSpec(layers=(), **dims)
 
 
-def grow(spec: Any, n_layers: int, mode: Literal["stack", "stretch"] = "stack") -> dict[str, Any]:
-    """The spec with its layer pattern repeated to about ``n_layers`` layers (never fewer than it has)."""
-    d = _as_dict(spec)
-    times = max(1, round(n_layers / len(d["layers"])))
-    d["layers"] = (stack if mode == "stack" else stretch)(d["layers"], times)
-    return d
+def minimal_layers(spec: dict[str, Any]) -> list[Layer]:
+    """The layers of a canonical spec with every option removed that the primitive would derive
+    (or default) on its own at this width: a canonical spec at d_model 64 carries ``head_dim: 16``
+    for 4 heads; its minimal form drops it, so a new width re-derives it instead of freezing it.
+    The spec operators work on this form too."""
+    from cambrian.architectures import get_primitive
 
-
-def _free_derived_options(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop layer options that merely restate a default derived from the dims (so they re-derive)."""
-    from cambrian.architectures import ArchSpec, get_primitive
-
-    glob = {k: v for k, v in d.items() if k != "layers"}
+    draft = _draft(spec)
     out = []
-    for layer in d["layers"]:
-        opts = dict(layer.get("options", {}))
-        derived = [o.name for o in get_primitive(layer["primitive"]).options if o.default is None]
-        for name in derived:
-            if name not in opts or opts[name] is None:
-                opts.pop(name, None)
+    for layer in spec["layers"]:
+        prim = get_primitive(layer["primitive"])
+        full = dict(layer.get("options") or {})
+        given = dict(full)
+        for key in list(given):
+            trial = {k: v for k, v in given.items() if k != key}
+            try:
+                if prim.normalize(trial, draft, "") == prim.normalize(full, draft, ""):
+                    given = trial
+            except ValueError:
                 continue
-            trial = {k: v for k, v in opts.items() if k != name}
-            resolved = ArchSpec.from_dict({**glob, "layers": [{"primitive": layer["primitive"], "options": trial}]})
-            if resolved.layers[0].options.get(name) == opts[name]:
-                opts = trial
-        out.append({"primitive": layer["primitive"], "options": opts})
-    return {**d, "layers": out}
+        out.append({"primitive": layer["primitive"], "options": given})
+    return out
+
+
+def resize(layers: Sequence[Layer], depth: int, mode: str = "stack") -> list[Layer]:
+    """The pattern at ``depth`` layers: ``stack`` repeats the whole pattern (abc -> abcabc),
+    ``stretch`` repeats each layer in place (abc -> aabbcc); cut to ``depth`` when not a multiple."""
+    n = len(layers)
+    copy = lambda layer: json.loads(json.dumps(layer))
+    if mode == "stack":
+        return [copy(layers[i % n]) for i in range(depth)]
+    if mode == "stretch":
+        return [copy(layers[min(n - 1, math.floor(j * n / depth))]) for j in range(depth)]
+    raise ValueError(f"resize mode must be 'stack' or 'stretch', got {mode!r}")
 
 
 def _rescale_heads(opts: dict[str, Any], old_d: int, new_d: int) -> dict[str, Any]:
@@ -133,21 +146,43 @@ def _rescale_heads(opts: dict[str, Any], old_d: int, new_d: int) -> dict[str, An
     return out
 
 
-def at_scale(spec: Any, scale: str | Scale, mode: Literal["stack", "stretch"] = "stack",
-             vocab_size: int | None = None) -> dict[str, Any]:
-    """``spec`` (a short proxy) rebuilt at ``scale``: width, derived options and depth."""
+def at_rung(spec: Any, *, d_model: int | None = None, depth: float = 1.0, n_layers: int | None = None,
+            mode: Literal["stack", "stretch"] = "stack", seq_len: int | None = None,
+            vocab_size: int | None = None) -> dict[str, Any]:
+    """``spec`` rebuilt at a rung of the ladder: the one rescaling rule.
+
+    Width ``d_model`` (head size kept: more heads, not wider ones; options derived from the
+    width re-derived), depth ``n_layers`` or ``depth`` x the spec's own (the pattern stacked or
+    stretched, :func:`resize`), context ``seq_len``. Unchanged dims give the spec back as is.
+    """
     from cambrian.architectures import ArchSpec
 
-    s = get_scale(scale)
-    d = _free_derived_options(_as_dict(spec))
-    old_d = d["d_model"]
-    d["layers"] = [{"primitive": layer["primitive"], "options": _rescale_heads(layer["options"], old_d, s.d_model)}
-                   for layer in d["layers"]]
-    d.update(d_model=s.d_model, max_seq_len=max(s.seq_len, d.get("max_seq_len", 0)))
+    d = _as_dict(spec)
+    old_d = int(d["d_model"])
+    new_d = int(d_model or old_d)
+    target = int(n_layers) if n_layers is not None else max(1, round(len(d["layers"]) * float(depth)))
+    if new_d == old_d and target == len(d["layers"]) and seq_len is None and vocab_size is None:
+        return d
+    layers = minimal_layers(d)
+    if new_d != old_d:
+        for small, full in zip(layers, d["layers"]):
+            heads = {k: full["options"][k] for k in ("n_heads", "n_kv_heads")
+                     if full.get("options", {}).get(k) is not None}
+            small["options"].update(_rescale_heads(heads, old_d, new_d))
+    new = {**d, "d_model": new_d, "layers": resize(layers, target, mode)}
+    if seq_len is not None:
+        new["max_seq_len"] = max(int(seq_len), int(d.get("max_seq_len", 0) or 0))
     if vocab_size is not None:
-        d["vocab_size"] = vocab_size
-    d = grow(d, s.n_layers, mode)
-    return ArchSpec.from_dict(d).to_dict()  # validated, defaults filled at the new dims
+        new["vocab_size"] = vocab_size
+    return ArchSpec.from_dict(new).to_dict()  # validated, defaults filled at the new dims
+
+
+def at_scale(spec: Any, scale: str | Scale, mode: Literal["stack", "stretch"] = "stack",
+             vocab_size: int | None = None) -> dict[str, Any]:
+    """``spec`` (a short proxy) rebuilt at a named scale (:func:`at_rung` with its dims)."""
+    s = get_scale(scale)
+    return at_rung(spec, d_model=s.d_model, n_layers=s.n_layers, mode=mode, seq_len=s.seq_len,
+                   vocab_size=vocab_size)
 
 
 def scale_budget(spec: Any, scale: str | Scale) -> tuple[int, float]:
@@ -232,24 +267,56 @@ def cluster_of_best(specs: Sequence[Any], max_distance: int) -> list[dict[str, A
     return [d for d in ds if layer_distance(ds[0], d) <= max_distance]
 
 
+MIN_RUNGS = 3  # distinct compute values a scaling fit needs
+MIN_SPAN = 10.0  # ... spanning at least this factor of compute
+MIN_RANKED = 6  # designs (baselines included) a rank agreement needs
+
+
 @dataclass(frozen=True)
 class RankAgreement:
     n: int
     spearman: float
-    spearman_p: float
+    spearman_p: float  # exact (every permutation) up to 9 designs, else a 20,000-draw permutation test
     kendall: float
-    kendall_p: float
+    kendall_p: float  # exact without ties, else scipy's asymptotic
+
+    @property
+    def resolved(self) -> bool:
+        return self.n >= MIN_RANKED
+
+    def summary(self) -> dict[str, Any]:
+        clean = lambda v: float(v) if math.isfinite(v) else None
+        out: dict[str, Any] = {"n": self.n, "spearman": clean(self.spearman), "spearman_p": clean(self.spearman_p),
+                               "kendall": clean(self.kendall), "kendall_p": clean(self.kendall_p),
+                               "resolved": self.resolved}
+        if not self.resolved:
+            out["note"] = f"not resolved: {self.n} designs at both rungs (needs >= {MIN_RANKED})"
+        return out
 
 
 def rank_agreement(a: Mapping[str, float], b: Mapping[str, float]) -> RankAgreement:
-    """How well two scales rank the same designs (on the names both scored)."""
+    """How well two scales rank the same designs (on the names both scored).
+
+    Meaningful from :data:`MIN_RANKED` designs (``resolved``); computed from 2 so that a
+    report can still show the numbers it has.
+    """
     names = sorted(set(a) & set(b))
     if len(names) < 2:
         raise ValueError("rank agreement needs at least two designs scored at both scales")
     x, y = [a[n] for n in names], [b[n] for n in names]
-    sp, kt = stats.spearmanr(x, y), stats.kendalltau(x, y)
-    sp_p = _exact_spearman_p(x, y, float(sp.statistic)) if len(names) <= 8 else float(sp.pvalue)
-    return RankAgreement(n=len(names), spearman=float(sp.statistic), spearman_p=sp_p,
+    sp = stats.spearmanr(x, y)
+    rho = float(sp.statistic)
+    if len(names) <= 9:
+        sp_p = _exact_spearman_p(x, y, rho)
+    elif math.isfinite(rho):
+        sp_p = float(stats.permutation_test((x,), lambda v: stats.spearmanr(v, y).statistic,
+                                            permutation_type="pairings", n_resamples=20_000,
+                                            random_state=0).pvalue)
+    else:
+        sp_p = math.nan
+    ties = len(set(x)) < len(x) or len(set(y)) < len(y)
+    kt = stats.kendalltau(x, y, method="asymptotic" if ties else "exact")
+    return RankAgreement(n=len(names), spearman=rho, spearman_p=sp_p,
                          kendall=float(kt.statistic), kendall_p=float(kt.pvalue))
 
 
@@ -269,6 +336,68 @@ def _exact_spearman_p(x: Sequence[float], y: Sequence[float], rho: float) -> flo
     return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-9))
 
 
+# ----------------------------------------------------------------------------- honest scaling fits
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """Loss = a * C^-b over a design's rungs, or why the data do not resolve it."""
+
+    name: str
+    fit: PowerLawFit | None  # None: not resolved
+    reason: str | None  # why not resolved
+    points: list[tuple[float, float]]  # (compute, loss) fitted: the rungs below the unigram floor
+    dropped: list[tuple[float, float]]  # rungs at or above the floor (on the plateau)
+
+    @property
+    def resolved(self) -> bool:
+        return self.fit is not None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"resolved": self.resolved, "reason": self.reason,
+                               "points": [list(p) for p in self.points], "dropped": [list(p) for p in self.dropped]}
+        if self.fit is not None:
+            out.update(a=self.fit.a, b=self.fit.b, b_ci=list(self.fit.ci["b"]), n_points=len(self.points),
+                       level=self.fit.level)
+        return out
+
+
+def fit_scaling(name: str, points: Sequence[tuple[float, float, float | None]], *, level: float = 0.95,
+                n_boot: int = 400, seed: int = 0, min_rungs: int = MIN_RUNGS,
+                min_span: float = MIN_SPAN) -> ScalingFit:
+    """Fit one design's ladder, only where the data resolve an exponent.
+
+    ``points``: (training compute, loss, unigram floor or None) per rung. Rungs whose loss is
+    not below their unigram floor sit on the plateau (a fit there measures how fast a model
+    leaves it, not how it scales) and are dropped; the rest must be >= ``min_rungs`` distinct
+    compute values spanning >= ``min_span`` x. Otherwise the fit is "not resolved" with the reason.
+    """
+    valid = [(float(c), float(l), f) for c, l, f in points if c > 0 and math.isfinite(l) and l > 0]
+    keep = [(c, l) for c, l, f in valid if f is None or l < f]
+    dropped = [(c, l) for c, l, f in valid if not (f is None or l < f)]
+    computes = sorted({c for c, _ in keep})
+    reason = None
+    if len(computes) < min_rungs:
+        reason = (f"not resolved: {len(computes)} rung(s) below the unigram floor "
+                  f"(needs >= {min_rungs} spanning >= {min_span:g}x compute)")
+    elif computes[-1] / computes[0] < min_span:
+        reason = (f"not resolved: the rungs below the unigram floor span {computes[-1] / computes[0]:.1f}x "
+                  f"compute (needs >= {min_span:g}x)")
+    if reason is not None:
+        return ScalingFit(name, None, reason, keep, dropped)
+    fit = fit_power_law([c for c, _ in keep], [l for _, l in keep], level=level, n_boot=n_boot, seed=seed)
+    return ScalingFit(name, fit, None, keep, dropped)
+
+
+def compare_fits(fit: ScalingFit, reference: ScalingFit) -> dict[str, Any]:
+    """"Scales X% faster than the reference" only when both exponents are resolved, else why not."""
+    if not fit.resolved or not reference.resolved:
+        which = fit if not fit.resolved else reference
+        return {"resolved": False, "text": f"{which.reason} ({which.name})"}
+    cmp = compare_slopes(fit.fit, reference.fit)
+    return {"resolved": True, "percent_faster": cmp.percent_faster, "ci": list(cmp.ci), "level": cmp.level,
+            "text": str(cmp).replace("vs baseline", f"vs {reference.name}")}
+
+
 # ----------------------------------------------------------------------------- running a ladder
 
 @dataclass(frozen=True)
@@ -279,13 +408,14 @@ class Rung:
     flops: float  # training FLOPs
     loss: float  # the evaluated metric (val bits per byte for the LM ladder)
     wall_s: float
+    floor: float | None = None  # the unigram floor of the scored tokens (LM ladders)
 
 
 @dataclass
 class LadderResult:
     rungs: list[Rung]
-    fits: dict[str, PowerLawFit] = field(default_factory=dict)
-    vs_baseline: dict[str, SlopeComparison] = field(default_factory=dict)
+    fits: dict[str, ScalingFit] = field(default_factory=dict)
+    vs_baseline: dict[str, dict[str, Any]] = field(default_factory=dict)
     agreement: dict[tuple[str, str], RankAgreement] = field(default_factory=dict)
 
     def scores(self, scale: str) -> dict[str, float]:
@@ -293,10 +423,10 @@ class LadderResult:
 
 
 def run_ladder(specs: Mapping[str, Any], scales: Sequence[str | Scale],
-               train_fn: Callable[[dict[str, Any], Scale], tuple[float, float]],
+               train_fn: Callable[[dict[str, Any], Scale], tuple[float, ...]],
                mode: Literal["stack", "stretch"] = "stack",
                on_rung: Callable[[Rung], None] | None = None) -> list[Rung]:
-    """Train every spec at every scale; ``train_fn(spec_at_scale, scale) -> (loss, train_flops)``."""
+    """Train every spec at every scale; ``train_fn(spec_at_scale, scale) -> (loss, train_flops[, floor])``."""
     from cambrian.architectures import ArchSpec, count
 
     rungs = []
@@ -304,47 +434,48 @@ def run_ladder(specs: Mapping[str, Any], scales: Sequence[str | Scale],
         for name, spec in specs.items():
             big = at_scale(spec, scale, mode)
             t0 = time.perf_counter()
-            loss, flops = train_fn(big, scale)
+            loss, flops, *floor = train_fn(big, scale)
             params = float(count(ArchSpec.from_dict(big)).params)
-            rungs.append(Rung(name, scale.name, params, flops, loss, time.perf_counter() - t0))
+            rungs.append(Rung(name, scale.name, params, flops, loss, time.perf_counter() - t0,
+                              floor[0] if floor else None))
             if on_rung is not None:
                 on_rung(rungs[-1])
     return rungs
 
 
-def lm_train_fn(corpus: Any, seed: int = 0, eval_tokens: int = 32768,
-                threads: int | None = None) -> Callable[[dict[str, Any], Scale], tuple[float, float]]:
-    """A ``train_fn`` for :func:`run_ladder`: train on ``corpus`` for the scale's budget, score val bpb."""
+def lm_train_fn(corpus: Any, seed: int = 0, val_tokens: int = 32768,
+                threads: int | None = None) -> Callable[[dict[str, Any], Scale], tuple[float, float, float]]:
+    """A ``train_fn`` for :func:`run_ladder`: train on ``corpus`` for the scale's budget through
+    :func:`cambrian.scaling.runs.train_lm`; (val bpb, training FLOPs, unigram floor)."""
     from cambrian.scaling.runs import train_lm
     from cambrian.scaling.trainer import TrainConfig
 
-    def fn(spec: dict[str, Any], scale: Scale) -> tuple[float, float]:
+    def fn(spec: dict[str, Any], scale: Scale) -> tuple[float, float, float]:
         tokens, _ = scale_budget(spec, scale)
         steps = max(1, tokens // (scale.batch_size * scale.seq_len))
         config = TrainConfig(lr=scale.lr, max_tokens=tokens, warmup_steps=max(1, min(20, steps // 5)),
                              threads=threads)
         run = train_lm(spec, corpus, config, batch_size=scale.batch_size, seq_len=scale.seq_len, seed=seed,
-                       eval_tokens=eval_tokens)
-        return run.metrics["bpb"], run.metrics["flops"]
+                       val_tokens=val_tokens)
+        return run.metrics["bpb"], run.metrics["train_flops"], run.metrics["floor_unigram_bpb"]
 
     return fn
 
 
 def analyse_ladder(rungs: Sequence[Rung], baseline: str | None = None, n_boot: int = 1000,
-                   seed: int = 0) -> LadderResult:
-    """Fit loss = a * C^-b per spec, compare each slope with the baseline's, rank agreement per scale pair."""
+                   seed: int = 0, level: float = 0.95) -> LadderResult:
+    """Fit each spec where resolved (:func:`fit_scaling`), compare with the baseline's exponent
+    (:func:`compare_fits`), rank agreement for every pair of scales."""
     result = LadderResult(rungs=list(rungs))
     names = list(dict.fromkeys(r.spec_name for r in rungs))
     scales = list(dict.fromkeys(r.scale for r in rungs))
     for name in names:
-        mine = [r for r in rungs if r.spec_name == name and math.isfinite(r.loss)]
-        if len({r.flops for r in mine}) >= 2:
-            result.fits[name] = fit_power_law([r.flops for r in mine], [r.loss for r in mine], n_boot=n_boot,
-                                              seed=seed)
+        result.fits[name] = fit_scaling(name, [(r.flops, r.loss, r.floor) for r in rungs if r.spec_name == name],
+                                        level=level, n_boot=n_boot, seed=seed)
     if baseline is not None and baseline in result.fits:
         for name, fit in result.fits.items():
             if name != baseline:
-                result.vs_baseline[name] = compare_slopes(fit, result.fits[baseline])
+                result.vs_baseline[name] = compare_fits(fit, result.fits[baseline])
     for i, a in enumerate(scales):
         for b in scales[i + 1:]:
             try:

@@ -8,6 +8,7 @@ on a tokenizer's vocabulary or on a synthetic task.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from cambrian.scaling.data import Corpus, LMBatches, bits_per_byte, eval_windows
 from cambrian.scaling.device import Runtime, resolve_device
+from cambrian.scaling.floors import corpus_floors
 from cambrian.scaling.synthetic import Task, TaskData, make_split
 from cambrian.scaling.trainer import TrainConfig, TrainResult, accuracy, mean_loss, train
 
@@ -42,35 +44,62 @@ class LMRun:
     metrics: dict[str, float]
     train: TrainResult
     eval_flops: float
+    model: Any = None  # the trained torch module (callers save it or drop it)
+    spec: Any = None  # the ArchSpec actually trained (vocabulary and context from the data)
+
+    @property
+    def tokens_per_step(self) -> float:
+        return self.train.tokens / max(1, self.train.steps)
 
 
 def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int = 16, seq_len: int = 128,
-             seed: int = 0, split: str = "val", eval_tokens: int | None = 65536,
-             eval_batch_size: int = 32) -> LMRun:
-    """Train ``spec`` on the corpus's train split; score bits per byte on ``split``.
+             seed: int = 0, split: str = "val", val_tokens: int | None = 65536,
+             eval_batch_size: int = 64) -> LMRun:
+    """Train ``spec`` on the corpus's train split for ``config``'s budget; score bits per byte on ``split``.
 
-    Same spec, data, config and seed give the same numbers: the model init,
-    the batches and the scored windows are all functions of the seed.
+    The one train-and-score path: the ``compose`` and ``lm`` evaluators and the ladder call it.
+    Same spec, data, config and seed give the same numbers: the model init, the batches and
+    the scored windows are all functions of the seed. ``val_tokens`` caps the scored tokens
+    (the first windows of the split; None: all of it).
+
+    Metrics: bpb (and ``<split>_bpb``), floor_unigram_bpb and floor_bigram_bpb (count-based
+    models scored on the same tokens, :mod:`cambrian.scaling.floors`), loss (nats per token),
+    train_loss, params, non_embedding_params, flops_per_token (forward, at ``seq_len``),
+    train_flops (3 x forward x tokens), train_tokens, steps, tokens_per_s, times: setup_s,
+    train_s, eval_s (wall) and train_cpu_s, eval_cpu_s (CPU seconds: wall time says little on
+    a shared machine), and where it trained (on_cuda, bf16, compiled, kernel_<name>).
     """
+    import torch
+
     from cambrian.architectures import build_model, count
 
+    t0 = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     arch = prepare_spec(spec, vocab_size=corpus.vocab_size, seq_len=seq_len)
     model = build_model(arch, seed=seed)
     counts = count(arch, seq_len=seq_len)
     batches = LMBatches(corpus.tokens("train"), batch_size, seq_len, seed)
+    setup_s = time.perf_counter() - t0
+    c0 = time.process_time()
     result = train(model, batches, replace(config, seed=seed), flops_per_token=counts.flops_per_token)
+    train_cpu_s = time.process_time() - c0
     if result.status != "completed":
         raise TrainingFailed(result)
     device = resolve_device(config.device)
-    loss, n = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, eval_tokens, eval_batch_size), device)
+    t1, c1 = time.perf_counter(), time.process_time()
+    loss, n = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, val_tokens, eval_batch_size), device)
     bpb = bits_per_byte(loss, corpus.bytes_per_token(split))
-    metrics = {"bpb": bpb, f"{split}_bpb": bpb, "loss": loss, "train_loss": result.train_loss,
+    eval_s, eval_cpu_s = time.perf_counter() - t1, time.process_time() - c1
+    floors = corpus_floors(corpus, split, n)  # the count-based models on the very tokens scored
+    metrics = {"bpb": bpb, f"{split}_bpb": bpb, **floors.metrics(), "loss": loss, "train_loss": result.train_loss,
                "params": float(counts.params), "non_embedding_params": float(counts.non_embedding_params),
-               "flops": result.flops, "flops_per_token": float(counts.flops_per_token),
-               "train_tokens": float(result.tokens), "tokens_per_s": result.tokens_per_s,
-               "steps": float(result.steps), "train_wall_s": result.wall_s,
+               "flops_per_token": float(counts.flops_per_token), "train_flops": result.flops,
+               "train_tokens": float(result.tokens), "steps": float(result.steps),
+               "tokens_per_s": result.tokens_per_s, "setup_s": setup_s, "train_s": result.wall_s,
+               "eval_s": eval_s, "train_cpu_s": train_cpu_s, "eval_cpu_s": eval_cpu_s,
                **runtime_metrics(result)}
-    return LMRun(metrics=metrics, train=result, eval_flops=counts.flops_per_token * n)
+    return LMRun(metrics=metrics, train=result, eval_flops=counts.flops_per_token * n, model=model, spec=arch)
 
 
 def runtime_metrics(result: TrainResult) -> dict[str, float]:
@@ -108,5 +137,5 @@ def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 400
     loss, _ = mean_loss(model, ((test.inputs[b:b + 256], test.targets[b:b + 256])
                                 for b in range(0, len(test.inputs), 256)), device)
     return {"accuracy": acc, "loss": loss, "chance": task.chance, "train_loss": result.train_loss,
-            "flops": result.flops, "steps": float(result.steps), "train_wall_s": result.wall_s,
+            "train_flops": result.flops, "steps": float(result.steps), "train_s": result.wall_s,
             "runtime": result.runtime}

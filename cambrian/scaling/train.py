@@ -1,7 +1,7 @@
 """Command line: train one spec on a corpus and write its metrics as JSON.
 
-    python -m cambrian.scaling.train --spec spec.json --max-tokens 2000000 --out result.json
-    accelerate launch -m cambrian.scaling.train --spec spec.json --max-tokens 7e9 --out result.json
+    python -m cambrian.scaling.train --spec spec.json --train-tokens 2000000 --out result.json
+    accelerate launch -m cambrian.scaling.train --spec spec.json --train-tokens 7e9 --out result.json
 
 Under ``accelerate launch`` with several processes the trainer goes data
 parallel (see :mod:`cambrian.scaling.trainer`); only rank 0 writes the result.
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--max-tokens", type=float, default=None)
+    ap.add_argument("--train-tokens", type=float, default=None)
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup-steps", type=int, default=20)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-every", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", default="val", choices=("val", "hidden"))
-    ap.add_argument("--eval-tokens", type=int, default=65536)
+    ap.add_argument("--val-tokens", type=int, default=65536)
     ap.add_argument("--out", default=None, help="write the metrics here (default: stdout)")
     a = ap.parse_args(argv)
 
@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         corpus = load_corpus("text", paths=[a.corpus], tokenizer=a.tokenizer, cache_dir=a.cache_dir)
     config = TrainConfig(lr=a.lr, warmup_steps=a.warmup_steps, schedule=a.schedule, precision=a.precision,
                          grad_accum=a.grad_accum, max_steps=a.max_steps,
-                         max_tokens=int(a.max_tokens) if a.max_tokens else None, max_seconds=a.max_seconds,
+                         max_tokens=int(a.train_tokens) if a.train_tokens else None, max_seconds=a.max_seconds,
                          checkpoint_path=a.checkpoint, checkpoint_every=a.checkpoint_every)
     spec = json.loads(Path(a.spec).read_text())
     run = train_lm(spec, corpus, config, batch_size=a.batch_size, seq_len=a.seq_len, seed=a.seed,
-                   split=a.split, eval_tokens=a.eval_tokens)
+                   split=a.split, val_tokens=a.val_tokens)
     if int(os.environ.get("RANK", "0")) == 0:
         text = json.dumps({"metrics": run.metrics, "status": run.train.status,
                            "history": run.train.history}, indent=1)

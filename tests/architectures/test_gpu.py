@@ -230,7 +230,7 @@ def test_train_lm_on_cuda_scores_the_stdlib_corpus(tmp_path):
     corpus = load_corpus("stdlib", cache_dir=tmp_path)
     spec = reference_spec("hybrid", d_model=64, n_layers=4, max_seq_len=64)
     config = TrainConfig(lr=3e-3, max_steps=100, warmup_steps=10, device=DEVICE, precision="auto")
-    run = train_lm(spec, corpus, config, batch_size=16, seq_len=64, eval_tokens=8192)
+    run = train_lm(spec, corpus, config, batch_size=16, seq_len=64, val_tokens=8192)
     assert run.train.status == "completed" and run.metrics["steps"] == 100
     assert run.metrics["bpb"] < 5.0  # uniform bytes: 8 bits per byte
 

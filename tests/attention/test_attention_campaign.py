@@ -19,7 +19,7 @@ def run(open_tmp_root):
            "executor": {"name": "local", "options": {"workers": 2}},  # the final phase runs 2 at once
            "budget": {"max_nodes": 6},
            "sandbox": {"timeout_s": 300},
-           "phases": {"final": {"top_k": 1, "seeds": [0], "split": "hidden"}},
+           "phases": {"final": {"top_k": 1, "seeds": 2, "split": "hidden"}},
            "agents": [{"name": "designer", "scaffold": {"name": "greedy", "options": {"n_drafts": 2, "debug_prob": 1.0}},
                        "operators": ["llm-draft", "llm-improve", "llm-debug"],
                        "llm": {"name": "replay", "options": {"cassette": str(CASSETTES / "attention_campaign.jsonl"),
@@ -69,7 +69,9 @@ def test_the_softmax_baseline_is_scored_the_same_way_on_the_hidden_split(run):
     rows = {r["label"]: r for r in run["final"]["designs"]}
     assert run["final"]["split"] == "hidden"
     assert rows["baseline:softmax"]["failed"] == 0 and 0 < rows["baseline:softmax"]["mean"] < 1
-    assert len(rows) == 2
+    assert len(rows) == 2 and rows["baseline:softmax"]["seeds"] == 2
+    assert not set(run["final"]["seeds"]) & {0}  # fresh seeds, not the search's
+    assert run["final"]["strongest_baseline"] == "baseline:softmax" and "baseline:softmax" in run["final"]["verdict"]
 
 
 def test_the_report_shows_the_rejections(run):

@@ -44,13 +44,42 @@ def test_search_and_phases_are_stored(run):
     for d in scaling["designs"]:
         assert set(d["rungs"]) == {"proxy", "x2"}
         assert d["rungs"]["x2"]["params"] > d["rungs"]["proxy"]["params"]  # wider and deeper
-        assert d["fit"] is not None and d["fit"]["b"] > 0
-    assert any("vs_llama" in d for d in scaling["designs"]) or len(scaling["designs"]) == 1
+        # two rungs cannot resolve an exponent: no fit, no "% faster", the reason instead
+        assert d["fit"] is None and d["claim"]["reason"].startswith("not resolved")
+        assert "vs_llama" not in d
+    assert any("not resolved" in d.get("vs_llama_note", "") for d in scaling["designs"]) or \
+        len(scaling["designs"]) == 1
+    assert scaling["rank_agreement"]["resolved"] is False  # fewer than 6 designs
     hidden = store.get_meta("phase:hidden")
-    assert hidden["seeds"] == [1000, 1001] and isinstance(hidden["beats_baseline"], bool)
-    assert hidden["verdict"] and all(r["n"] == 2 for r in hidden["designs"])
+    searched_seeds = {n.seed for n in store.nodes() if n.phase != "hidden"}
+    assert len(hidden["seeds"]) == 2 and not set(hidden["seeds"]) & searched_seeds  # fresh seeds
+    assert isinstance(hidden["beats_all_baselines"], bool) and hidden["strongest_baseline"] == "llama"
+    assert hidden["verdict"] and "llama" in hidden["verdict"] and "Welch p" in hidden["verdict"]
+    assert all(r["seeds"] == 2 for r in hidden["designs"])
+    assert hidden["floors"]["split"] == "hidden" and hidden["floors"]["bigram_bpb"] > 0
     hidden_nodes = store.nodes(phase="hidden")
-    assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == {1000, 1001}
+    assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == set(hidden["seeds"])
+
+
+def test_references_are_checked_against_the_floors_before_search(run):
+    campaign, _ = run
+    store = campaign.open_store()
+    refs = store.get_meta("phase:references")
+    assert [r["name"] for r in refs["references"]] == list(campaign.domain.baselines())
+    for r in refs["references"]:
+        assert r["status"] == "done" and r["floor_bigram_bpb"] < r["floor_unigram_bpb"]
+        assert r["below_bigram"] == (r["bpb"] < r["floor_bigram_bpb"])
+    above = [r["name"] for r in refs["references"] if not r["below_bigram"]]
+    assert (refs["warning"] is not None) == bool(above)
+    if above:  # one line naming every reference above the floor
+        assert "\n" not in refs["warning"] and all(n in refs["warning"] for n in above)
+    # it ran before the agents' first evaluation
+    done = next(e for e in store.events("phase_done") if e["payload"]["phase"] == "references")
+    first_search = min(n.created_at for n in store.nodes(phase="search"))
+    assert done["ts"] <= first_search
+    best = next(n for n in store.nodes(phase="search") if n.status == NodeStatus.DONE).metrics
+    # every LM score carries its floors
+    assert {"floor_unigram_bpb", "floor_bigram_bpb"} <= set(best)
 
 
 def test_phases_are_idempotent(run):
@@ -63,6 +92,8 @@ def test_phases_are_idempotent(run):
     again = HiddenEvaluation(top_k=1, seeds=2, baselines=["llama"]).run(campaign)  # no executor needed:
     assert {n.id for n in store.nodes()} == before  # every node is reused, none re-run
     assert [r["mean"] for r in again["designs"]] == [r["mean"] for r in designs]
+    with pytest.raises(ValueError, match="used by the search"):  # a seed the search used is refused
+        HiddenEvaluation(top_k=1, seeds=[campaign.config.seed, 7], baselines=["llama"]).run(campaign)
 
 
 def test_report_has_html_and_figures(run):

@@ -14,8 +14,8 @@ from cambrian.architectures import ArchSpec
 from cambrian.architectures.primitives.base import Flops, Option, Primitive
 from cambrian.plugins.domains.compose.domain import ComposeDomain
 from cambrian.plugins.domains.compose.operators import SpecCrossover, SpecMutate, SpecRandom
-from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
-from cambrian.plugins.domains.compose.phases import at_rung, verdict
+from cambrian.plugins.domains.compose.phases import rung_spec
+from cambrian.scaling.ladder import minimal_layers, resize
 
 DOMAINS = {"former": ComposeDomain(family="former"), "hybrid": ComposeDomain(family="hybrid", n_layers=6)}
 
@@ -123,23 +123,12 @@ def test_rungs_stack_and_stretch_rederive_options():
     names = [x["primitive"] for x in layers]
     assert [x["primitive"] for x in resize(layers, 16, "stack")] == names * 2
     assert [x["primitive"] for x in resize(layers, 16, "stretch")] == [n for n in names for _ in (0, 1)]
-    big = at_rung(cand.content, {"name": "x", "d_model": 128, "depth": 1.5})
+    big = rung_spec(cand.content, {"name": "x", "d_model": 128, "depth": 1.5})
     spec = ArchSpec.from_dict(big)
     assert spec.d_model == 128 and spec.n_layers == 12
-    assert spec.layers[0].options["head_dim"] == 32  # re-derived at the new width, not frozen at 16
-
-
-def test_verdict_needs_a_margin_beyond_the_seed_spread():
-    def row(label, values, baseline=None):
-        import statistics
-        return {"label": label, "kind": "baseline" if baseline else "search", "baseline": baseline,
-                "pattern": label, "values": values, "mean": statistics.fmean(values),
-                "std": statistics.stdev(values), "n": len(values)}
-
-    clear = verdict([row("new", [2.00, 2.01, 2.02]), row("llama", [2.20, 2.21, 2.19], "llama")], "llama")
-    assert clear["beats_baseline"] is True and "beats the llama" in clear["verdict"]
-    noisy = verdict([row("new", [2.00, 2.30, 2.10]), row("llama", [2.20, 2.05, 2.25], "llama")], "llama")
-    assert noisy["beats_baseline"] is False and "does not beat" in noisy["verdict"]
+    heads = ArchSpec.from_dict(cand.content).layers[0].options["n_heads"]
+    # the ladder's one rule: head size kept (16), so twice the heads at twice the width
+    assert spec.layers[0].options["head_dim"] == 16 and spec.layers[0].options["n_heads"] == 2 * heads
 
 
 class Gain(Primitive):

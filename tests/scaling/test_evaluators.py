@@ -8,7 +8,7 @@ from cambrian.execution.evaluation import run_job
 from cambrian.plugins.evaluators.lm import LMEvaluator
 
 SPEC = reference_spec("llama", d_model=32, n_layers=1, max_seq_len=32).to_dict()
-LM_OPTIONS = {"max_steps": 10, "seq_len": 32, "batch_size": 8, "eval_tokens": 2048, "threads": 1}
+LM_OPTIONS = {"max_steps": 10, "seq_len": 32, "batch_size": 8, "val_tokens": 2048, "threads": 1}
 
 
 def job(tmp_path, evaluator, options, split="val", seed=0, node="n1"):
@@ -25,7 +25,7 @@ def test_lm_evaluator_in_a_sandboxed_worker(tmp_path, stdlib_corpus):
     m = {k: v.value for k, v in out.metrics.items()}
     assert 0 < m["bpb"] < 8.5 and m["val_bpb"] == m["bpb"] and "hidden_bpb" not in m
     assert m["params"] > 0 and m["train_tokens"] == 10 * 8 * 32
-    assert out.cost.flops > m["flops"] > 0  # training plus scoring
+    assert out.cost.flops > m["train_flops"] > 0  # training plus scoring
     assert (tmp_path / "evals" / "n1" / "result.json").is_file()
 
 

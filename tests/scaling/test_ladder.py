@@ -7,19 +7,21 @@ from cambrian.scaling.ladder import (
     analyse_ladder,
     at_scale,
     cluster_of_best,
+    compare_fits,
     extrapolate,
+    fit_scaling,
     majority_vote,
     promote,
     rank_agreement,
+    resize,
     scale_budget,
-    stack,
-    stretch,
 )
 
 
 def test_stack_and_stretch():
-    assert stack(["a", "b"], 3) == ["a", "b"] * 3
-    assert stretch(["a", "b"], 2) == ["a", "a", "b", "b"]
+    assert resize(["a", "b"], 6, "stack") == ["a", "b"] * 3
+    assert resize(["a", "b"], 4, "stretch") == ["a", "a", "b", "b"]
+    assert resize(["a", "b", "c"], 4, "stack") == ["a", "b", "c", "a"]  # cut to the depth asked
 
 
 def test_cpu_scales_are_about_their_nominal_size_for_a_llama_pattern():
@@ -74,14 +76,49 @@ def test_analyse_ladder_fits_compares_and_extrapolates():
     rungs = []
     for name, b in (("base", 0.10), ("fast", 0.13)):
         for scale, C in (("s", 1e12), ("m", 1e13), ("l", 1e14)):
-            rungs.append(Rung(name, scale, 1e5, C, 40 * C ** -b, 1.0))
+            rungs.append(Rung(name, scale, 1e5, C, 40 * C ** -b, 1.0, floor=10.0))
     res = analyse_ladder(rungs, baseline="base", n_boot=100)
-    assert res.fits["fast"].b == pytest.approx(0.13, rel=1e-6)
-    assert res.vs_baseline["fast"].percent_faster == pytest.approx(30.0, rel=1e-3)
+    assert res.fits["fast"].resolved and res.fits["fast"].fit.b == pytest.approx(0.13, rel=1e-6)
+    assert res.vs_baseline["fast"]["percent_faster"] == pytest.approx(30.0, rel=1e-3)
+    assert "vs base" in res.vs_baseline["fast"]["text"]
     assert res.agreement[("s", "l")].spearman == pytest.approx(1.0)
+    assert not res.agreement[("s", "l")].resolved  # 2 designs: a correlation, not a claim
     proxy = reference_spec("llama", d_model=64, n_layers=2, max_seq_len=128)
-    C, pred, lo, hi = extrapolate(res.fits["base"], proxy, "350m")
+    C, pred, lo, hi = extrapolate(res.fits["base"].fit, proxy, "350m")
     assert C > 1e18 and lo <= pred <= hi
+
+
+def test_exponents_are_fitted_only_where_the_data_resolve_them():
+    law = lambda C: 40 * C ** -0.1  # 2.5 bpb at 1e12, 1.6 at 1e14
+    ok = fit_scaling("d", [(C, law(C), 5.0) for C in (1e12, 1e13, 1e14)], n_boot=50)
+    assert ok.resolved and ok.fit.b == pytest.approx(0.1) and ok.reason is None
+    two = fit_scaling("d", [(C, law(C), 5.0) for C in (1e12, 1e14)], n_boot=50)
+    assert not two.resolved and two.reason.startswith("not resolved: 2 rung(s)")
+    narrow = fit_scaling("d", [(C, law(C), 5.0) for C in (1e12, 2e12, 4e12)], n_boot=50)
+    assert not narrow.resolved and "span 4.0x" in narrow.reason
+    # the cheapest rung sits on the unigram plateau (loss >= floor): dropped, so 2 rungs remain
+    plateau = fit_scaling("d", [(1e12, 4.8, 4.7), (1e13, law(1e13), 4.7), (1e14, law(1e14), 4.7)], n_boot=50)
+    assert not plateau.resolved and plateau.dropped == [(1e12, 4.8)] and len(plateau.points) == 2
+    cmp = compare_fits(ok, plateau)
+    assert cmp["resolved"] is False and cmp["text"].startswith("not resolved") and "percent_faster" not in cmp
+    assert plateau.summary()["resolved"] is False and "b" not in plateau.summary()
+
+
+def test_rank_agreement_over_six_designs_has_exact_p_values():
+    from scipy import stats
+
+    a = {n: float(i) for i, n in enumerate("abcdef")}
+    b = {"a": 0.0, "b": 2.0, "c": 1.0, "d": 3.0, "e": 5.0, "f": 4.0}
+    r = rank_agreement(a, b)
+    assert r.n == 6 and r.resolved and r.summary()["resolved"]
+    x, y = list(a.values()), [b[k] for k in a]
+    assert r.kendall_p == pytest.approx(stats.kendalltau(x, y, method="exact").pvalue)
+    # exact Spearman p: the share of all 720 pairings with |rho| at least as large
+    import itertools
+
+    rho = stats.spearmanr(x, y).statistic
+    hits = sum(abs(stats.spearmanr(x, p).statistic) >= abs(rho) - 1e-9 for p in itertools.permutations(y))
+    assert r.spearman_p == pytest.approx(hits / 720)
 
 
 def test_run_ladder_grows_each_spec_to_each_scale():

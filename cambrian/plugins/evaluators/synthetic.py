@@ -4,7 +4,7 @@ The candidate's content is an ArchSpec dict (its vocab and context are set per
 task). Options: suite ("mqar"; or "mad", "listops", "all"), tasks (a list of
 names overriding the suite), task_options ({task: {size options}}), n_train
 (4000), n_eval (500), batch_size (32), and the trainer's max_steps (300) /
-max_tokens / max_seconds, lr (3e-3), warmup_steps (20), schedule, weight_decay
+train_tokens / max_seconds, lr (3e-3), warmup_steps (20), schedule, weight_decay
 (0.0), grad_clip, precision ("auto": bf16 autocast on CUDA), device ("auto": CUDA when
 present; cpu, cuda, cuda:N), compile (false), threads.
 
@@ -55,10 +55,10 @@ class SyntheticEvaluator(Evaluator):
             accs.append(r["accuracy"])
             losses.append(r["loss"])
             chances.append(r["chance"])
-            flops += r["flops"]
+            flops += r["train_flops"]
             rt = Runtime(**r["runtime"])
             kernels |= set(rt.kernels)
-            gpu_s += r["train_wall_s"] if rt.device.startswith("cuda") else 0.0
+            gpu_s += r["train_s"] if rt.device.startswith("cuda") else 0.0
         n = len(names)
         metrics.update(accuracy=sum(accs) / n, loss=sum(losses) / n, chance=sum(chances) / n, flops=flops)
         if rt is not None:  # every task trains on the same device

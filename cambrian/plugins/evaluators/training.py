@@ -17,7 +17,8 @@ from cambrian.scaling.device import DeviceName
 
 class TrainingOptions(Options):
     max_steps: int | None = Field(None, ge=1, description="optimizer steps (the first budget reached ends the run)")
-    max_tokens: int | None = Field(None, ge=1, description="training tokens")
+    train_tokens: int | None = Field(None, ge=1, description="training tokens (TrainConfig.max_tokens; the "
+                                     "compose evaluator's name)")
     max_seconds: float | None = Field(None, gt=0, description="training wall-clock seconds")
     lr: float | None = Field(None, gt=0)
     min_lr_frac: float | None = Field(None, ge=0, le=1)
@@ -36,6 +37,8 @@ class TrainingOptions(Options):
         """The TrainConfig keyword arguments: ``defaults`` overlaid with every key that is set;
         a run with no budget set gets ``defaults``' budget."""
         given = {k: getattr(self, k) for k in TrainingOptions.model_fields if getattr(self, k) is not None}
+        if "train_tokens" in given:
+            given["max_tokens"] = given.pop("train_tokens")
         if any(k in given for k in ("max_steps", "max_tokens", "max_seconds")):
             defaults = {k: v for k, v in defaults.items() if k not in ("max_steps", "max_tokens", "max_seconds")}
         return {**defaults, **given}

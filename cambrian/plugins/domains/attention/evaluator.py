@@ -85,8 +85,11 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
             train = np.asarray(corpus.tokens("train")[: t["train_tokens"]])
             wins = list(eval_windows(corpus.tokens(job.split), t["seq_len"], t["eval_tokens"]))
             xs = np.concatenate([w[0] for w in wins])
-            keep["lm"] = {"targets": np.concatenate([w[1] for w in wins]),
-                          "bytes_per_token": corpus.bytes_per_token(job.split)}
+            from cambrian.scaling.floors import corpus_floors
+
+            targets = np.concatenate([w[1] for w in wins])
+            keep["lm"] = {"targets": targets, "bytes_per_token": corpus.bytes_per_token(job.split),
+                          "floors": corpus_floors(corpus, job.split, targets.size).metrics()}
             np.savez(cand_dir / "lm.npz", train_tokens=train, eval_inputs=xs)
             runner_tasks[name] = {"vocab": corpus.vocab_size, "seq_len": t["seq_len"], **t}
             eval_rows[name] = len(xs)
@@ -179,6 +182,7 @@ def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str
             nats = -np.take_along_axis(logp, targets[..., None], -1).mean()
             bpb = float(nats / math.log(2) / keep["lm"]["bytes_per_token"])
             metrics["lm_bpb"] = bpb
+            metrics.update({f"lm_{k}": v for k, v in keep["lm"]["floors"].items()})  # count-based floors
             parts[name] = max(0.0, 1.0 - bpb / LM_CHANCE_BPB)
         else:
             if pred.shape != targets.shape:

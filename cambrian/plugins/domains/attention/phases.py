@@ -1,20 +1,23 @@
 """After search: the baselines and the best designs, re-evaluated on the hidden split.
 
-``phases: {final: {top_k: 3, seeds: [0, 1], split: hidden}}`` in a campaign
-config evaluates ``Domain.baselines()`` (softmax attention) and the search's
-top-k designs by the same pipeline, under every seed; the summary gives each
-design's mean and spread and whether it beats the baseline by more than the
-seed spread (a claim of "better" needs that margin).
+``phases: {final: {top_k: 3, seeds: 5, split: hidden}}`` in a campaign config evaluates
+every ``Domain.baselines()`` design and the search's top-k designs by the same pipeline
+under ``seeds`` fresh seeds (a count: from 1000 up, never a seed the search used; or a
+list that must not reuse one). The summary gives each design's mean and sd over seeds and
+the one verdict of :func:`cambrian.scaling.verdict.verdict`: the best design against
+every baseline, naming the strongest (Welch t-test and margin > sum of sds). The script
+pack uses this phase too.
 """
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from pydantic import Field
 
 from cambrian import Options, Phase, best_nodes
+from cambrian.core.standings import hidden_seeds
+from cambrian.scaling.verdict import Row, verdict
 
 
 class FinalEvaluation(Phase):
@@ -22,30 +25,28 @@ class FinalEvaluation(Phase):
 
     class Options(Options):
         top_k: int = Field(3, ge=0, description="search designs re-evaluated beside the baselines")
-        seeds: list[int] = Field([0, 1], min_length=1, description="evaluation seeds")
+        seeds: int | list[int] = Field(5, description="a count of fresh seeds (from 1000 up, never used "
+                                       "by the search), or a list of seeds the search did not use")
         split: str = Field("hidden", description="the split evaluated")
 
     def run(self, campaign: Any) -> dict[str, Any]:
         obj = campaign.objective
         top = best_nodes(campaign.nodes.values(), obj)[: self.options.top_k]
-        seeds = tuple(self.options.seeds)
+        used = {n.seed for n in campaign.open_store().nodes() if n.phase != self.name} | {campaign.config.seed}
+        seeds = tuple(hidden_seeds(self.options.seeds, used))
         split = self.options.split
         named = [(f"baseline:{k}", c) for k, c in campaign.domain.baselines().items()]
         named += [(n.id, n.candidate) for n in top]
         nodes = campaign.evaluate([c for _, c in named], phase=self.name, split=split, seeds=seeds)
-        rows = []
+        rows, designs, bases = [], [], []
         for i, (label, _) in enumerate(named):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
             vals = [v for n in runs if (v := n.score(obj)) is not None]
-            rows.append({"label": label, "values": vals, "mean": statistics.fmean(vals) if vals else None,
-                         "spread": (max(vals) - min(vals)) if len(vals) > 1 else 0.0,
-                         "failed": len(runs) - len(vals),
-                         "errors": [n.error for n in runs if n.error][:3]})
-        base = [r for r in rows if r["label"].startswith("baseline:") and r["mean"] is not None]
-        sign = 1.0 if obj.direction.value == "max" else -1.0
-        for r in rows:
-            if base and r["mean"] is not None and not r["label"].startswith("baseline:"):
-                b = base[0]
-                margin = max(b["spread"], r["spread"])
-                r["beats_baseline"] = sign * (r["mean"] - b["mean"]) > margin
-        return {"metric": obj.name, "split": split, "seeds": list(seeds), "designs": rows}
+            row = Row(name=label, values=vals)
+            (bases if label.startswith("baseline:") else designs).append(row)
+            rows.append({"label": label, **{k: v for k, v in row.summary().items() if k != "name"},
+                         "failed": len(runs) - len(vals), "errors": [n.error for n in runs if n.error][:3]})
+        v = verdict(designs, bases, direction=obj.direction.value, metric=obj.name)
+        return {"metric": obj.name, "split": split, "seeds": list(seeds), "designs": rows, "best": v.best,
+                "strongest_baseline": v.strongest_baseline, "beats_all_baselines": v.beats_all_baselines,
+                "comparisons": [c.model_dump() for c in v.comparisons], "verdict": v.text}

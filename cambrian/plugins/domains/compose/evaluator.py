@@ -12,13 +12,16 @@ Runs in the sandboxed evaluation worker. For one job it
      (``train.json``) in the job's work folder, where ``cambrian export`` and the
      scaling fits find them.
 
-Metrics: score (the objective: bpb - mqar_weight * mqar_acc), bpb, mqar_acc, params,
-flops_per_token (forward, at seq_len), train_flops, train_tokens, train_loss, train_s (the
-training loop), eval_s (bpb scoring), mqar_s (MQAR training and scoring), setup_s (data and
-model construction), tokens_per_s; train_cpu_s and score_cpu_s (bpb and MQAR) in CPU seconds;
-where it trained: on_cuda, bf16, compiled, kernel_<name> per fused kernel used (their names,
-the device's name and the dtype in the work folder's ``runtime.json``). Cost.gpu_s: the
-training and scoring time on a GPU.
+Training and bpb scoring are :func:`cambrian.scaling.runs.train_lm`, the one LM pipeline
+(the ``lm`` evaluator and the ladder run it too), so the metric names are the same: bpb,
+floor_unigram_bpb and floor_bigram_bpb (count-based models fitted on train, scored on the
+same tokens as bpb: :mod:`cambrian.scaling.floors`), params, flops_per_token, train_flops,
+train_tokens, train_loss, steps, tokens_per_s, setup_s, train_s, eval_s, train_cpu_s,
+eval_cpu_s, and where it trained: on_cuda, bf16, compiled, kernel_<name> per fused kernel
+used (their names, the device's name and the dtype in the work folder's ``runtime.json``).
+This evaluator adds score (the objective: bpb - mqar_weight * mqar_acc), mqar_acc, mqar_s
+(MQAR training and scoring) and score_cpu_s (bpb and MQAR scoring, CPU seconds).
+Cost.gpu_s: the training and scoring time on a GPU.
 
 Evaluator options override the domain's training options for one evaluation (the
 scaling phase uses this for larger budgets); ``save_model`` (true) keeps ``model.pt``.
@@ -99,24 +102,20 @@ def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: 
 
 def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: int, workdir: Path,
               run_dir: Path, threads: int | None, save_model: bool = True) -> tuple[dict[str, float], Cost]:
+    """Train and score through :func:`cambrian.scaling.runs.train_lm` (the one LM pipeline), then MQAR."""
     import torch
 
-    from cambrian.architectures import ArchSpec, build_model, count
-    from cambrian.scaling.data import LMBatches, bits_per_byte, eval_windows
+    from cambrian.architectures import ArchSpec
     from cambrian.scaling.device import Runtime, resolve_device
-    from cambrian.scaling.trainer import TrainConfig, mean_loss, train
+    from cambrian.scaling.runs import train_lm
+    from cambrian.scaling.trainer import TrainConfig
 
     t0 = time.perf_counter()
     cache_dir = Path(s["cache_dir"]) if s["cache_dir"] else run_dir / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if threads:
-        torch.set_num_threads(threads)
     corpus = open_corpus(s["corpus"], cache_dir)
+    corpus_s = time.perf_counter() - t0
     spec = ArchSpec.from_dict(content)
-    seq_len = int(s["seq_len"])
-    counts = count(spec, seq_len)
-    model = build_model(spec, seed=seed)
-    batches = LMBatches(corpus.tokens("train"), int(s["batch_size"]), seq_len, seed=seed)
     device = resolve_device(s["device"])  # here, in the worker: CUDA starts after the fork
     ckpt = None
     if s.get("checkpoint_every"):  # per node: a re-run of this evaluation resumes from it
@@ -125,44 +124,30 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
                          precision="auto", compile=bool(s["compile"]), warmup_steps=int(s["warmup_steps"]),
                          threads=threads, seed=seed, log_every=5, checkpoint_path=ckpt,
                          checkpoint_every=int(s["checkpoint_every"]) if s.get("checkpoint_every") else None)
-    setup_s = time.perf_counter() - t0
-    c0 = time.process_time()  # CPU seconds too: wall time says little on a shared machine
-    res = train(model, batches, config, flops_per_token=counts.flops_per_token)
-    train_cpu_s = time.process_time() - c0
-    if res.status != "completed":
-        raise RuntimeError(f"training stopped: {res.status} ({res.stop_reason})")
-    t1 = time.perf_counter()
-    nats, _ = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, int(s["val_tokens"])), device=device)
-    bpb = bits_per_byte(nats, corpus.bytes_per_token(split))
-    eval_s = time.perf_counter() - t1
+    run = train_lm(spec, corpus, config, batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=seed,
+                   split=split, val_tokens=int(s["val_tokens"]))
+    metrics = dict(run.metrics)
+    metrics["setup_s"] += corpus_s
     mqar_acc, mqar_flops = math.nan, 0.0
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     if int(s["mqar_steps"]) > 0:
         mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]),
                                              threads, int(s["mqar_kv_pairs"]), device=str(device))
-    mqar_s = time.perf_counter() - t2
-    score_cpu_s = time.process_time() - c0 - train_cpu_s
+    metrics["mqar_s"] = time.perf_counter() - t2
+    metrics["score_cpu_s"] = metrics["eval_cpu_s"] + time.process_time() - c2  # bpb and MQAR scoring
     weight = float(s["mqar_weight"])
-    score = bpb - weight * mqar_acc if weight else bpb
-    metrics = {"score": score, "bpb": bpb, "params": float(counts.params),
-               "flops_per_token": counts.flops_per_token, "train_flops": res.flops,
-               "train_tokens": float(res.tokens), "train_loss": res.train_loss, "train_s": res.wall_s,
-               "eval_s": eval_s, "mqar_s": mqar_s, "setup_s": setup_s, "tokens_per_s": res.tokens_per_s,
-               "train_cpu_s": train_cpu_s, "score_cpu_s": score_cpu_s}
-    rt = Runtime(**res.runtime)
-    rt.write(workdir)
-    metrics.update(rt.metrics())
+    metrics["score"] = metrics["bpb"] - weight * mqar_acc if weight else metrics["bpb"]
     if math.isfinite(mqar_acc):  # absent when MQAR is off (NaN does not survive JSON)
         metrics["mqar_acc"] = mqar_acc
-    tokens_per_step = res.tokens / max(1, res.steps)
+    Runtime(**run.train.runtime).write(workdir)
     (workdir / CURVE_FILE).write_text(json.dumps({
-        "flops_per_token": counts.flops_per_token, "tokens_per_step": tokens_per_step,
-        "history": res.history, "bpb": bpb, "split": split, "seed": seed, "settings": s}))
+        "flops_per_token": metrics["flops_per_token"], "tokens_per_step": run.tokens_per_step,
+        "history": run.train.history, "bpb": metrics["bpb"], "split": split, "seed": seed, "settings": s}))
     if save_model:
-        torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), "seed": seed,
+        torch.save({"spec": spec.to_dict(), "state_dict": run.model.state_dict(), "seed": seed,
                     "settings": s}, workdir / MODEL_FILE)
-    gpu_s = res.wall_s + eval_s + mqar_s if device.type == "cuda" else 0.0
-    return metrics, Cost(flops=res.flops + mqar_flops, gpu_s=gpu_s)
+    gpu_s = metrics["train_s"] + metrics["eval_s"] + metrics["mqar_s"] if device.type == "cuda" else 0.0
+    return metrics, Cost(flops=metrics["train_flops"] + mqar_flops, gpu_s=gpu_s)
 
 
 class ComposeEvaluator(Evaluator):

@@ -23,7 +23,8 @@ from pydantic import Field
 
 from cambrian import Candidate, Operator, OperatorContext, Options
 from cambrian.architectures import get_primitive
-from cambrian.plugins.domains.compose.patterns import Layer, minimal_layers, mutate_option
+from cambrian.plugins.domains.compose.patterns import mutate_option
+from cambrian.scaling.ladder import Layer, minimal_layers
 
 
 def _token_mixers(primitives: tuple[str, ...]) -> list[str]:

@@ -1,57 +1,19 @@
-"""Layer-list manipulation shared by the spec operators and the phases (no torch).
+"""Option mutations for the spec operators.
 
-Layers are handled in their *minimal* form: only the options that differ from
-what the primitive would derive on its own at this width. A canonical spec at
-d_model 64 carries ``head_dim: 16`` for 4 heads; its minimal form drops it, so
-changing ``n_heads`` or the width re-derives ``head_dim`` instead of freezing it.
+Layers are handled in their *minimal* form (:func:`cambrian.scaling.ladder.minimal_layers`):
+only the options that differ from what the primitive would derive on its own at this
+width, so changing ``n_heads`` re-derives ``head_dim`` instead of freezing it. Rescaling a
+pattern (:func:`~cambrian.scaling.ladder.resize`, :func:`~cambrian.scaling.ladder.at_rung`)
+lives in the ladder, the one place for it.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
-from cambrian.architectures import ArchSpec, get_primitive
-from cambrian.architectures.spec import GLOBAL_OPTIONS
-
-Layer = dict[str, Any]  # {"primitive": name, "options": {...}}
-
-
-def _draft(spec_dims: dict[str, Any]):
-    dims = {o.name: spec_dims.get(o.name, o.default) for o in GLOBAL_OPTIONS}
-    return ArchSpec(layers=(), **dims)
-
-
-def minimal_layers(spec: dict[str, Any]) -> list[Layer]:
-    """The layers of a canonical spec with every derivable option removed."""
-    draft = _draft(spec)
-    out = []
-    for layer in spec["layers"]:
-        prim = get_primitive(layer["primitive"])
-        full = dict(layer.get("options") or {})
-        given = dict(full)
-        for key in list(given):
-            trial = {k: v for k, v in given.items() if k != key}
-            try:
-                if prim.normalize(trial, draft, "") == prim.normalize(full, draft, ""):
-                    given = trial
-            except ValueError:
-                continue
-        out.append({"primitive": layer["primitive"], "options": given})
-    return out
-
-
-def resize(layers: list[Layer], depth: int, mode: str = "stack") -> list[Layer]:
-    """The pattern at ``depth`` layers: ``stack`` repeats the whole pattern (abc -> abcabc),
-    ``stretch`` repeats each layer in place (abc -> aabbcc); cut to ``depth`` when not a multiple."""
-    n = len(layers)
-    if mode == "stack":
-        return [dict(layers[i % n]) for i in range(depth)]
-    if mode == "stretch":
-        return [dict(layers[min(n - 1, math.floor(j * n / depth))]) for j in range(depth)]
-    raise ValueError(f"resize mode must be 'stack' or 'stretch', got {mode!r}")
-
+from cambrian.architectures import get_primitive
+from cambrian.scaling.ladder import Layer
 
 # -- option mutations -----------------------------------------------------------------------
 

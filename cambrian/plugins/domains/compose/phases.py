@@ -1,4 +1,5 @@
-"""The compose pack's phases after search: aggregation, scaling steps, hidden evaluation.
+"""The compose pack's phases: the references check before search; after it aggregation,
+scaling steps, hidden evaluation.
 
 Every evaluation goes through :meth:`Campaign.evaluate` (deterministic node ids, finished
 nodes reused), and every choice is a pure function of stored nodes, so a campaign killed
@@ -6,47 +7,62 @@ inside a phase resumes it and repeats nothing that finished.
 
 Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
 
+  references: {baselines: null}
+    Before search: the named baselines (null: all of them) trained at the proxy and scored
+    on val beside the count-based floors (:mod:`cambrian.scaling.floors`). If any is not
+    below the bigram floor, the campaign says so in one line (console, ``cambrian show``,
+    report) before the search spends its budget: such a proxy ranks learning speed, not
+    architecture.
+
   aggregation: {top: 6, radius: null}
     The ``top`` distinct designs of the search (by the objective) form the pool; the
     cluster is the designs within ``radius`` layer differences (default: half the proxy
     depth) of the best; a per-layer majority vote over the cluster (ties to the better
     design) gives the aggregate design, evaluated like a search candidate.
-  scaling: {top_k: 2, baselines: [llama, composer], ladder: [...], level: 0.95}
+  scaling: {top_k: 3, baselines: null, ladder: [...], level: 0.95}
     Promotes the ``top_k`` designs (search and aggregate, deduplicated by canonical hash)
-    and the named baselines through the ladder. A rung is {name, d_model, depth (a factor of
-    the design's own depth) or n_layers, mode (stack | stretch), and training keys
-    (train_tokens, device, checkpoint_every, ...)}, or names a ladder scale ({name, preset:
-    125m, ...}: that scale's dims, batch, lr, GPU and a Chinchilla budget; docs/scaling.md);
-    the first rung is the proxy itself, whose search results are reused. Per design, the
-    training curves of all rungs give loss-vs-compute points; their compute-efficient
-    frontier is fitted as L = a * C^-b (:func:`cambrian.scaling.fits.fit_power_law`, bootstrap
-    intervals), and "scales X% faster" compares b with the Llama-style baseline's
-    (:func:`compare_slopes`). Rank agreement: Spearman and Kendall between the proxy's and the
-    largest rung's ranking of the promoted designs.
-  hidden: {top_k: 2, seeds: 5, baselines: [llama], rung: null}
+    and the baselines (null: all of them) through the ladder. A rung is {name, d_model, depth
+    (a factor of the design's own depth) or n_layers, mode (stack | stretch), and training
+    keys (train_tokens, device, checkpoint_every, ...)}, or names a ladder scale ({name,
+    preset: 125m, ...}: that scale's dims, batch, lr, GPU and a Chinchilla budget;
+    docs/scaling.md); the first rung is the proxy itself, whose search results are reused; every rung's spec comes from :func:`cambrian.scaling.ladder.at_rung`. Per design,
+    one point per rung (training FLOPs, val bpb) is fitted as L = a * C^-b only where the data
+    resolve it (:func:`cambrian.scaling.ladder.fit_scaling`: >= 3 rungs below the unigram
+    floor spanning >= 10x compute), and "scales X% faster" compares b with the Llama-style
+    baseline's only when both are resolved; otherwise the summary says "not resolved" and
+    why. Rank agreement: Spearman and Kendall (exact p) between the proxy's and the largest
+    rung's ranking of the promoted designs, resolved from 6 designs.
+  hidden: {top_k: 2, seeds: 5, baselines: null, rung: null}
     The ``top_k`` designs (the leaderboard's: mean over seeds at the highest fidelity) and
-    the baselines, each trained with every seed and scored on the hidden split, at the
-    proxy's budget (fidelity 1, or the search's highest where finalists went beyond it), or
-    at ``rung``. ``seeds`` is a count of fresh seeds (from
-    1000 up, skipping every seed the search used), or a list that must not reuse one.
-    The best design "beats" the first baseline only when its mean is lower by more than the sum of both seed standard
-    deviations; the verdict is stored either way.
+    the baselines (null: every baseline of the domain), each trained with every seed and
+    scored on the hidden split, at the proxy's budget (fidelity 1, or the search's highest
+    where finalists went beyond it), or at ``rung``. ``seeds`` is a count of fresh seeds
+    (from 1000 up, skipping every seed the search used), or a list that must not reuse one.
+    :func:`cambrian.scaling.verdict.verdict` compares the best design with every baseline
+    and names the strongest one (Welch t-test and margin > sum of sds).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import statistics
-from pathlib import Path
+import sys
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
 from cambrian.core.standings import hidden_seeds
-from cambrian.plugins.domains.compose.evaluator import CURVE_FILE, TRAINING_KEYS
-from cambrian.plugins.domains.compose.patterns import minimal_layers, resize
+from cambrian.plugins.domains.compose.evaluator import TRAINING_KEYS
+from cambrian.scaling.floors import below
+from cambrian.scaling.ladder import (
+    MIN_RANKED,
+    at_rung,
+    compare_fits,
+    fit_scaling,
+    layer_distance,
+    majority_vote,
+    rank_agreement,
+)
+from cambrian.scaling.verdict import Row, verdict
 
 DEFAULT_LADDER = [{"name": "proxy"},
                   {"name": "x1.5", "d_model": 80, "depth": 1.5, "mode": "stack", "train_tokens": 300_000}]
@@ -85,6 +101,52 @@ def node_summary(n: Node, objective: str) -> dict[str, Any]:
             "pattern": pattern(n.candidate.content)}
 
 
+def floor_line(rows: list[dict[str, Any]]) -> str | None:
+    """The one-line warning when a reference is not below the bigram floor (None when all are)."""
+    above = [r for r in rows if r.get("below_bigram") is False]
+    if not above:
+        return None
+    what = ", ".join(f"{r['name']} {r['bpb']:.3f}" for r in above)
+    return (f"WARNING: proxy too small: {what} not below the bigram floor "
+            f"({above[0]['floor_bigram_bpb']:.3f} bpb on val); the search ranks learning speed, not "
+            "architecture (raise train_tokens or the lr)")
+
+
+class References(Phase):
+    """Before search: do the hand-built references beat the count-based floors at the proxy?"""
+
+    name = "references"
+    before_search = True
+
+    class Options(Options):
+        baselines: list[str] | None = Field(None, description="references trained at the proxy (null: all)")
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        refs = campaign.domain.baselines()
+        names = list(self.options.baselines or refs)
+        for name in names:
+            if name not in refs:
+                raise ValueError(f"unknown baseline {name!r} (known: {', '.join(refs)})")
+        nodes = campaign.evaluate([refs[n] for n in names], phase="references", split="val",
+                                  seeds=(campaign.config.seed,), agent="references")
+        value = lambda n, k: n.metrics[k].value if k in n.metrics else None
+        rows = [{"name": name, "node": n.id, "status": n.status.value, "error": n.error,
+                 "bpb": value(n, "bpb"), "floor_unigram_bpb": value(n, "floor_unigram_bpb"),
+                 "floor_bigram_bpb": value(n, "floor_bigram_bpb"),
+                 "below_unigram": below(value(n, "bpb"), value(n, "floor_unigram_bpb")),
+                 "below_bigram": below(value(n, "bpb"), value(n, "floor_bigram_bpb"))}
+                for name, n in zip(names, nodes)]
+        scored = [r for r in rows if r["floor_bigram_bpb"] is not None]
+        floors = ({"split": "val", "unigram_bpb": scored[0]["floor_unigram_bpb"],
+                   "bigram_bpb": scored[0]["floor_bigram_bpb"]} if scored else None)
+        warning = floor_line(rows)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)  # before the search spends its budget
+            campaign.open_store().log_event("floor_warning", message=warning)
+        return {"references": rows, "floors": floors, "warning": warning,
+                "all_below_bigram": all(r["below_bigram"] for r in rows) if rows else None}
+
+
 class Aggregation(Phase):
     name = "aggregation"
 
@@ -99,8 +161,6 @@ class Aggregation(Phase):
         top = pool[:self.options.top]
         if not top:
             return {"skipped": "no valid search node"}
-        from cambrian.scaling.ladder import layer_distance, majority_vote
-
         radius = self.options.radius
         radius = radius if radius is not None else max(1, domain.s["n_layers"] // 2)
         best = top[0].candidate.content
@@ -153,67 +213,18 @@ def expand_rung(rung: dict[str, Any]) -> dict[str, Any]:
     return rung_at_scale(rung) if rung.get("preset") else rung
 
 
-def at_rung(content: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any]:
-    """The design's spec at a ladder rung: wider (``d_model``) and deeper (``n_layers`` residual
-    layers, or ``depth`` x its own; stacked or stretched), with derivable options re-derived at
-    the new width. A rung naming a scale (``preset``) takes that scale's dims."""
-    from cambrian.architectures import ArchSpec
-
+def rung_spec(content: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any]:
+    """The design's spec at a ladder rung (``d_model``, ``n_layers`` or a ``depth`` factor, ``mode``,
+    ``seq_len``; or a ``preset`` scale's): :func:`cambrian.scaling.ladder.at_rung`, the one
+    rescaling rule."""
     rung = expand_rung(rung)
-    if rung.get("d_model") is None and rung.get("depth") in (None, 1, 1.0) and rung.get("n_layers") is None:
-        return content
-    layers = minimal_layers(content)
-    depth = int(rung["n_layers"]) if rung.get("n_layers") else max(1, round(len(layers) * float(rung.get("depth", 1.0))))
-    new = {**content, "d_model": int(rung.get("d_model", content["d_model"])),
-           "layers": resize(layers, depth, rung.get("mode", "stack"))}
-    if "seq_len" in rung:
-        new["max_seq_len"] = int(rung["seq_len"])
-    return ArchSpec.from_dict(new).to_dict()
+    return at_rung(content, d_model=rung.get("d_model"), depth=float(rung.get("depth") or 1.0),
+                   n_layers=rung.get("n_layers"), mode=rung.get("mode", "stack"), seq_len=rung.get("seq_len"))
 
 
 def rung_options(rung: dict[str, Any]) -> dict[str, Any]:
     rung = expand_rung(rung)
     return {**{k: rung[k] for k in TRAINING_KEYS if k in rung}, "scale": rung["name"]}
-
-
-def curve_points(run_dir: Path, node: Node, skip_frac: float = 0.2) -> list[tuple[float, float]]:
-    """(training FLOPs so far, train loss in bits per token) along a node's training run."""
-    path = run_dir / "evals" / node.id / "work" / CURVE_FILE
-    if not path.is_file():
-        return []
-    c = json.loads(path.read_text())
-    per_step = 3.0 * c["flops_per_token"] * c["tokens_per_step"]
-    hist = c["history"]
-    last = hist[-1][0] if hist else 0
-    return [(step * per_step, loss / math.log(2)) for step, loss in hist
-            if step > skip_frac * last and math.isfinite(loss) and loss > 0]
-
-
-def fit_design(points: list[tuple[float, float]], level: float) -> dict[str, Any] | None:
-    from cambrian.scaling.fits import fit_power_law, frontier
-
-    if len(points) < 3:
-        return None
-    C, L = zip(*points)
-    keep = frontier(C, L)
-    Cf, Lf = [C[i] for i in keep], [L[i] for i in keep]
-    if len(set(Cf)) < 3:
-        return None
-    fit = fit_power_law(Cf, Lf, level=level, n_boot=400)
-    return {"fit": fit, "a": fit.a, "b": fit.b, "b_ci": list(fit.ci["b"]), "n_points": len(Cf),
-            "points": [[c, l] for c, l in zip(Cf, Lf)]}
-
-
-def agreement(first: dict[str, float], last: dict[str, float]) -> dict[str, Any]:
-    """Spearman and Kendall between two rungs' scores (:func:`cambrian.scaling.ladder.rank_agreement`)."""
-    from cambrian.scaling.ladder import rank_agreement
-
-    if len(set(first) & set(last)) < 3:
-        return {"n": len(set(first) & set(last)), "note": "fewer than 3 designs at both rungs: no rank correlation"}
-    ra = rank_agreement(first, last)
-    clean = lambda v: float(v) if math.isfinite(v) else None
-    return {"n": ra.n, "spearman": clean(ra.spearman), "spearman_p": clean(ra.spearman_p),
-            "kendall": clean(ra.kendall), "kendall_p": clean(ra.kendall_p)}
 
 
 def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, Any]]:
@@ -236,6 +247,10 @@ def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, 
     return designs
 
 
+def _metric(n: Node, key: str) -> float | None:
+    return n.metrics[key].value if key in n.metrics else None
+
+
 class Scaling(Phase):
     name = "scaling"
 
@@ -244,8 +259,8 @@ class Scaling(Phase):
                                                     "depth or n_layers, mode, training keys} or {name, preset: "
                                                     "a ladder scale, ...} (null: proxy and x1.5)")
         level: float = Field(0.95, gt=0, lt=1, description="confidence level of the fits")
-        top_k: int = Field(2, ge=0, description="search designs promoted")
-        baselines: list[str] = Field(["llama", "composer"], description="baselines promoted with them")
+        top_k: int = Field(3, ge=0, description="search designs promoted")
+        baselines: list[str] | None = Field(None, description="baselines promoted with them (null: all)")
 
         @field_validator("ladder")
         @classmethod
@@ -255,16 +270,16 @@ class Scaling(Phase):
     def run(self, campaign: Any) -> dict[str, Any]:
         ladder = self.options.ladder or DEFAULT_LADDER
         level = self.options.level
-        designs = promoted(campaign, self.options.top_k, list(self.options.baselines))
+        refs = list(campaign.domain.baselines())
+        designs = promoted(campaign, self.options.top_k, list(self.options.baselines or refs))
         if not designs:
             return {"skipped": "nothing to promote"}
-        run_dir = Path(campaign.run_dir)
         seed = campaign.config.seed
         for d in designs:
             d["rungs"] = {}
         for r, rung in enumerate(ladder):
             todo = [d for d in designs if not (r == 0 and d["proxy_node"] is not None)]
-            cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung)) for d in todo]
+            cands = [Candidate(kind="spec", content=rung_spec(d["candidate"].content, rung)) for d in todo]
             nodes = campaign.evaluate(cands, phase=f"scale:{rung['name']}", split="val", seeds=(seed,),
                                       evaluator_options=rung_options(rung) if r else None,
                                       agent="scaling") if cands else []
@@ -275,51 +290,60 @@ class Scaling(Phase):
                     if d["proxy_node"] is not None:
                         d["rungs"][rung["name"]] = d["proxy_node"]
         obj = campaign.objective.name
-        summary_designs = []
-        fits: dict[str, Any] = {}
+        summary_designs, fits = [], {}
         for d in designs:
-            points = [p for n in d["rungs"].values() if n.status == NodeStatus.DONE
-                      for p in curve_points(run_dir, n)]
-            fit = fit_design(points, level)
-            fits[d["label"]] = fit
+            done = [n for n in d["rungs"].values() if n.status == NodeStatus.DONE]
+            # one point per rung: (training FLOPs, val bpb, that rung's unigram floor)
+            points = [(_metric(n, "train_flops"), _metric(n, "bpb"), _metric(n, "floor_unigram_bpb"))
+                      for n in done if _metric(n, "train_flops") and _metric(n, "bpb") is not None]
+            fits[d["label"]] = fit = fit_scaling(d["label"], points, level=level)
             summary_designs.append({
                 "label": d["label"], "kind": d["kind"], "baseline": d.get("baseline"), "hash": d["hash"],
                 "pattern": pattern(d["candidate"].content),
                 "rungs": {name: {"node": n.id, "status": n.status.value, "error": n.error,
-                                 "score": n.metrics[obj].value if obj in n.metrics else None,
-                                 "bpb": n.metrics["bpb"].value if "bpb" in n.metrics else None,
-                                 "params": n.metrics["params"].value if "params" in n.metrics else None,
-                                 "train_flops": n.metrics["train_flops"].value if "train_flops" in n.metrics else None,
+                                 "score": _metric(n, obj), "bpb": _metric(n, "bpb"),
+                                 "floor_unigram_bpb": _metric(n, "floor_unigram_bpb"),
+                                 "floor_bigram_bpb": _metric(n, "floor_bigram_bpb"),
+                                 "params": _metric(n, "params"), "train_flops": _metric(n, "train_flops"),
                                  "pattern": pattern(n.candidate.content)}
                           for name, n in d["rungs"].items()},
-                "fit": None if fit is None else {k: v for k, v in fit.items() if k != "fit"},
+                "fit": fit.summary() if fit.resolved else None, "claim": fit.summary(),
             })
         ref = next((d["label"] for d in designs if d.get("baseline") == "llama"), None)
-        from cambrian.scaling.fits import compare_slopes
-
         for sd in summary_designs:
-            f, base = fits.get(sd["label"]), fits.get(ref) if ref else None
-            if f is not None and base is not None and sd["label"] != ref:
-                cmp = compare_slopes(f["fit"], base["fit"])
-                sd["vs_llama"] = {"percent_faster": cmp.percent_faster, "ci": list(cmp.ci),
-                                  "level": cmp.level, "text": str(cmp)}
+            if ref is not None and sd["label"] != ref:
+                cmp = compare_fits(fits[sd["label"]], fits[ref])
+                if cmp["resolved"]:
+                    sd["vs_llama"] = cmp
+                else:
+                    sd["vs_llama_note"] = cmp["text"]
         first, last = ladder[0]["name"], ladder[-1]["name"]
         both = [sd for sd in summary_designs if all(sd["rungs"].get(x, {}).get("score") is not None
                                                      for x in (first, last))]
-        ra = agreement({sd["label"]: sd["rungs"][first]["score"] for sd in both},
-                       {sd["label"]: sd["rungs"][last]["score"] for sd in both})
+        if len(both) >= 2 and first != last:
+            ra = rank_agreement({sd["label"]: sd["rungs"][first]["score"] for sd in both},
+                                {sd["label"]: sd["rungs"][last]["score"] for sd in both}).summary()
+        else:
+            ra = {"n": len(both), "resolved": False, "spearman": None, "kendall": None,
+                  "note": f"not resolved: {len(both)} designs at both rungs (needs >= {MIN_RANKED})"}
         ra.update({"from": first, "to": last, "designs": [sd["label"] for sd in both]})
+        resolved = sum(f.resolved for f in fits.values())
         return {"ladder": ladder, "reference": ref, "designs": summary_designs, "rank_agreement": ra,
-                "fit_note": ("per design: L = a * C^-b fitted on the compute-efficient frontier of the training "
-                             "curves (train loss, bits per byte) of every rung; C = training FLOPs")}
+                "fit_note": (f"per design: L = a * C^-b over the rungs' (training FLOPs, val bpb), fitted only "
+                             f"where >= 3 rungs below the unigram floor span >= 10x compute ({resolved} of "
+                             f"{len(fits)} resolved); otherwise not resolved")}
 
 
 # -- hidden evaluation ------------------------------------------------------------------------
 
 
-def seed_stats(values: list[float]) -> dict[str, Any]:
-    return {"values": values, "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+def split_floors(nodes: list[Node], split: str) -> dict[str, Any] | None:
+    """The count-based floors recorded with the nodes' scores (the same for every node of a split)."""
+    for n in nodes:
+        if "floor_bigram_bpb" in n.metrics:
+            return {"split": split, "unigram_bpb": n.metrics["floor_unigram_bpb"].value,
+                    "bigram_bpb": n.metrics["floor_bigram_bpb"].value}
+    return None
 
 
 class HiddenEvaluation(Phase):
@@ -328,7 +352,7 @@ class HiddenEvaluation(Phase):
     class Options(Options):
         seeds: int | list[int] = Field(5, description="a count of fresh seeds (from 1000 up, never used "
                                        "by the search), or a list of seeds the search did not use")
-        baselines: list[str] = Field(["llama"], description="baselines compared (the first names the verdict)")
+        baselines: list[str] | None = Field(None, description="baselines compared (null: all of the domain's)")
         top_k: int = Field(2, ge=0, description="search designs evaluated")
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
 
@@ -340,51 +364,40 @@ class HiddenEvaluation(Phase):
 
     def run(self, campaign: Any) -> dict[str, Any]:
         seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
-        baselines = list(self.options.baselines)
+        refs = campaign.domain.baselines()
+        baselines = list(self.options.baselines or refs)
         designs = promoted(campaign, self.options.top_k, baselines)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
         fidelity = 1.0 if rung else search_fidelity(campaign)  # the proxy, or the finalists' budget
-        cands = [Candidate(kind="spec", content=at_rung(d["candidate"].content, rung or {})) for d in designs]
+        cands = [Candidate(kind="spec", content=rung_spec(d["candidate"].content, rung or {})) for d in designs]
         nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
                                   evaluator_options=opts, agent="hidden", fidelity=fidelity)
         obj = campaign.objective.name
-        rows = []
+        rows, searched, base_rows = [], [], []
         for i, d in enumerate(designs):
             mine = nodes[i * len(seeds):(i + 1) * len(seeds)]
-            vals = [n.metrics[obj].value for n in mine if n.status == NodeStatus.DONE and obj in n.metrics]
+            done = [n for n in mine if n.status == NodeStatus.DONE and obj in n.metrics]
+            row = Row(name=d["label"], values=[n.metrics[obj].value for n in done],
+                      params=done[0].metrics["params"].value if done and "params" in done[0].metrics else None)
+            (base_rows if d.get("baseline") else searched).append(row)
             rows.append({"label": d["label"], "kind": d["kind"], "baseline": d.get("baseline"),
                          "hash": d["hash"], "pattern": pattern(d["candidate"].content),
-                         "nodes": [n.id for n in mine], "failed": sum(n.status != NodeStatus.DONE for n in mine),
-                         **seed_stats(vals)})
+                         "nodes": [n.id for n in mine], "failed": len(mine) - len(done),
+                         "errors": [n.error for n in mine if n.error][:3],
+                         **{k: v for k, v in row.summary().items() if k != "name"},
+                         "std": row.sd, "n": row.seeds})
+        v = verdict(searched, base_rows, direction=campaign.objective.direction.value, metric=obj)
+        strongest = next((c for c in v.comparisons if c.baseline == v.strongest_baseline), None)
         return {"seeds": list(seeds), "rung": rung, "fidelity": fidelity, "metric": obj, "designs": rows,
-                **verdict(rows, baselines[0] if baselines else None)}
+                "floors": split_floors(nodes, "hidden"), "best": v.best,
+                "strongest_baseline": v.strongest_baseline, "beats_all_baselines": v.beats_all_baselines,
+                "beats_baseline": v.beats_all_baselines,  # the figure's and older readers' key
+                "comparisons": [c.model_dump() for c in v.comparisons], "alpha": v.alpha,
+                "welch_p": strongest.welch_p if strongest else None, "verdict": v.text}
 
 
-def verdict(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
-    """Does the best searched design beat ``baseline`` by more than the seed spread?"""
-    searched = [r for r in rows if r["kind"] != "baseline" and r["mean"] is not None and not r.get("baseline")]
-    base = next((r for r in rows if r.get("baseline") == baseline), None)
-    if not searched or base is None or base["mean"] is None:
-        return {"beats_baseline": None, "verdict": "no comparison: the best design or the baseline has no "
-                                                    "valid hidden result"}
-    best = min(searched, key=lambda r: r["mean"])
-    margin = base["mean"] - best["mean"]
-    spread = best["std"] + base["std"]
-    beats = margin > spread and best["n"] > 1 and base["n"] > 1
-    p = None
-    if best["n"] > 1 and base["n"] > 1 and (best["std"] or base["std"]):
-        from scipy import stats
-
-        p = float(stats.ttest_ind(best["values"], base["values"], equal_var=False).pvalue)
-    text = (f"{best['label']} ({best['pattern']}) {'beats' if beats else 'does not beat'} the {baseline} baseline "
-            f"on the hidden split: mean {best['mean']:.4f} vs {base['mean']:.4f} over {best['n']} seeds, "
-            f"margin {margin:+.4f} against a seed spread of {spread:.4f} (sum of the two standard deviations)")
-    return {"best": best["label"], "baseline": baseline, "margin": margin, "spread": spread,
-            "welch_p": p, "beats_baseline": bool(beats), "verdict": text}
-
-
-PHASES = {"aggregation": Aggregation, "scaling": Scaling, "hidden": HiddenEvaluation}
+PHASES = {"references": References, "aggregation": Aggregation, "scaling": Scaling, "hidden": HiddenEvaluation}
 
 
 def make_phases(domain: Any, options: dict[str, Any]) -> list[Phase]:

@@ -1,0 +1,161 @@
+"""One verdict for every pack: does the best design beat every hand-built baseline?
+
+The final evaluation trains the best searched designs and every listed baseline
+on the hidden split under fresh seeds (:func:`cambrian.core.standings.hidden_seeds`:
+seeds the search never used, since a seed the search selected on would carry the
+winner's curse), then calls :func:`verdict`.
+
+The statistic, the same everywhere:
+
+- ``margin``: how much better the design's mean is than the baseline's (positive =
+  better, whatever the metric's direction);
+- ``spread``: the sum of the two sample standard deviations over seeds;
+- ``welch_p``: the two-sided Welch t-test p-value (unequal variances) of the two
+  seed samples;
+- the design **beats** a baseline when both have at least 2 seeds, the margin is
+  larger than the spread, and ``welch_p < alpha`` (0.05). Both numbers are always
+  printed, so a reader can apply a stricter rule.
+
+The **strongest baseline** is the one with the best mean. The verdict line names
+it, beaten or not; ``beats_all_baselines`` is true only when every baseline is
+beaten (None when some baseline or the design has no valid result).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+ALPHA = 0.05
+
+
+class Row(BaseModel):
+    """One design's (or baseline's) hidden results over seeds."""
+
+    name: str
+    values: list[float]
+    params: float | None = None
+    baseline: bool = False
+
+    @property
+    def seeds(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def sd(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    def summary(self) -> dict[str, Any]:
+        """The row as ``{"name", "mean", "sd", "seeds", "params"}`` (plus ``baseline`` and the values)."""
+        return {"name": self.name, "mean": self.mean, "sd": self.sd, "seeds": self.seeds, "params": self.params,
+                "baseline": self.baseline, "values": list(self.values)}
+
+
+class Comparison(BaseModel):
+    baseline: str
+    margin: float | None  # design better by this much (positive = better)
+    spread: float | None  # sum of the two seed standard deviations
+    welch_p: float | None
+    beats: bool | None  # None: not comparable (a side has no valid result)
+
+
+class Verdict(BaseModel):
+    metric: str
+    direction: Literal["min", "max"]
+    best: str | None
+    strongest_baseline: str | None
+    beats_all_baselines: bool | None
+    comparisons: list[Comparison]
+    rows: list[dict[str, Any]]
+    alpha: float
+    text: str
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided Welch t-test p; None with fewer than 2 values a side; 0 or 1 when both are constant."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    from scipy import stats
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def compare(design: Row, base: Row, direction: str = "min", alpha: float = ALPHA) -> Comparison:
+    if design.mean is None or base.mean is None:
+        return Comparison(baseline=base.name, margin=None, spread=None, welch_p=None, beats=None)
+    sign = 1.0 if direction == "min" else -1.0
+    margin = sign * (base.mean - design.mean)
+    spread = (design.sd or 0.0) + (base.sd or 0.0)
+    p = welch_p(design.values, base.values)
+    beats = design.seeds >= 2 and base.seeds >= 2 and margin > spread and p is not None and p < alpha
+    return Comparison(baseline=base.name, margin=margin, spread=spread, welch_p=p, beats=bool(beats))
+
+
+def _fmt(r: Row) -> str:
+    sd = f" ± {r.sd:.4f}" if r.sd is not None else ""
+    return f"{r.mean:.4f}{sd} ({r.seeds} seed{'s' if r.seeds != 1 else ''})"
+
+
+def _stat(c: Comparison) -> str:
+    p = "n/a" if c.welch_p is None else f"{c.welch_p:.3g}"
+    rel = ">" if c.margin > c.spread else "<="
+    return f"margin {c.margin:+.4f} {rel} spread {c.spread:.4f} (sum of sds), Welch p = {p}"
+
+
+def verdict(designs: Mapping[str, Sequence[float]] | Sequence[Row],
+            baselines: Mapping[str, Sequence[float]] | Sequence[Row] = (), *, direction: str = "min",
+            metric: str = "score", alpha: float = ALPHA) -> Verdict:
+    """Compare the best design (by mean) with every baseline; see the module docstring for the rule.
+
+    ``designs`` and ``baselines`` are rows, or mappings of name -> per-seed values.
+    """
+    def rows(x: Any, is_base: bool) -> list[Row]:
+        if isinstance(x, Mapping):
+            return [Row(name=k, values=[float(v) for v in vals], baseline=is_base) for k, vals in x.items()]
+        return [r.model_copy(update={"baseline": is_base}) for r in x]
+
+    drows, brows = rows(designs, False), rows(baselines, True)
+    for r in drows + brows:
+        bad = [v for v in r.values if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{r.name}: non-finite value {bad[0]} (invalid runs are left out, not scored)")
+    sign = 1.0 if direction == "min" else -1.0
+    best_of = lambda rs: min((r for r in rs if r.mean is not None), key=lambda r: sign * r.mean, default=None)
+    best, strongest = best_of(drows), best_of(brows)
+    out_rows = [r.summary() for r in drows + brows]
+    common = {"metric": metric, "direction": direction, "rows": out_rows, "alpha": alpha}
+    if best is None or not brows:
+        what = "no searched design has a valid result" if best is None else "no baseline was evaluated"
+        return Verdict(best=best.name if best else None, strongest_baseline=strongest.name if strongest else None,
+                       beats_all_baselines=None, comparisons=[], text=f"no verdict: {what}", **common)
+    comps = [compare(best, b, direction, alpha) for b in brows]
+    missing = [c.baseline for c in comps if c.beats is None]
+    lost = [c.baseline for c in comps if c.beats is False]
+    beats_all = False if lost else (None if missing else True)
+    head = f"{best.name} {_fmt(best)}"
+    if strongest is None:
+        text = f"no verdict: no baseline has a valid hidden result ({', '.join(missing)})"
+    else:
+        cs = next(c for c in comps if c.baseline == strongest.name)
+        vs = f"the strongest baseline, {strongest.name} {_fmt(strongest)}: {_stat(cs)}"
+        if beats_all:
+            text = f"{head} beats every baseline; {vs}"
+        elif cs.beats:
+            text = f"{head} beats {vs}" + (f"; but not {', '.join(lost)}" if lost else "")
+        else:
+            text = f"{head} does not beat {vs}"
+        if missing:
+            text += f" (no valid hidden result for {', '.join(missing)})"
+    text += f" [{metric}, {'lower' if direction == 'min' else 'higher'} is better, hidden split]"
+    return Verdict(best=best.name, strongest_baseline=strongest.name if strongest else None,
+                   beats_all_baselines=beats_all, comparisons=comps, text=text, **common)

@@ -1,0 +1,57 @@
+"""The one verdict, on fixed numbers."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats
+
+from cambrian.scaling.verdict import Row, compare, verdict
+
+NEW = [2.00, 2.01, 2.02, 1.99, 2.00]
+
+
+def test_the_strongest_baseline_is_named_and_every_baseline_is_compared():
+    v = verdict({"found": NEW, "runner-up": [2.30, 2.31, 2.29, 2.30, 2.32]},
+                {"llama": [2.40, 2.41, 2.39, 2.42, 2.40], "nemotron": [2.10, 2.11, 2.09, 2.12, 2.10]})
+    assert v.best == "found" and v.strongest_baseline == "nemotron" and v.beats_all_baselines is True
+    assert [c.baseline for c in v.comparisons] == ["llama", "nemotron"]
+    c = v.comparisons[1]
+    assert c.margin == pytest.approx(2.104 - 2.004)
+    sd_new, sd_nem = stats.tstd(NEW), stats.tstd([2.10, 2.11, 2.09, 2.12, 2.10])
+    assert c.spread == pytest.approx(sd_new + sd_nem)
+    assert c.welch_p == pytest.approx(stats.ttest_ind(NEW, [2.10, 2.11, 2.09, 2.12, 2.10], equal_var=False).pvalue)
+    assert "beats every baseline" in v.text and "strongest baseline, nemotron" in v.text
+    assert "Welch p" in v.text and "spread" in v.text
+    names = {r["name"]: r for r in v.rows}
+    assert names["nemotron"]["seeds"] == 5 and names["nemotron"]["baseline"] is True
+    assert names["found"]["mean"] == pytest.approx(2.004) and names["found"]["sd"] == pytest.approx(sd_new)
+
+
+def test_beating_a_weak_baseline_is_not_beating_the_strongest():
+    v = verdict({"found": NEW}, {"llama": [2.4, 2.41, 2.42, 2.4, 2.39], "nemotron": [1.95, 1.96, 1.94, 1.95, 1.97]})
+    assert v.strongest_baseline == "nemotron" and v.beats_all_baselines is False
+    assert v.text.startswith("found") and "does not beat the strongest baseline, nemotron" in v.text
+    assert [c.beats for c in v.comparisons] == [True, False]
+
+
+def test_a_margin_inside_the_seed_spread_is_no_win_even_with_a_small_p():
+    # margin 0.05, sds 0.04 + 0.04: p is small with many seeds, but margin < spread
+    a = [1.96, 2.04] * 10
+    b = [2.01, 2.09] * 10
+    c = compare(Row(name="a", values=a), Row(name="b", values=b))
+    assert c.welch_p < 0.05 and c.margin < c.spread and c.beats is False
+
+
+def test_direction_max_and_single_seeds():
+    v = verdict({"d": [0.9, 0.92]}, {"softmax": [0.5, 0.52]}, direction="max", metric="acc")
+    assert v.beats_all_baselines is True and v.comparisons[0].margin == pytest.approx(0.4)
+    one = verdict({"d": [0.9]}, {"softmax": [0.5]}, direction="max")
+    assert one.beats_all_baselines is False and "n/a" in one.text  # one seed: no statistic, no claim
+
+
+def test_missing_results_give_no_claim():
+    v = verdict({"d": NEW}, {"llama": [], "composer": [3.0, 3.1]})
+    assert v.beats_all_baselines is None and "no valid hidden result for llama" in v.text
+    assert verdict({"d": []}, {"llama": [1.0, 1.1]}).text.startswith("no verdict")
+    with pytest.raises(ValueError, match="non-finite"):
+        verdict({"d": [1.0, float("nan")]}, {"llama": [1.0, 1.1]})
