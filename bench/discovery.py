@@ -99,7 +99,7 @@ def ladder(args: argparse.Namespace) -> int:
     from cambrian.core.config import parse_config
     from cambrian.plugins.domains.compose.domain import ComposeDomain, settings
     from cambrian.plugins.domains.compose.evaluator import run_proxy
-    from cambrian.plugins.domains.compose.phases import at_rung
+    from cambrian.plugins.domains.compose.phases import rung_spec
     from cambrian.scaling.ladder import rank_agreement
 
     store = Store(args.run, create=False)
@@ -118,7 +118,7 @@ def ladder(args: argparse.Namespace) -> int:
             s = {**s0, **{k: v for k, v in rung.items() if k in s0}, "mqar_steps": 0}
             with tempfile.TemporaryDirectory() as work:
                 c0 = time.process_time()
-                m, _ = run_proxy(at_rung(content, rung), s, split="val", seed=args.seed, workdir=Path(work),
+                m, _ = run_proxy(rung_spec(content, rung), s, split="val", seed=args.seed, workdir=Path(work),
                                  run_dir=Path(args.run), threads=1, save_model=False)
             scores[rung["name"]][label] = m["bpb"]
             print(f"  {rung['name']:8s} {label:24s} bpb {m['bpb']:.4f}  params {int(m['params'])}  "
