@@ -108,7 +108,7 @@ def test_llm_reply_parses_through_the_domain():
 def test_baselines_and_seeds():
     d = DOMAINS["hybrid"]
     base = d.baselines()
-    assert set(base) == {"llama", "composer", "nemotron"}
+    assert set(base) == {"llama", "composer", "nemotron", "jamba"}
     prims = [layer["primitive"] for layer in base["nemotron"].content["layers"]]
     assert "mamba2" in prims and "attention" in prims
     assert [layer["primitive"] for layer in base["composer"].content["layers"][:3]] == ["attention", "mlp", "mlp"]

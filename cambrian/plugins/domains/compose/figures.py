@@ -26,7 +26,8 @@ def scaling_curves(summary: dict[str, Any] | None, path: Path) -> Path | None:
         claim, f, c = d.get("claim") or d.get("fit"), d.get("fit"), colors[d["label"]]
         pts, dropped = claim.get("points") or [], claim.get("dropped") or []
         if dropped:
-            ax.scatter([p[0] for p in dropped], [p[1] for p in dropped], facecolors="none", edgecolors=c, s=18)
+            ax.scatter([p[0] for p in dropped], [p[1] for p in dropped], facecolors="none", edgecolors=c, s=18,
+                       label=f"{d['label']}: on the unigram plateau" if not pts else None)
         if not pts:
             continue
         C = np.array([p[0] for p in pts])

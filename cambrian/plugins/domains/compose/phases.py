@@ -8,7 +8,8 @@ inside a phase resumes it and repeats nothing that finished.
 Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
 
   references: {baselines: null}
-    Before search: the named baselines (null: all of them) trained at the proxy and scored
+    Before search: the named baselines (null: the family's references, those the search
+    starts from: llama and composer; with family hybrid also nemotron and jamba) trained at the proxy and scored
     on val beside the count-based floors (:mod:`cambrian.scaling.floors`). If any is not
     below the bigram floor, the campaign says so in one line (console, ``cambrian show``,
     report) before the search spends its budget: such a proxy ranks learning speed, not
@@ -44,6 +45,7 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -119,11 +121,13 @@ class References(Phase):
     before_search = True
 
     class Options(Options):
-        baselines: list[str] | None = Field(None, description="references trained at the proxy (null: all)")
+        baselines: list[str] | None = Field(None, description="references trained at the proxy (null: the "
+                                            "family's, those the search starts from)")
 
     def run(self, campaign: Any) -> dict[str, Any]:
         refs = campaign.domain.baselines()
-        names = list(self.options.baselines or refs)
+        family = [c.meta.get("baseline") for c in campaign.domain.seeds(random.Random(0))]
+        names = list(self.options.baselines or [n for n in family if n in refs] or refs)
         for name in names:
             if name not in refs:
                 raise ValueError(f"unknown baseline {name!r} (known: {', '.join(refs)})")
