@@ -35,7 +35,7 @@ from cambrian import Candidate, EvalJob, NodeStatus
 from cambrian.execution.evaluation import finish_job, start_job
 from cambrian.execution.forkserver import DEFAULT_PRELOAD, ForkServer
 from cambrian.plugins.domains.compose.domain import ComposeDomain
-from cambrian.plugins.domains.compose.phases import at_rung, rung_options
+from cambrian.plugins.domains.compose.phases import rung_options, rung_spec
 
 TINY = {"d_model": 64, "n_layers": 4, "seq_len": 64, "batch_size": 4, "train_tokens": 8192,
         "val_tokens": 2048, "checkpoint_every": 8}
@@ -79,7 +79,7 @@ def main() -> int:
     rows, ok = [], True
     try:
         for name in names:
-            spec = at_rung(refs[name].content, rung)
+            spec = rung_spec(refs[name].content, rung)
             job = EvalJob(node_id=f"step-{rung['name']}-{name}", run_dir=str(out), domain="compose",
                           domain_options=domain_options, evaluator="compose", evaluator_options=rung_options(rung),
                           candidate=Candidate(kind="spec", content=spec), limits=limits)

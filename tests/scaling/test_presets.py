@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cambrian.architectures import ArchSpec, count, reference_spec
-from cambrian.plugins.domains.compose.phases import at_rung, rung_options
+from cambrian.plugins.domains.compose.phases import rung_options, rung_spec
 from cambrian.scaling.ladder import SCALES, at_scale, rung_at_scale
 
 
@@ -35,7 +35,7 @@ def test_the_rungs_own_keys_win():
 def test_every_design_is_rebuilt_at_the_scale_and_trains_the_same_tokens(name):
     proxy = reference_spec(name, d_model=64, n_layers=4, max_seq_len=128).to_dict()
     rung = {"name": "125m", "preset": "125m", "checkpoint_every": 200}
-    big = ArchSpec.from_dict(at_rung(proxy, rung))
+    big = ArchSpec.from_dict(rung_spec(proxy, rung))
     assert big.d_model == 768 and big.n_layers == 24 and big.max_seq_len >= 1024
     opts = rung_options(rung)
     assert opts["device"] == "cuda" and opts["seq_len"] == 1024 and opts["checkpoint_every"] == 200
