@@ -164,3 +164,127 @@ def test_gla_layout_matches_fla_reference():
     tr = lambda z: z.transpose(1, 2)
     out, _ = naive(tr(q) * dk ** 0.5, tr(k), tr(v), tr(gk))  # the naive reference scales by dk^-0.5
     torch.testing.assert_close(tr(out), ref, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the wrappers' layouts
+# The wrappers in kernels.py against stand-ins for the libraries' functions that compute what
+# their documentation says (liger: HF's RoPE on (B, H, T, hd) with (1, T, hd) tables, SiLU-mul,
+# RMSNorm, linear + cross-entropy; fla: its own naive references behind the real signatures).
+# This checks argument order, layouts and scales on CPU; the triton kernels themselves run in
+# test_kernels_gpu.py.
+
+def _fake_modules(monkeypatch, modules: dict[str, dict]):
+    import types
+
+    for name, attrs in modules.items():
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+def _fake_liger(monkeypatch):
+    import torch.nn.functional as F
+
+    def rotate_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    def liger_rope(q, k, cos, sin, position_ids=None, unsqueeze_dim=1):
+        # q (B, H, T, hd), cos (1, T, hd): transformers' apply_rotary_pos_emb, what liger computes
+        assert q.dim() == 4 and cos.shape == (1, q.size(2), q.size(3))
+        cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+    def liger_rms_norm(X, W, eps, offset=0.0, casting_mode="llama", in_place=True):
+        return F.rms_norm(X, (X.size(-1),), W + offset, eps)
+
+    def liger_flce(input, weight, target, bias=None, ce_weight=None, ignore_index=-100, lse_square_scale=0.0,
+                   label_smoothing=0.0, reduction="mean", **_):
+        assert input.dim() == 2 and weight.shape[1] == input.shape[1] and target.dim() == 1
+        return F.cross_entropy(input @ weight.t(), target, ignore_index=ignore_index, reduction=reduction)
+
+    class FusedGateUp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, y, in_place=False):
+            ctx.save_for_backward(y)
+            g, u = y.chunk(2, dim=-1)  # gate first, as liger's kernel reads it
+            return F.silu(g) * u
+
+        @staticmethod
+        def backward(ctx, dc):
+            (y,) = ctx.saved_tensors
+            with torch.enable_grad():
+                y = y.detach().requires_grad_()
+                g, u = y.chunk(2, dim=-1)
+                (F.silu(g) * u).backward(dc)
+            return y.grad, None
+
+    _fake_modules(monkeypatch, {
+        "liger_kernel": {}, "liger_kernel.transformers": {}, "liger_kernel.ops": {},
+        "liger_kernel.transformers.functional": {"liger_rope": liger_rope, "liger_rms_norm": liger_rms_norm,
+                                                 "liger_fused_linear_cross_entropy": liger_flce},
+        "liger_kernel.ops.swiglu": {"LigerFusedGateUpSiLUMulFunction": FusedGateUp},
+    })
+
+
+def test_liger_wrappers_layouts(monkeypatch):
+    _fake_liger(monkeypatch)
+    import torch.nn.functional as F
+
+    from cambrian.architectures.modules.attention import CausalSelfAttention
+    from cambrian.architectures.modules.mlp import _swiglu
+
+    g = torch.Generator().manual_seed(0)
+    attn = CausalSelfAttention(64, 4, 2, 16, rope=True)
+    qkv = torch.randn(2, 12, 4 + 2 * 2, 16, generator=g)
+    cos, sin = attn.rotary.half_tables(12, qkv.device, qkv.dtype)
+    for ours, ref in zip(kernels.liger_rope_qkv(qkv, cos, sin, 4, 2), attn._heads_torch(qkv)):
+        assert ours.shape == ref.shape
+        torch.testing.assert_close(ours, ref)
+    gu = torch.randn(2, 5, 2 * 24, generator=g)
+    torch.testing.assert_close(kernels.liger_swiglu(gu), _swiglu(gu))
+    x, w = torch.randn(3, 7, 32, generator=g), torch.rand(32, generator=g) + 0.5
+    torch.testing.assert_close(kernels.liger_rms_norm(x, w, 1e-5), F.rms_norm(x, (32,), w, 1e-5))
+    h, head = torch.randn(20, 32, generator=g), torch.randn(50, 32, generator=g)
+    t = torch.randint(0, 50, (20,), generator=g)
+    t[:4] = -100
+    torch.testing.assert_close(kernels.liger_linear_cross_entropy(h, head, t, -100),
+                               F.cross_entropy(h @ head.t(), t, ignore_index=-100))
+
+
+def test_fla_wrappers_call_the_real_signatures(monkeypatch):
+    """fla_ssd and fla_gla call chunk_simple_gla / chunk_gla with fla's signatures (copied from
+    fla-core 0.6) backed by fla's own naive references: layouts, keywords and scale."""
+    simple = _fla_naive("simple_gla").naive_chunk_simple_gla
+    recurrent = _fla_naive("gla").naive_recurrent_gla
+    from cambrian.architectures.modules.linear_attention import gla_chunked
+    from cambrian.architectures.modules.mamba2 import ssd_chunked
+
+    def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None,
+                         output_final_state=False, state_v_first=False, cu_seqlens=None, cu_seqlens_cpu=None,
+                         **kwargs):
+        assert kwargs == {} and q.shape[:3] == g.shape  # [B, T, H, K] and [B, T, H]
+        return simple(q, k, v, g, scale=scale)
+
+    def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, state_v_first=False,
+                  cu_seqlens=None, cu_seqlens_cpu=None):
+        assert q.shape == g.shape  # [B, T, H, K]
+        scale = q.size(-1) ** -0.5 if scale is None else scale
+        return recurrent(q * scale * q.size(-1) ** 0.5, k, v, g)  # the naive one scales by K^-0.5 itself
+
+    _fake_modules(monkeypatch, {"fla.ops.simple_gla": {"chunk_simple_gla": chunk_simple_gla},
+                                "fla.ops.gla": {"chunk_gla": chunk_gla}})
+    gen = torch.Generator().manual_seed(0)
+    b, t, h, p, n, groups = 2, 70, 4, 8, 16, 2
+    x = torch.randn(b, t, h, p, generator=gen)
+    dt = torch.rand(b, t, h, generator=gen) * 0.3
+    A = -torch.rand(h, generator=gen) * 3
+    B, C = torch.randn(b, t, groups, n, generator=gen), torch.randn(b, t, groups, n, generator=gen)
+    rep = h // groups
+    ref = ssd_chunked(x * dt[..., None], A * dt, B.repeat_interleave(rep, 2), C.repeat_interleave(rep, 2))
+    torch.testing.assert_close(kernels.fla_ssd(x, dt, A, B, C).float(), ref, atol=1e-4, rtol=1e-4)
+
+    q, k = (torch.randn(b, 2, t, 8, generator=gen) for _ in range(2))
+    v = torch.randn(b, 2, t, 8, generator=gen)
+    gk = -torch.rand(b, 2, t, 8, generator=gen) * 0.5
+    torch.testing.assert_close(kernels.fla_gla(q, k, v, gk), gla_chunked(q, k, v, gk), atol=1e-4, rtol=1e-4)
