@@ -176,6 +176,28 @@ def _awaiting_line(request: dict | None) -> str:
     return f"awaiting approval of phase {request.get('phase')}: {cost or 'cost not estimated'}"
 
 
+def _refuse_unisolated(path: Path, overrides: list[str]) -> None:
+    """Before anything is written: a domain whose candidates are code needs isolation (or consent)."""
+    from cambrian.core.components import CODE_KINDS
+    from cambrian.core.config import load_config
+    from cambrian.core.plugins import get_plugin_manager
+    from cambrian.execution.harness import UNISOLATED
+    from cambrian.execution.sandbox import isolation_available
+
+    cfg = load_config(path, overrides)
+    kind = get_plugin_manager().get("domain", cfg.domain.name).candidate_kind
+    if kind in CODE_KINDS and not cfg.sandbox.unsafe_no_isolation and not isolation_available():
+        raise CambrianError(UNISOLATED)
+
+
+def unisolated_line(config) -> str | None:
+    """The first line of show and the report for a run allowed to go unisolated."""
+    if config.sandbox.unsafe_no_isolation:
+        return ("UNISOLATED RUN (--unsafe-no-isolation): candidate code may have run as the campaign's "
+                "own user, able to read and write what that user can")
+    return None
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="Campaign YAML file."),
@@ -183,6 +205,8 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a key: --set agents.0.scaffold=mcts"),
     default: bool = typer.Option(False, "--default", help="Run the built-in default campaign."),
     quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines instead of a live table."),
+    unsafe_no_isolation: bool = typer.Option(False, "--unsafe-no-isolation",
+                                             help="Run candidate code even where it can't be isolated."),
 ) -> None:
     """Run a campaign from a YAML file (or the built-in default with --default)."""
     from cambrian.core.campaign import Campaign
@@ -190,7 +214,9 @@ def run(
     if config is None and not default:
         raise CambrianError("give a campaign YAML file, or --default for the built-in campaign")
     path = default_config_path() if default else config
-    campaign = Campaign.from_config(path, out, overrides=set_)
+    overrides = [*set_, "sandbox.unsafe_no_isolation=true"] if unsafe_no_isolation else list(set_)
+    _refuse_unisolated(path, overrides)
+    campaign = Campaign.from_config(path, out, overrides=overrides)
     console.print(f"run directory: {campaign.run_dir}")
     _run(campaign, quiet)
 
@@ -226,6 +252,8 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     from cambrian.plugins.reporting.tables import leaderboard_table
 
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
+    if unisolated_line(campaign.config):
+        console.print(unisolated_line(campaign.config), highlight=False, soft_wrap=True)
     store = campaign.open_store()
     nodes = store.nodes(phase="search")
     counts: dict[str, int] = {}

@@ -16,9 +16,16 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from cambrian.core.config import SandboxLimits
-from cambrian.execution.sandbox import SandboxResult, run_sandboxed
+from cambrian.execution.sandbox import SandboxResult, isolation_available, run_sandboxed
 
 MIN_TIMEOUT_S = 1.0
+UNISOLATED = ("refused: candidate code can't be isolated from the campaign's user here (no root to "
+              "drop from, no user namespaces); run as root, enable user namespaces, or pass "
+              "--unsafe-no-isolation (sandbox.unsafe_no_isolation: true) to run it anyway")
+
+
+class CandidateRefused(RuntimeError):
+    """Untrusted code that this machine can't isolate, and the user did not accept the risk."""
 # When this evaluation started (time.monotonic()), set by the evaluation worker for its thread;
 # unset, the process's own age is used (a worker is a process of its own).
 _started: ContextVar[float | None] = ContextVar("cambrian_evaluation_started", default=None)
@@ -64,6 +71,8 @@ def run_candidate(cmd: list[str], workdir: Path, limits: SandboxLimits,
     ``hide``: trusted paths (hidden data, a task's scoring code and labels, caches) that the
     candidate must not see even where its uid could read them: covered in its mount namespace.
     """
+    if not isolation_available() and not limits.unsafe_no_isolation:
+        raise CandidateRefused(UNISOLATED)
     return run_sandboxed(cmd, workdir, limits, env, unprivileged=True, hide=tuple(hide))
 
 

@@ -95,6 +95,10 @@ def namespace_prefix(network: bool = False) -> tuple[tuple[str, ...], bool, bool
     return prefix, *grant.isolated(network)
 
 
+def _setpriv_exe() -> str:
+    return shutil.which("setpriv") or "setpriv"
+
+
 UID_BASE, UID_SPAN = 40000, 20000  # throw-away uids for unprivileged runs (no passwd entry needed)
 
 
@@ -143,7 +147,7 @@ for d in {dirs}; do
     mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
   fi
 done
-case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" || exit 97;; esac
+case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97;; esac
 mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
 while [ "$N" -gt 0 ]; do
   if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
@@ -153,6 +157,56 @@ while [ "$N" -gt 0 ]; do
 done
 exec "$@"
 """
+
+
+# Without root: a user namespace (we are "root" in it, with no power outside), a mount namespace
+# in which every mount becomes read-only (the run directory, the store, the home folder ...)
+# but the work directory and a fresh /dev/shm, hidden paths covered as above; then every
+# capability is dropped (setpriv) before the command runs, so it can't remount anything back.
+_USERNS_BOX = """W="$1"; N="$2"; shift 2
+for m in $(awk '{print $5}' /proc/self/mountinfo); do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null;; esac
+done
+mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97
+mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
+while [ "$N" -gt 0 ]; do
+  if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
+  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97
+  fi
+  shift; N=$((N - 1))
+done
+for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
+  touch "$d/.cambrian-rw-probe" 2>/dev/null && exit 97
+done
+exec "$@"
+"""
+_DROP_CAPS = ("--inh-caps=-all", "--bounding-set=-all", "--no-new-privs")
+
+
+@functools.lru_cache(maxsize=1)
+def _userns_box() -> tuple[str, ...] | None:
+    """The command prefix of the no-root box (unshare ... sh -c _USERNS_BOX), or None where the OS
+    does not grant it: then candidate code can't be isolated from the campaign's user."""
+    exe, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    if os.geteuid() == 0 or exe is None or setpriv is None or shutil.which("mount") is None:
+        return None
+    grant = namespaces.granted()
+    if not (grant.pid and grant.net):
+        return None
+    prefix = (exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount",
+              "--mount-proc")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cambrian-box-probe-") as work:
+        probe = [*prefix, "/bin/sh", "-c", _USERNS_BOX.replace("{mb}", "1"), "sh", work, "0", setpriv,
+                 *_DROP_CAPS, sys.executable, "-c", "open('/proc/self/status')"]
+        return prefix if _works(probe) else None
+
+
+def isolation_available() -> bool:
+    """Whether candidate code can run apart from the campaign's user here: a throw-away uid
+    (root and setpriv) or the no-root box (user, mount, PID and network namespaces)."""
+    return _setpriv() is not None or _userns_box() is not None
 
 
 def _lock_script(mb: int) -> str:
@@ -272,6 +326,7 @@ class SandboxProcess:
         prefix, self.network_isolated, self.pids_isolated = namespace_prefix(limits.network)
         self.uid = sandbox_uid() if unprivileged else None
         self.tmp_locked = False
+        self.userns_box = False  # no root: run in the user-namespace box (read-only filesystem)
         self.unprivileged = unprivileged
         self._out, self._err = workdir / "stdout.log", workdir / "stderr.log"
         env = scrubbed_env(workdir, limits.threads, env, trusted=not unprivileged)
@@ -290,6 +345,14 @@ class SandboxProcess:
                 cmd = ["/bin/sh", "-c", _lock_script(min(limits.file_size_mb, 1024)), "sh",
                        os.path.realpath(workdir), str(len(hidden)), *hidden, *cmd]
                 self.tmp_locked = True
+        elif unprivileged and _userns_box() is not None:  # no root: the user-namespace box instead
+            box = _userns_box()
+            prefix = tuple(a for a in box if a != "--net") if limits.network else box
+            hidden = [os.path.realpath(p) for p in hide]
+            cmd = ["/bin/sh", "-c", _USERNS_BOX.replace("{mb}", str(min(limits.file_size_mb, 1024))), "sh",
+                   os.path.realpath(workdir), str(len(hidden)), *hidden, _setpriv_exe(), *_DROP_CAPS, *cmd]
+            self.network_isolated, self.pids_isolated = not limits.network, True
+            self.tmp_locked = self.userns_box = True
         self._start = time.monotonic()
         with open(self._out, "wb") as out, open(self._err, "wb") as err:
             self.proc = subprocess.Popen(
@@ -353,7 +416,7 @@ class SandboxProcess:
 
     def warnings(self) -> list[str]:
         return missing_protections(self.limits, self.network_isolated, self.pids_isolated,
-                                   self.uid, self.tmp_locked, self.unprivileged)
+                                   self.uid, self.tmp_locked, self.unprivileged and not self.userns_box)
 
     def _kill_leftovers(self) -> None:
         # Children left in the group (daemonised forks) die with their parent.

@@ -5,6 +5,7 @@ status, its metrics, files on disk; never the wording."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -183,3 +184,78 @@ def test_a_second_writer_fails_at_once_naming_the_holder_and_readers_still_work(
         holder.wait()
     again = Campaign.resume(run)  # free again once the holder is gone
     again._run_lock.release()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+NONROOT = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON) or not shutil.which("setpriv"),
+                             reason="simulating a normal user needs root, setpriv and a python any uid can run")
+AS_USER = """\
+import json, sys
+from pathlib import Path
+from cambrian.core.config import SandboxLimits
+from cambrian.execution import harness, sandbox
+run = Path(sys.argv[1])
+if sys.argv[2] == "no-userns":
+    sandbox._userns_box = lambda: None  # as on a machine without user namespaces
+code = ("import os\\ntry:\\n    open('../store.sqlite', 'a').write('forged')\\nexcept OSError:\\n    pass\\n"
+        "open('mine.txt', 'w').write(str(len([p for p in os.listdir('/proc') if p.isdigit()])))\\n")
+out = {}
+for unsafe in (False, True):
+    work = run / f"work-{unsafe}"
+    try:
+        res = harness.run_candidate([sys.executable, "-c", code], work,
+                                    SandboxLimits(timeout_s=60, unsafe_no_isolation=unsafe))
+        out[str(unsafe)] = {"rc": res.returncode, "warnings": list(res.warnings),
+                            "procs": int((work / "mine.txt").read_text())}
+    except harness.CandidateRefused:
+        out[str(unsafe)] = "refused"
+out["store"] = (run / "store.sqlite").read_text()
+print(json.dumps(out))
+"""
+
+
+def _as_normal_user(run: Path, mode: str) -> dict:
+    import json
+
+    uid = 40000 + os.getpid() % 20000
+    run.chmod(0o755)
+    os.chown(run, uid, uid)
+    (run / "store.sqlite").write_text("original")
+    os.chown(run / "store.sqlite", uid, uid)
+    paths = [str(Path(__file__).parents[2])] + [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": os.environ["PATH"], "HOME": str(run), "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON,
+                           "-c", AS_USER, str(run), mode], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@NONROOT
+def test_without_root_candidates_run_boxed_in_user_namespaces(open_tmp_path):
+    out = _as_normal_user(open_tmp_path, "userns")
+    assert out["store"] == "original"  # the run directory is read-only to the candidate
+    assert out["False"]["rc"] == 0 and out["False"]["warnings"] == [] and out["False"]["procs"] <= 2
+
+
+@NONROOT
+def test_without_root_or_user_namespaces_untrusted_code_is_refused_unless_allowed(open_tmp_path):
+    out = _as_normal_user(open_tmp_path, "no-userns")
+    assert out["False"] == "refused"
+    assert out["True"]["rc"] == 0 and out["True"]["warnings"]  # ran, and its record says unisolated
+    assert out["store"] == "originalforged"  # what --unsafe-no-isolation risks, shown for real
+
+
+def test_show_and_the_report_open_with_the_unisolated_warning(tmp_path):
+    from cambrian import Campaign
+    from cambrian.plugins.reporting.report import write_report
+    from tests.conftest import toy_config
+
+    cli = [sys.executable, "-m", "cambrian.cli"]
+    for name, sandbox in (("plain", {}), ("unsafe", {"unsafe_no_isolation": True})):
+        run = tmp_path / name
+        Campaign.from_config(toy_config(sandbox=sandbox, budget={"max_nodes": 2}), run).run()
+        first = subprocess.run([*cli, "show", str(run)], capture_output=True, text=True,
+                               timeout=120).stdout.splitlines()[0]
+        body = write_report(run).read_text().split("<body>", 1)[1]
+        flagged = "UNISOLATED" in first, "UNISOLATED" in body.split("<h1>", 1)[0]
+        assert flagged == ((True, True) if name == "unsafe" else (False, False))
