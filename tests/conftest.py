@@ -5,6 +5,17 @@ import pytest
 # Evaluation workers and tests use one thread each: 2-core machines, several processes.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# The suite writes only to temporary folders: hypothesis keeps its files (example database,
+# constants cache) in the temporary folder, never in the checkout's .hypothesis/.
+try:
+    import tempfile
+
+    from hypothesis import configuration as _hypothesis_configuration
+
+    _hypothesis_configuration.set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "cambrian-hypothesis"))
+except ImportError:  # hypothesis is a dev extra
+    pass
+
 
 def pytest_collection_modifyitems(config, items):
     try:

@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -247,6 +249,9 @@ class ForkServer:
     def __init__(self, preload: tuple[str, ...] | list[str] = DEFAULT_PRELOAD,
                  start_timeout_s: float = 600.0) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="cambrian-forkserver-"))
+        # The folder (the server's cwd and log) goes when the server is closed, or at the
+        # latest when this object or the interpreter goes: no campaign leaves one behind.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         # Single-threaded imports: OpenBLAS would otherwise start a thread pool before the forks.
         env = scrubbed_env(self._dir, 1, {"OPENBLAS_NUM_THREADS": "1", "CAMBRIAN_EXT_DIR": kernel_cache_dir()})
         self._log = self._dir / "server.log"
@@ -340,6 +345,7 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        self._cleanup()
 
 
 class WarmProcess:

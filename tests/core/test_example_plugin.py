@@ -1,6 +1,7 @@
 """The example third-party package: installed for real, found through its entry point."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,15 @@ EXAMPLE = ROOT / "examples" / "cambrian-example-plugin"
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory):
-    """pip-install the example into a temporary target directory; return an env that sees it."""
+    """pip-install the example into a temporary target directory; return an env that sees it.
+
+    It is built from a copy in a temporary folder: setuptools writes build/ and *.egg-info
+    beside the sources, and the suite writes nothing into the checkout."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, timeout=300,
+                    "--target", str(target), str(source)], check=True, timeout=300,
                    capture_output=True)
     assert list(target.glob("cambrian_example_plugin-*.dist-info"))
     env = dict(os.environ, PYTHONPATH=str(target))

@@ -26,12 +26,12 @@ TOY = os.path.join(ROOT, "cambrian", "configs", "toy.yaml")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def run_in_pty(args, cwd, timeout=300.0):
+def run_in_pty(args, cwd, timeout=300.0, **env_vars):
     """Run ``python -m cambrian.cli ARGS`` on a pseudo-terminal (120 x 40); returns (rc, text)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
-    env["TERM"] = "xterm-256color"
+    env.update(TERM="xterm-256color", **env_vars)
     proc = subprocess.Popen([sys.executable, "-m", "cambrian.cli", *args], stdin=slave, stdout=slave,
                             stderr=slave, cwd=cwd, env=env, close_fds=True)
     os.close(slave)
@@ -58,8 +58,10 @@ def run_in_pty(args, cwd, timeout=300.0):
 
 
 def test_run_on_a_terminal_shows_the_live_view_and_finishes(tmp_path):
-    run = tmp_path / "run"
-    rc, text = run_in_pty(["run", TOY, "--out", str(run), "--set", "budget.max_nodes=6"], cwd=tmp_path)
+    run, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    rc, text = run_in_pty(["run", TOY, "--out", str(run), "--set", "budget.max_nodes=6"], cwd=tmp_path,
+                          TMPDIR=str(tmp))
     assert rc == 0, text[-3000:]
     assert "Traceback" not in text
     # the live view was drawn: the header with the clock and ETA, one row per agent
@@ -71,6 +73,7 @@ def test_run_on_a_terminal_shows_the_live_view_and_finishes(tmp_path):
     assert lines[-2] == "stopped: max_nodes; nodes: {'done': 6}", lines[-5:]
     assert lines[-1] == f"report: {run / 'report.html'}"
     assert (run / "report.html").is_file()
+    assert list(tmp.iterdir()) == []  # the fork server's folder went with it
 
 
 def test_budget_fraction_and_eta():

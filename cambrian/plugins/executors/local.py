@@ -90,6 +90,8 @@ class LocalExecutor(Executor):
             if self._closed:
                 return None
             if self._server is None or not self._server.alive:
+                if self._server is not None:  # a dead server: reap it and remove its folder
+                    self._server.close()
                 try:
                     self._server = ForkServer(self._preload)
                 except (OSError, RuntimeError) as exc:

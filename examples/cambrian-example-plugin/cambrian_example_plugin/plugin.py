@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from cambrian import (Candidate, Domain, EvalJob, Evaluator, MetricSpec, Operator, OperatorContext,
-                      Proposal, Scaffold, SearchView, hookimpl)
+                      Options, Proposal, Scaffold, SearchView, hookimpl)
 
 
 class HillClimb(Scaffold):
@@ -13,11 +15,14 @@ class HillClimb(Scaffold):
 
     name = "hillclimb"
 
+    class Options(Options):  # checked when a config loads; `cambrian plugins --options hillclimb`
+        n_drafts: int = Field(2, ge=1, description="drafts before climbing")
+
     def propose(self, view: SearchView) -> Proposal | None:
         ranked = sorted((n for n in view.nodes if n.score(view.objective) is not None),
                         key=lambda n: n.score(view.objective),
                         reverse=view.objective.direction.value == "max")
-        if len(view.nodes) < int(self.options.get("n_drafts", 2)) or not ranked:
+        if len(view.nodes) < self.options.n_drafts or not ranked:
             return Proposal("draft")
         return Proposal("improve", (ranked[0].id,))
 
@@ -30,6 +35,9 @@ class OneMax(Domain):
     default_evaluator = "onemax"
     default_operators = ("bits-random", "bits-flip")
 
+    class Options(Options):
+        length: int = Field(16, ge=1, description="bits per candidate")
+
     @property
     def objective(self) -> MetricSpec:
         return MetricSpec(name="ones", direction="max")
@@ -38,12 +46,13 @@ class OneMax(Domain):
         return [self.random_bits(rng)]
 
     def random_bits(self, rng) -> Candidate:
-        n = int(self.options.get("length", 16))
+        n = self.options.length
         return Candidate(kind="bits", content="".join(rng.choice("01") for _ in range(n)))
 
 
 class OneMaxEvaluator(Evaluator):
     name = "onemax"
+    Options = Options  # takes no options
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
         return {"ones": float(job.candidate.content.count("1"))}
@@ -52,6 +61,7 @@ class OneMaxEvaluator(Evaluator):
 class RandomBits(Operator):
     name = "bits-random"
     role = "draft"
+    Options = Options
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         return [ctx.domain.random_bits(ctx.rng)]
@@ -60,6 +70,7 @@ class RandomBits(Operator):
 class FlipBit(Operator):
     name = "bits-flip"
     role = "improve"
+    Options = Options
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         bits = list(ctx.parents[0].candidate.content)

@@ -6,15 +6,16 @@
 :class:`MixerPrimitive`, so ``{"primitive": "<name>"}`` works in a compose
 spec in the campaign process and in its sandboxed evaluation workers.
 
-The folder is ``$CAMBRIAN_PRIMITIVES_DIR`` when set, else
-``~/.cambrian/primitives`` of the user's passwd home (not ``$HOME``, which the
-sandbox points at each worker's scratch directory).
+The folder is ``$CAMBRIAN_PRIMITIVES_DIR`` when set, else ``$HOME/.cambrian/primitives``.
+The first process to import this module (the campaign, the CLI) pins that choice in
+``$CAMBRIAN_PRIMITIVES_DIR``, which the sandbox passes on, so its workers, whose ``HOME``
+is their scratch folder, read the same folder. No passwd lookup: a uid without a passwd
+entry (containers, CI) works.
 """
 
 from __future__ import annotations
 
 import os
-import pwd
 import re
 from pathlib import Path
 
@@ -27,13 +28,23 @@ def designs_dir() -> Path:
     env = os.environ.get("CAMBRIAN_PRIMITIVES_DIR")
     if env:
         return Path(env)
-    return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cambrian" / "primitives"
+    home = os.environ.get("HOME")
+    if not home:
+        raise ValueError("no folder for registered designs: set CAMBRIAN_PRIMITIVES_DIR (or HOME)")
+    return Path(home) / ".cambrian" / "primitives"
+
+
+if "CAMBRIAN_PRIMITIVES_DIR" not in os.environ and os.environ.get("HOME"):
+    os.environ["CAMBRIAN_PRIMITIVES_DIR"] = str(designs_dir())  # for the sandboxed workers, see above
 
 
 def design_primitives(folder: Path | None = None) -> list:
     from cambrian.plugins.domains.attention.primitive import MixerPrimitive
 
-    folder = folder or designs_dir()
+    try:
+        folder = folder or designs_dir()
+    except ValueError:  # neither CAMBRIAN_PRIMITIVES_DIR nor HOME: no registered designs
+        return []
     if not folder.is_dir():
         return []
     return [MixerPrimitive(p.stem, p.resolve()) for p in sorted(folder.glob("*.py")) if NAME.match(p.stem)]
