@@ -3,8 +3,12 @@
 Runs the same tiny Python command N times each way, interleaved:
   bare        subprocess.run([python, -I, -c, ...])
   sandboxed   run_sandboxed(...): rlimits, setsid, network + PID namespaces
-  unprivileged  run_sandboxed(..., unprivileged=True): + chown, setpriv uid drop, uid cleanup
-Prints one line: median seconds of each and the ratios to bare.
+  unprivileged  run_sandboxed(..., unprivileged=True): + chown, setpriv uid drop, uid cleanup,
+                the tighter box (private /proc, every world-writable dir read-only, hidden
+                paths, the disk-quota watch)
+  previous    the same, with the box as it was before the tighter one (only /tmp and
+              /var/tmp read-only, the host's /proc, no disk watch), for the ratio
+Prints one line: median seconds of each, the ratios to bare, and tighter / previous.
 
     .venv/bin/python bench/sandbox_overhead.py --runs 20
 """
@@ -31,23 +35,34 @@ def main() -> None:
     args = ap.parse_args()
     limits = SandboxLimits(timeout_s=60)
     sandbox.namespace_prefix(False), sandbox._setpriv()  # one-off probes, outside the timing
-    times: dict[str, list[float]] = {"bare": [], "sandboxed": [], "unprivileged": []}
+    times: dict[str, list[float]] = {"bare": [], "sandboxed": [], "unprivileged": [], "previous": []}
+    tight = (sandbox.MOUNT_FLAGS, sandbox.WORLD_WRITABLE, sandbox.SandboxProcess._watch_disk)
+    previous = (("--mount",), ("/tmp", "/var/tmp"), lambda self: self._waiter.join(self.limits.timeout_s))
     with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o711)  # the dropped uid must reach its work dir
+        hide = [Path(tmp) / "hidden"]
+        hide[0].mkdir()
         for i in range(args.runs):
             t = time.perf_counter()
             subprocess.run(CMD, check=True, capture_output=True)
             times["bare"].append(time.perf_counter() - t)
-            for name, unpriv in (("sandboxed", False), ("unprivileged", True)):
+            for name, unpriv in (("sandboxed", False), ("unprivileged", True), ("previous", True)):
+                box = previous if name == "previous" else tight
+                sandbox.MOUNT_FLAGS, sandbox.WORLD_WRITABLE, sandbox.SandboxProcess._watch_disk = box
                 t = time.perf_counter()
-                res = sandbox.run_sandboxed(CMD, Path(tmp) / f"{name}{i}", limits, unprivileged=unpriv)
+                res = sandbox.run_sandboxed(CMD, Path(tmp) / f"{name}{i}", limits, unprivileged=unpriv,
+                                            hide=hide if name == "unprivileged" else ())
                 times[name].append(time.perf_counter() - t)
                 assert res.returncode == 0, res.stderr_tail
+        sandbox.MOUNT_FLAGS, sandbox.WORLD_WRITABLE, sandbox.SandboxProcess._watch_disk = tight
     med = {k: statistics.median(v) for k, v in times.items()}
     iso = sandbox.namespace_prefix(False)
     print(f"sandbox_overhead runs={args.runs} net_ns={iso[1]} pid_ns={iso[2]} "
           f"uid_drop={sandbox._setpriv() is not None} bare={med['bare'] * 1e3:.1f}ms "
           f"sandboxed={med['sandboxed'] * 1e3:.1f}ms ({med['sandboxed'] / med['bare']:.2f}x) "
-          f"unprivileged={med['unprivileged'] * 1e3:.1f}ms ({med['unprivileged'] / med['bare']:.2f}x)")
+          f"unprivileged={med['unprivileged'] * 1e3:.1f}ms ({med['unprivileged'] / med['bare']:.2f}x) "
+          f"previous_box={med['previous'] * 1e3:.1f}ms ({med['previous'] / med['bare']:.2f}x) "
+          f"tighter/previous={med['unprivileged'] / med['previous']:.3f}x")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ def _pids_of_uid(uid: int) -> list[int]:
 # hide (hidden data, a task's scoring code and labels, the corpus cache) is covered: a directory
 # by an empty read-only tmpfs, a file by /dev/null. Exit 97 if any step fails (the probe below
 # makes that unexpected).
+MOUNT_FLAGS = ("--mount", "--mount-proc")  # own mount namespace, own /proc (in the new PID namespace)
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm", "/var/crash")
 _LOCK_TMP = """W="$1"; N="$2"; shift 2
 for d in {dirs}; do
@@ -337,7 +338,7 @@ class SandboxProcess:
             cmd = [_setpriv(), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                    "--no-new-privs", *cmd]
             if self.pids_isolated and _lock_tmp_ok():  # own /proc; no writable world dirs; hidden paths
-                prefix = (*prefix, "--mount", "--mount-proc")
+                prefix = (*prefix, *MOUNT_FLAGS)
                 hidden = [os.path.realpath(p) for p in hide]
                 real = os.path.realpath(workdir)
                 if any(real == h or real.startswith(h + os.sep) for h in hidden):
