@@ -12,8 +12,13 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from cambrian.core.campaign import Campaign
+from cambrian.core.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
-from cambrian.core.plugins import get_plugin_manager
+from cambrian.core.options_doc import options_rows
+from cambrian.core.plugins import KINDS, get_plugin_manager
+from cambrian.plugins.reporting.report import write_report
+from cambrian.plugins.reporting.tables import leaderboard_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -49,7 +54,6 @@ def plugins(options: Optional[str] = typer.Option(None, "--options", metavar="NA
     """List every registered component by kind, with its plugin and version."""
     from rich.table import Table
 
-    from cambrian.core.plugins import KINDS, get_plugin_manager
 
     pm = get_plugin_manager()
     if options is not None:
@@ -72,7 +76,6 @@ def _print_options(pm, name: str) -> None:
     """The options model of every component called ``name`` (a scaffold and a domain may share one)."""
     from rich.table import Table
 
-    from cambrian.core.options_doc import options_rows
 
     found = [(kind, table[name]) for kind, table in pm.registry().items() if name in table]
     if not found:
@@ -106,9 +109,6 @@ def _print_options(pm, name: str) -> None:
 
 
 def _run(campaign, quiet: bool) -> None:
-    from cambrian.plugins.reporting.report import write_report
-    from cambrian.plugins.reporting.tables import leaderboard_table
-
     if quiet or not console.is_terminal:
         last: list = [0.0, None]
 
@@ -136,8 +136,6 @@ def _run(campaign, quiet: bool) -> None:
     store = campaign.open_store()
     console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
     if result.reason == "awaiting_approval":
-        from cambrian.core.coordinator import coordination_state
-
         console.print(_awaiting_line(coordination_state(campaign.run_dir)["awaiting"]), highlight=False)
         console.print(f"decide with `cambrian approve {campaign.run_dir}` (or --reject), "
                       f"then `cambrian resume {campaign.run_dir}`", highlight=False)
@@ -209,8 +207,6 @@ def run(
                                              help="Run candidate code even where it can't be isolated."),
 ) -> None:
     """Run a campaign from a YAML file (or the built-in default with --default)."""
-    from cambrian.core.campaign import Campaign
-
     if config is None and not default:
         raise CambrianError("give a campaign YAML file, or --default for the built-in campaign")
     path = default_config_path() if default else config
@@ -225,8 +221,6 @@ def run(
 def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped campaign."),
            quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Resume a stopped or killed campaign: nothing finished is lost or repeated."""
-    from cambrian.core.campaign import Campaign
-
     _run(Campaign.resume(run_dir), quiet)
 
 
@@ -234,9 +228,6 @@ def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped 
 def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an approval."),
             reject: bool = typer.Option(False, "--reject", help="Skip the phase instead of running it.")) -> None:
     """Approve (or reject) the costly phase a campaign is waiting at; `resume` then continues."""
-    from cambrian.core.campaign import Campaign
-    from cambrian.core.coordinator import decide
-
     campaign = Campaign.resume(run_dir)
     decision = "rejected" if reject else "approved"
     phase = decide(campaign, decision)
@@ -248,9 +239,6 @@ def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an 
 def show(run_dir: Path = typer.Argument(..., help="Run directory."),
          top: int = typer.Option(10, help="Rows of the leaderboard.")) -> None:
     """Show a campaign's status and leaderboard."""
-    from cambrian.core.campaign import Campaign
-    from cambrian.plugins.reporting.tables import leaderboard_table
-
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     if unisolated_line(campaign.config):
         console.print(unisolated_line(campaign.config), highlight=False, soft_wrap=True)
@@ -259,7 +247,6 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     counts: dict[str, int] = {}
     for n in nodes:
         counts[n.status.value] = counts.get(n.status.value, 0) + 1
-    from cambrian.core.coordinator import coordination_state
 
     ends = store.events("campaign_end")
     coord = coordination_state(run_dir)
@@ -281,8 +268,6 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="Run directory.")) -> None:
     """Write the campaign's HTML report (and figures) into the run directory."""
-    from cambrian.plugins.reporting.report import write_report
-
     console.print(f"report: {write_report(run_dir)}")
 
 

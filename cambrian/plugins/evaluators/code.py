@@ -32,6 +32,7 @@ from pydantic import Field
 
 from cambrian import EvalJob, Evaluator, Options, hookimpl
 from cambrian.core.config import SandboxLimits
+from cambrian.core.plugins import get_plugin_manager
 from cambrian.execution.harness import candidate_limits, explain, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
 
@@ -84,8 +85,6 @@ class PythonCodeEvaluator(Evaluator):
         max_output_mb: float = Field(16, gt=0, description="largest result the candidate may return")
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
-        from cambrian.core.plugins import get_plugin_manager
-
         task = get_plugin_manager().get("domain", job.domain)(**job.domain_options).task
         nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
         run = run_python(job.candidate.content, task.entry, task.inputs(job.split, job.seed),

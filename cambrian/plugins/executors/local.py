@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Cost, EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
+from cambrian.core.plugins import get_plugin_manager
 from cambrian.execution.evaluation import evaluate_here, finish_job, job_dir, start_job
 from cambrian.execution.forkserver import DEFAULT_PRELOAD, ForkServer
 
@@ -65,8 +66,6 @@ class LocalExecutor(Executor):
                                              self.workers)
         self.isolation = isolation
         if isolation == "thread":
-            from cambrian.core.plugins import get_plugin_manager
-
             get_plugin_manager()  # load plugins once, before worker threads race to do it
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cambrian-eval")
         self._procs: dict[str, Any] = {}

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
+from cambrian.core.plugins import get_plugin_manager
 
 
 def _evaluate(job_json: str, isolation: str) -> str:
@@ -57,8 +58,6 @@ class _EvalActor:
     """Runs evaluations in its threads (Ray's max_concurrency), for isolation: thread."""
 
     def __init__(self) -> None:
-        from cambrian.core.plugins import get_plugin_manager
-
         get_plugin_manager()  # load plugins once, before threads race to do it
 
     def run(self, job_json: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import LLMBackend, LLMResponse, Options, hookimpl
+from cambrian.core.plugins import get_plugin_manager
 from cambrian.plugins.llm.base import LLMError, request_hash
 
 
@@ -40,7 +41,6 @@ class RecordBackend(LLMBackend):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        from cambrian.core.plugins import get_plugin_manager
 
         cassette, inner = self.options.cassette, self.options.inner
         ref = {"name": inner} if isinstance(inner, str) else dict(inner)

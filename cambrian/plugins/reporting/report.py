@@ -32,6 +32,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from cambrian.core.campaign import Campaign
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection, best_nodes
 from cambrian.plugins.reporting import figures
@@ -334,8 +335,6 @@ def build_sections(d: ReportData) -> list[Section]:
 
 
 def write_report(run_dir: str | Path) -> Path:
-    from cambrian.core.campaign import Campaign
-
     run_dir = Path(run_dir)
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     d = ReportData(run_dir, campaign, campaign.open_store())
