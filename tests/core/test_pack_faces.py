@@ -48,7 +48,7 @@ def test_a_report_section_replaces_the_generic_view_of_its_phase(fresh_pm, tmp_p
             return [ReportSection(title="Seeds at a glance", html="<p id='mine'>mine</p>", phases=("hidden",))]
 
     cfg = {"name": "s", "domain": {"name": "toy", "options": {"dim": 2}}, "budget": {"max_nodes": 3},
-           "phases": {"hidden": {"top_k": 1, "seeds": [0]}},
+           "phases": {"hidden": {"top_k": 1, "seeds": 1}},
            "agents": [{"name": "a", "scaffold": "random"}]}
     Campaign.from_config(cfg, tmp_path / "r").run()
     plain = write_report(tmp_path / "r").read_text()
