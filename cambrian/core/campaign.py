@@ -284,6 +284,7 @@ class Campaign:
             result = self.result(reason)
             if awaiting:
                 store.log_event(AWAITING_APPROVAL, phase=awaiting)
+            reason = result.reason  # the result may say more (every agent failed, found on resume)
             store.log_event("campaign_end", reason=reason)
             self.pm.hook.cambrian_campaign_end(run_dir=str(self.run_dir), reason=reason,
                                                summary={"counts": result.counts,

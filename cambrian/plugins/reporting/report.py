@@ -300,11 +300,11 @@ def notes(d: ReportData) -> Section | None:
 
 
 def costs(d: ReportData) -> Section | None:
-    nodes = d.nodes + d.phase_nodes
-    if not nodes and not d.llm_calls:
-        return None
+    nodes, total = d.nodes + d.phase_nodes, d.store.total_cost()
+    if not nodes or not (total.wall_s or total.flops or total.llm_tokens):
+        return None  # nothing was evaluated: LLM use, if any, is in the agents section
     img = d.figure("costs", figures.costs, nodes, d.llm_calls)
-    return Section("costs", "Costs", d.render("sections/costs.html.j2", img=img, total=d.store.total_cost()),
+    return Section("costs", "Costs", d.render("sections/costs.html.j2", img=img, total=total),
                    figures=["costs"] if img is not None else [])
 
 
