@@ -15,7 +15,7 @@ from rich.live import Live
 from cambrian.core.campaign import Campaign
 from cambrian.core.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
-from cambrian.core.options_doc import options_rows
+from cambrian.core.options_doc import options_rows, primitive_rows
 from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.plugins.reporting.report import write_report
 from cambrian.plugins.reporting.tables import leaderboard_table
@@ -83,12 +83,15 @@ def _print_options(pm, name: str) -> None:
         raise CambrianError(f"no component named {name!r}; known: {', '.join(known)}")
     for kind, reg in found:
         comp = reg.component
-        if not hasattr(comp, "Options"):  # primitives describe their options in their own way
-            console.print(f"{kind} {name!r} ({reg.plugin}): see `cambrian plugins`; it has no options model")
-            continue
         t = Table(title=f"{kind} {name!r} options ({reg.plugin})", title_justify="left")
         for col in ("option", "type", "default", "description"):
             t.add_column(col, overflow="fold")
+        if not hasattr(comp, "Options"):  # a primitive: its layer options, checked by the spec
+            rows = primitive_rows(comp)
+            for row in rows:
+                t.add_row(*row)
+            console.print(t if rows else f"{kind} {name!r} ({reg.plugin}) takes no options")
+            continue
         rows = options_rows(comp.Options)
         for row in rows:
             t.add_row(*row)

@@ -46,6 +46,17 @@ def default_text(field: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def primitive_rows(primitive: Any) -> list[tuple[str, str, str, str]]:
+    """The same rows for a primitive's layer options (``Option`` records, not a pydantic model)."""
+    rows = []
+    for o in getattr(primitive, "options", ()):
+        kind = " | ".join(json.dumps(c) for c in o.choices) if o.choices else o.type.__name__
+        kind += " | None" if o.nullable else ""
+        kind += f" (>= {o.minimum:g})" if o.minimum is not None else ""
+        rows.append((o.name, kind, json.dumps(o.default, default=str), o.doc))
+    return rows
+
+
 def options_rows(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
     """One (name, type with bounds, default, description) row per field of ``model``."""
     return [(name, type_name(f.annotation) + _bounds(f), default_text(f), f.description or "")

@@ -178,3 +178,15 @@ def test_installed_command_in_a_subprocess(tmp_path, args, code, stream, expect)
     if stream == "err":
         assert len(out.stderr.strip().splitlines()) == 1  # one line, even on a narrow terminal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_plugins_options_prints_types_bounds_and_defaults_from_the_model(capsys):
+    code, out, err = cli(capsys, "plugins", "--options", "random")
+    assert code == 0 and not err
+    row = next(ln for ln in out.splitlines() if "n_drafts" in ln)
+    assert "int (>= 0)" in row and " 3 " in row
+    assert "float (>= 0, <= 1)" in out and "0.3" in out
+    code, out, _ = cli(capsys, "plugins", "--options", "toy")  # a domain: its phases too
+    assert code == 0 and '"rastrigin"' in out and '"rosenbrock"' in out and "phases.hidden options" in out
+    code, out, _ = cli(capsys, "plugins", "--options", "mamba")  # a primitive's layer options
+    assert code == 0 and "d_state" in out and "int | None (>= 1)" in out
