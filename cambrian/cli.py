@@ -76,7 +76,6 @@ def _print_options(pm, name: str) -> None:
     """The options model of every component called ``name`` (a scaffold and a domain may share one)."""
     from rich.table import Table
 
-
     found = [(kind, table[name]) for kind, table in pm.registry().items() if name in table]
     if not found:
         known = sorted({n for table in pm.registry().values() for n in table})
