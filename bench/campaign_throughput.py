@@ -98,7 +98,8 @@ def main() -> None:
         import torch
 
         from cambrian.plugins.domains.compose.domain import settings
-        from cambrian.plugins.domains.compose.evaluator import open_corpus, run_proxy
+        from cambrian.plugins.domains.compose.evaluator import run_proxy
+        from cambrian.scaling.data import open_corpus
 
         import torch._dynamo  # noqa: F401 - imported by the first optimizer: a one-off, not per candidate
 

@@ -40,21 +40,13 @@ SETTINGS = {
 }
 
 
-def floors(corpus, split: str) -> dict[str, float]:
-    """Count-based unigram and bigram (previous byte) bits per byte, fitted on train (add-0.5)."""
-    import numpy as np
+def floors(corpus, split: str, n_tokens: int | None = None) -> dict[str, float]:
+    """Count-based unigram and bigram bits per byte (:func:`cambrian.scaling.floors.corpus_floors`,
+    the floors every LM evaluator records), on the first ``n_tokens`` scored tokens of ``split``."""
+    from cambrian.scaling.floors import corpus_floors
 
-    train = np.asarray(corpus.tokens("train"), dtype=np.int64)
-    test = np.asarray(corpus.tokens(split), dtype=np.int64)
-    v = 256
-    uni = np.bincount(train, minlength=v) + 0.5
-    uni = uni / uni.sum()
-    big = np.bincount(train[:-1] * v + train[1:], minlength=v * v).reshape(v, v) + 0.5
-    big = big / big.sum(1, keepdims=True)
-    u = -np.log2(uni[test]).mean()
-    b = -np.log2(big[test[:-1], test[1:]]).mean()
-    bpt = corpus.bytes_per_token(split)
-    return {"unigram": float(u / bpt), "bigram": float(b / bpt)}
+    f = corpus_floors(corpus, split, n_tokens)
+    return {"unigram": f.unigram_bpb, "bigram": f.bigram_bpb}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from cambrian.architectures import reference_spec
     from cambrian.plugins.domains.compose.domain import DEFAULTS
-    from cambrian.plugins.domains.compose.evaluator import open_corpus, run_proxy
+    from cambrian.plugins.domains.compose.evaluator import run_proxy
+    from cambrian.scaling.data import open_corpus
 
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     corpus = open_corpus("stdlib", cache)
-    fl = {s: floors(corpus, s) for s in ("val", "hidden")}
+    fl = {s: floors(corpus, s, args.val_tokens) for s in ("val", "hidden")}
     print(f"floors (bpb): val unigram {fl['val']['unigram']:.3f} bigram {fl['val']['bigram']:.3f}; "
           f"hidden unigram {fl['hidden']['unigram']:.3f} bigram {fl['hidden']['bigram']:.3f}", flush=True)
     names = args.only or list(SETTINGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from importlib.resources import files
@@ -18,6 +19,7 @@ from cambrian.core.errors import CambrianError
 from cambrian.core.options_doc import options_rows, primitive_rows
 from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.plugins.reporting.report import write_report
+from cambrian.plugins.reporting.summary import campaign_summary
 from cambrian.plugins.reporting.tables import leaderboard_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
@@ -239,8 +241,13 @@ def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an 
 
 @app.command()
 def show(run_dir: Path = typer.Argument(..., help="Run directory."),
-         top: int = typer.Option(10, help="Rows of the leaderboard.")) -> None:
+         top: int = typer.Option(10, help="Rows of the leaderboard."),
+         as_json: bool = typer.Option(False, "--json", help="One JSON object: status, counts, leaderboard, "
+                                      "floors, hidden verdict (cambrian.plugins.reporting.summary).")) -> None:
     """Show a campaign's status and leaderboard."""
+    if as_json:
+        sys.stdout.write(json.dumps(campaign_summary(run_dir, top)) + "\n")  # plain: no console markup
+        return
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     if unisolated_line(campaign.config):
         console.print(unisolated_line(campaign.config), highlight=False, soft_wrap=True)

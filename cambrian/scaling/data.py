@@ -5,12 +5,20 @@ transformers tokenizer is optional. Sources are lists of named documents:
 
 - :func:`stdlib_documents`: the Python standard library's sources, on every
   machine with Python, no download (the built-in corpus);
-- :func:`text_documents`: local text files and folders;
+- :func:`text_documents`: local text files and folders, read as bytes (bytes that
+  are not UTF-8 stay as they are: the tokenizer is byte-level);
 - :func:`hf_documents`: a Hugging Face ``datasets`` dataset (hub name, a local
   ``save_to_disk`` folder, or a builder such as ``"text"`` with ``data_files``).
 
+A campaign names its corpus with one option, ``corpus`` (:data:`CorpusOption`,
+checked when the config loads): ``stdlib``; ``{source: text, train: PATH, val: PATH,
+hidden: PATH}`` (files or folders, the split fixed by you); ``{source: text, paths:
+[...]}``; ``{source: hf, path, name, text_field}``. :func:`open_corpus` builds it once
+per cache folder.
+
 Documents are split into train / val / hidden *by document* (a file never
-straddles two splits), deterministically from a hash of its name. Each split is
+straddles two splits), deterministically from a hash of its name, unless the
+split is given (``train``/``val``/``hidden`` paths). Each split is
 tokenized once, streamed to a ``.bin`` shard under a cache folder keyed by the
 corpus content hash and the tokenizer, and read back with ``np.memmap``: a large
 corpus never sits in RAM twice and later runs reuse the shards.
@@ -29,13 +37,15 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from filelock import FileLock
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic import Field as PydanticField
 
 SPLITS = ("train", "val", "hidden")
-Document = tuple[str, str]  # (name, text)
+Document = tuple[str, "str | bytes"]  # (name, text); bytes are kept as they are
 
 # Folders of the standard library that hold tests or third-party code, not library source.
 _STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
@@ -56,8 +66,8 @@ class ByteTokenizer:
     vocab_size = 256
     id = "bytes"
 
-    def encode(self, text: str) -> bytes:
-        return text.encode("utf-8", errors="replace")
+    def encode(self, text: str | bytes) -> bytes:
+        return text if isinstance(text, bytes) else text.encode("utf-8", errors="replace")
 
     def decode(self, ids: Iterable[int]) -> str:
         return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
@@ -73,7 +83,9 @@ class HFTokenizer:
         self.vocab_size = len(self.tok)
         self.id = "hf-" + hashlib.sha256(name_or_path.encode()).hexdigest()[:12]
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str | bytes) -> list[int]:
+        if isinstance(text, bytes):  # a subword tokenizer needs text: undecodable bytes become U+FFFD
+            text = text.decode("utf-8", errors="replace")
         ids = self.tok.encode(text, add_special_tokens=False)
         return ids + ([self.tok.eos_token_id] if self.tok.eos_token_id is not None else [])
 
@@ -113,17 +125,30 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".csv", ".html
 
 def text_documents(paths: str | Path | Sequence[str | Path],
                    suffixes: Sequence[str] = TEXT_SUFFIXES) -> Iterator[Document]:
-    """Local text files, and the files with one of ``suffixes`` under any folder given."""
+    """Local text files, and the files with one of ``suffixes`` under any folder given, as bytes."""
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     for item in items:
         p = Path(item)
         if p.is_dir():
             for f in sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in suffixes):
-                yield f.relative_to(p).as_posix(), f.read_text(encoding="utf-8", errors="replace")
+                yield f.relative_to(p).as_posix(), f.read_bytes()
         elif p.is_file():
-            yield p.name, p.read_text(encoding="utf-8", errors="replace")
+            yield p.name, p.read_bytes()
         else:
             raise FileNotFoundError(f"no such text file or folder: {p}")
+
+
+def split_documents(splits: dict[str, str | Path | Sequence[str | Path]],
+                    suffixes: Sequence[str] = TEXT_SUFFIXES) -> Iterator[Document]:
+    """Documents of user-split text: ``{split: file or folder}``; names are ``<split>/<name>``."""
+    for split in SPLITS:
+        for name, text in text_documents(splits[split], suffixes):
+            yield f"{split}/{name}", text
+
+
+def fixed_splits(names: Sequence[str]) -> dict[str, str]:
+    """The split of documents named ``<split>/...`` (see :func:`split_documents`)."""
+    return {n: n.split("/", 1)[0] for n in names}
 
 
 def hf_documents(path: str, *, name: str | None = None, split: str = "train", text_field: str = "text",
@@ -227,16 +252,22 @@ class Corpus:
                    n_bytes=meta["n_bytes"], n_docs=meta["n_docs"])
 
 
+def _raw(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", errors="replace")
+
+
 def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]], *, name: str,
                  tokenizer: Any = None,
                  cache_dir: str | Path | None = None, val_frac: float = 0.05,
-                 hidden_frac: float = 0.05) -> Corpus:
+                 hidden_frac: float = 0.05,
+                 split_of: Callable[[Sequence[str]], dict[str, str]] | None = None) -> Corpus:
     """Split, tokenize and shard ``documents``; reuse the shards when they already exist.
 
     ``documents`` is a list, or a function returning a fresh iterator (so a
     large source streams twice instead of being held): the first pass hashes
     texts (keeping only names and digests), the second, only on a cache miss,
-    tokenizes one document at a time straight into the shard files.
+    tokenizes one document at a time straight into the shard files. ``split_of`` maps
+    document names to splits (default: :func:`assign_splits`, by a hash of the name).
     """
     tokenizer = tokenizer or ByteTokenizer()
     stream = documents if callable(documents) else (lambda: iter(documents))
@@ -244,8 +275,12 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
     for n, t in stream():
         if n in digests:
             raise ValueError(f"document names must be unique; {n!r} repeats")
-        digests[n] = hashlib.sha256(t.encode("utf-8", errors="replace")).hexdigest()
-    split_of = assign_splits(list(digests), val_frac, hidden_frac)
+        digests[n] = hashlib.sha256(_raw(t)).hexdigest()
+    fixed = split_of is not None
+    split_of = split_of(list(digests)) if fixed else assign_splits(list(digests), val_frac, hidden_frac)
+    bad = sorted({s for s in split_of.values()} - set(SPLITS))
+    if bad:
+        raise ValueError(f"unknown split {bad[0]!r}; expected one of {SPLITS}")
     h = hashlib.sha256()
     for n in sorted(digests):
         h.update(f"{n}\0{digests[n]}\0{split_of[n]}\n".encode())
@@ -262,7 +297,8 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
         if not (root / "meta.json").exists():
             tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
             try:
-                _write_shards(stream, split_of, tokenizer, tmp, root, name, content_hash, val_frac, hidden_frac)
+                _write_shards(stream, split_of, tokenizer, tmp, root, name, content_hash, val_frac, hidden_frac,
+                              fixed)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.open(root)
@@ -270,7 +306,7 @@ def build_corpus(documents: Sequence[Document] | Callable[[], Iterable[Document]
 
 def _write_shards(stream: Callable[[], Iterable[Document]], split_of: dict[str, str], tokenizer: Any,
                   tmp: Path, root: Path, name: str, content_hash: str, val_frac: float,
-                  hidden_frac: float) -> None:
+                  hidden_frac: float, fixed: bool = False) -> None:
     """Tokenize into ``tmp``, then rename the shards into ``root`` (meta.json last)."""
     dtype = _token_dtype(tokenizer.vocab_size)
     n_tokens, n_bytes, n_docs = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
@@ -278,15 +314,16 @@ def _write_shards(stream: Callable[[], Iterable[Document]], split_of: dict[str, 
         files = {s: stack.enter_context(open(tmp / f"{s}.bin", "wb")) for s in SPLITS}
         for n, text in stream():
             s = split_of[n]
-            ids = tokenizer.encode(text + "\n")
+            data = _raw(text) + b"\n"
+            ids = tokenizer.encode(data)
             arr = np.frombuffer(ids, dtype=np.uint8) if isinstance(ids, bytes) else np.asarray(ids, dtype=dtype)
             files[s].write(arr.astype(dtype, copy=False).tobytes())
             n_tokens[s] += len(arr)
-            n_bytes[s] += len((text + "\n").encode("utf-8", errors="replace"))
+            n_bytes[s] += len(data)
             n_docs[s] += 1
     meta = {"name": name, "content_hash": content_hash, "tokenizer_id": tokenizer.id,
             "vocab_size": tokenizer.vocab_size, "n_tokens": n_tokens, "n_bytes": n_bytes, "n_docs": n_docs,
-            "splits": {"val_frac": val_frac, "hidden_frac": hidden_frac}}
+            "splits": {"fixed": True} if fixed else {"val_frac": val_frac, "hidden_frac": hidden_frac}}
     for s in SPLITS:  # rename into place
         os.replace(tmp / f"{s}.bin", root / f"{s}.bin")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -306,8 +343,11 @@ def _source_files(source: str, options: dict[str, Any]) -> list[Path] | None:
     if source == "stdlib":
         return stdlib_files(options.get("root"))
     if source == "text":
-        items = options["paths"]
-        items = [items] if isinstance(items, (str, Path)) else items
+        if "paths" in options:
+            items = options["paths"]
+            items = [items] if isinstance(items, (str, Path)) else items
+        else:
+            items = [options[s] for s in SPLITS]
         suffixes = options.get("suffixes", TEXT_SUFFIXES)
         return [f for p in map(Path, items)
                 for f in (sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in suffixes)
@@ -317,7 +357,8 @@ def _source_files(source: str, options: dict[str, Any]) -> list[Path] | None:
 
 def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_dir: str | Path | None = None,
                 val_frac: float = 0.05, hidden_frac: float = 0.05, **source_options: Any) -> Corpus:
-    """A corpus by source name: ``"stdlib"``, ``"text"`` (``paths=``) or ``"hf"`` (``path=`` ...).
+    """A corpus by source name: ``"stdlib"``, ``"text"`` (``paths=``, split by document; or
+    ``train=``, ``val=``, ``hidden=``, the split fixed by the caller) or ``"hf"`` (``path=`` ...).
 
     For file sources a stat-only fingerprint (names, sizes, mtimes) points to
     the shards built before, so a warm load reads no source text at all; any
@@ -328,7 +369,8 @@ def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_d
     files = _source_files(source, source_options)
     index = None
     if files is not None:
-        fp = _files_fingerprint(files, f"{source}:{tok.id}:{val_frac}:{hidden_frac}")
+        fixed = ":fixed" if source == "text" and "paths" not in source_options else ""  # same files, other split
+        fp = _files_fingerprint(files, f"{source}{fixed}:{tok.id}:{val_frac}:{hidden_frac}")
         index = cache / "corpora" / "index" / f"{fp}.json"
         if index.is_file():
             root = Path(json.loads(index.read_text())["root"])
@@ -337,6 +379,15 @@ def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_d
     if source == "stdlib":
         docs: Callable[[], Iterable[Document]] = lambda: stdlib_documents(source_options.get("root"))
         name = "stdlib"
+    elif source == "text" and "paths" not in source_options:
+        missing = [s for s in SPLITS if s not in source_options]
+        if missing:
+            raise ValueError(f"a text corpus needs `paths`, or all of train, val and hidden (missing {missing[0]})")
+        splits = {s: source_options[s] for s in SPLITS}
+        docs = lambda: split_documents(splits, source_options.get("suffixes", TEXT_SUFFIXES))
+        corpus = build_corpus(docs, name="text", tokenizer=tok, cache_dir=cache, split_of=fixed_splits)
+        _write_index(index, corpus)
+        return corpus
     elif source == "text":
         docs = lambda: text_documents(source_options["paths"], source_options.get("suffixes", TEXT_SUFFIXES))
         name = "text"
@@ -347,12 +398,163 @@ def load_corpus(source: str = "stdlib", *, tokenizer: str | None = None, cache_d
         raise ValueError(f"unknown corpus source {source!r}; expected 'stdlib', 'text' or 'hf'")
     corpus = build_corpus(docs, name=name, tokenizer=tok, cache_dir=cache, val_frac=val_frac,
                           hidden_frac=hidden_frac)
-    if index is not None:
-        index.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{index.stem}-", suffix=".tmp", dir=index.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"root": str(corpus.root)}))
-        os.replace(tmp, index)
+    _write_index(index, corpus)
+    return corpus
+
+
+def _write_index(index: Path | None, corpus: Corpus) -> None:
+    if index is None:
+        return
+    index.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{index.stem}-", suffix=".tmp", dir=index.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"root": str(corpus.root)}))
+    os.replace(tmp, index)
+
+
+class CorpusError(ValueError):
+    """A bad ``corpus`` option: one line naming the key."""
+
+
+class _CorpusModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _exists(v: str) -> str:
+    if not Path(v).expanduser().exists():
+        raise ValueError(f"no such file or folder: {v}")
+    return str(Path(v).expanduser())
+
+
+class StdlibCorpus(_CorpusModel):
+    """The built-in corpus: the standard library's sources, split by file."""
+
+    source: Literal["stdlib"] = "stdlib"
+
+
+class TextSplitsCorpus(_CorpusModel):
+    """Your own text, the split fixed by you: a file or a folder per split."""
+
+    source: Literal["text"]
+    train: str
+    val: str
+    hidden: str
+    suffixes: tuple[str, ...] = TEXT_SUFFIXES  # of the files read from folders
+
+    @field_validator("train", "val", "hidden")
+    @classmethod
+    def _exist(cls, v: str) -> str:
+        return _exists(v)
+
+
+class TextPathsCorpus(_CorpusModel):
+    """Your own text files and folders, split into train/val/hidden by document."""
+
+    source: Literal["text"]
+    paths: list[str] = PydanticField(min_length=1)
+    suffixes: tuple[str, ...] = TEXT_SUFFIXES
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("paths")
+    @classmethod
+    def _all_exist(cls, v: list[str]) -> list[str]:
+        return [_exists(p) for p in v]
+
+
+class HFCorpus(_CorpusModel):
+    """A Hugging Face dataset (needs the ``datasets`` package: ``pip install 'cambrian[data]'``);
+    its rows are split into train/val/hidden by document."""
+
+    source: Literal["hf"]
+    path: str  # hub name, a save_to_disk folder, or a builder ("text", "json") with data_files
+    name: str | None = None
+    text_field: str = "text"
+    split: str = "train"  # the dataset's own split whose rows are used
+    data_files: Any = None
+
+    @field_validator("path")
+    @classmethod
+    def _datasets_installed(cls, v: str) -> str:
+        import importlib.util
+
+        if importlib.util.find_spec("datasets") is None:
+            raise ValueError("source hf needs the `datasets` package (pip install 'cambrian[data]')")
+        return v
+
+
+CorpusSpec = StdlibCorpus | TextSplitsCorpus | TextPathsCorpus | HFCorpus
+
+
+def parse_corpus(value: Any, key: str = "corpus") -> CorpusSpec:
+    """The corpus option as a model; a bad value raises :class:`CorpusError` naming ``key``."""
+    if isinstance(value, (StdlibCorpus, TextSplitsCorpus, TextPathsCorpus, HFCorpus)):
+        return value
+    if value is None or value == "stdlib":
+        return StdlibCorpus()
+    if not isinstance(value, dict):
+        raise CorpusError(f"{key + ': ' if key else ''}expected 'stdlib' or a mapping with source: text or hf, "
+                          f"got {value!r}")
+    source = value.get("source")
+    if source == "text":
+        cls: type[_CorpusModel] = (TextSplitsCorpus if any(s in value for s in SPLITS) else TextPathsCorpus)
+    elif source in ("stdlib", "hf"):
+        cls = StdlibCorpus if source == "stdlib" else HFCorpus
+    else:
+        raise CorpusError(f"{key + '.' if key else ''}source: expected stdlib, text or hf, got {source!r}")
+    try:
+        return cls.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        path = ".".join(p for p in (key, where) if p)
+        raise CorpusError(f"{path}: {msg}" if path else msg) from None
+
+
+# For a component's pydantic ``Options``: ``corpus: CorpusOption = "stdlib"``.
+# Inside a model the key path comes from pydantic (``domain.options.corpus: train: ...``).
+CorpusOption = Annotated[CorpusSpec, BeforeValidator(lambda v: parse_corpus(v, key=""))]
+
+
+def corpus_key(spec: CorpusSpec) -> str:
+    """A short stable name of a corpus option (for pointer files)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+
+
+def load_corpus_spec(spec: Any, *, tokenizer: str | None = None,
+                     cache_dir: str | Path | None = None) -> Corpus:
+    """Build (or reopen) the corpus a ``corpus`` option names."""
+    spec = parse_corpus(spec)
+    opts = spec.model_dump(exclude={"source"})
+    if isinstance(spec, HFCorpus) and opts.get("data_files") is None:
+        opts.pop("data_files")
+    return load_corpus(spec.source, tokenizer=tokenizer, cache_dir=cache_dir, **opts)
+
+
+def open_corpus(spec: Any, cache_dir: str | Path, tokenizer: str | None = None) -> Corpus:
+    """The corpus a ``corpus`` option names, as shards under ``cache_dir``, built on first use.
+
+    File sources reopen through :func:`load_corpus`'s stat fingerprint (an edited file is
+    noticed); a Hugging Face dataset, which has no such fingerprint, through a pointer file
+    per option, so an evaluation worker does not re-hash it for every job.
+    :func:`build_corpus` serialises concurrent builders.
+    """
+    spec = parse_corpus(spec)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not isinstance(spec, HFCorpus):
+        return load_corpus_spec(spec, tokenizer=tokenizer, cache_dir=cache_dir)
+    pointer = cache_dir / f"corpus-{corpus_key(spec)}-{tokenizer or 'bytes'}.json"
+    if pointer.is_file():
+        root = Path(json.loads(pointer.read_text())["root"])
+        if (root / "meta.json").is_file():
+            return Corpus.open(root)
+    corpus = load_corpus_spec(spec, tokenizer=tokenizer, cache_dir=cache_dir)
+    _write_index(pointer, corpus)
     return corpus
 
 

@@ -208,3 +208,28 @@ def test_export_retrains_when_the_weights_are_missing(run, tmp_path):
     again = torch.load(saved, weights_only=False)
     for k, v in original["state_dict"].items():  # same seed and budget: the same weights
         assert torch.allclose(v, again["state_dict"][k], atol=1e-5), k
+
+
+def test_show_json_is_one_object_with_the_leaderboard_floors_and_verdict(run):
+    import subprocess
+    import sys
+
+    campaign, result = run
+    out = subprocess.run([sys.executable, "-m", "cambrian.cli", "show", str(campaign.run_dir), "--json"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)  # one JSON object, nothing else on stdout
+    assert data["status"].startswith("stopped") and sum(data["counts"].values()) == 5
+    top = data["leaderboard"][0]
+    assert top["id"] == result.best.id and top["agent"] in ("greedy", "evolutionary")
+    assert top["design"].count(",") >= 2 and top["fidelity"] == 1.0
+    assert top["score"]["seeds"] >= 1 and top["score"]["mean"] == pytest.approx(result.best.metrics["score"].value)
+    assert top["score"]["sd"] is None or top["score"]["seeds"] > 1
+    assert set(data["floors"]) == {"val", "hidden"}
+    assert data["floors"]["val"]["bigram_bpb"] < data["floors"]["val"]["unigram_bpb"]
+    hidden = data["hidden"]
+    assert hidden["strongest_baseline"] == "llama" and isinstance(hidden["beats_all_baselines"], bool)
+    for row in hidden["rows"]:
+        assert {"name", "mean", "sd", "seeds", "params"} <= set(row) and row["seeds"] == 2 and row["params"] > 0
+    refs = campaign.open_store().get_meta("phase:references")
+    assert data["warnings"] == ([refs["warning"]] if refs["warning"] else [])

@@ -1,8 +1,8 @@
 """``lm``: train an architecture spec on a text corpus for a budget; report bits per byte.
 
 The candidate's content is an ArchSpec dict. Options (all optional):
-corpus ("stdlib"; or "text" with ``paths``, or "hf" with ``path``/``text_field``...),
-corpus_options ({}), tokenizer (bytes), cache_dir (<run_dir>/cache), batch_size (16),
+corpus ("stdlib"; {source: text, train, val, hidden}; {source: text, paths}; {source: hf,
+path, name, text_field}: :data:`cambrian.scaling.data.CorpusOption`), tokenizer (bytes), cache_dir (<run_dir>/cache), batch_size (16),
 seq_len (128), max_steps / train_tokens / max_seconds (default max_steps 200), lr (3e-3),
 warmup_steps (20), schedule ("cosine"), weight_decay (0.1), grad_clip (1.0), grad_accum (1),
 precision ("auto": bf16 autocast on CUDA), device ("auto": CUDA when present; cpu, cuda,
@@ -23,20 +23,21 @@ analytic count; Cost.gpu_s the training time on a GPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, hookimpl
 from cambrian.plugins.evaluators.training import TrainingOptions
+from cambrian.scaling.data import CorpusOption
 
 
 class LMEvaluator(Evaluator):
     name = "lm"
 
     class Options(TrainingOptions):
-        corpus: str = Field("stdlib", description="stdlib, text (with corpus_options.paths) or hf")
-        corpus_options: dict[str, Any] = Field(default_factory=dict)
+        corpus: CorpusOption = Field("stdlib", validate_default=True,
+                                     description="stdlib; {source: text, train, val, hidden}; {source: text, "
+                                     "paths}; or {source: hf, path, name, text_field}")
         tokenizer: str | None = Field(None, description="null: bytes")
         cache_dir: str | None = Field(None, description="null: <run_dir>/cache")
         batch_size: int = Field(16, ge=1)
@@ -45,14 +46,13 @@ class LMEvaluator(Evaluator):
         eval_batch_size: int = Field(64, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
-        from cambrian.scaling.data import load_corpus
+        from cambrian.scaling.data import open_corpus
         from cambrian.scaling.device import Runtime
         from cambrian.scaling.runs import train_lm
         from cambrian.scaling.trainer import TrainConfig
 
         o = self.options
-        corpus = load_corpus(o.corpus, tokenizer=o.tokenizer, cache_dir=o.cache_dir or Path(job.run_dir) / "cache",
-                             **o.corpus_options)
+        corpus = open_corpus(o.corpus, o.cache_dir or Path(job.run_dir) / "cache", tokenizer=o.tokenizer)
         config = TrainConfig(**o.train_kwargs(max_steps=200, precision="auto"))
         run = train_lm(job.candidate.content, corpus, config,
                        batch_size=o.batch_size, seq_len=o.seq_len, seed=job.seed, split=job.split,

@@ -17,7 +17,8 @@ Options (defaults in DEFAULTS):
   model     {d_model, n_heads, n_layers} of the small model
   tasks     {name: options} for mqar, listops, lm; omit a task to skip it
   weights   {task: weight} of the combined score
-  corpus    options of cambrian.scaling.data.load_corpus for the lm task
+  corpus    the lm task's corpus: stdlib, {source: text, train, val, hidden}, {source: text,
+            paths}, {source: hf, ...} (cambrian.scaling.data.CorpusOption)
   cache_dir corpus cache (default <run_dir>/cache)
   device    where the small models train: auto (CUDA when present), cpu, cuda, cuda:N; on
             CUDA in bf16 autocast (the candidate's code then runs on the GPU, still in its
@@ -38,6 +39,7 @@ from pydantic import Field, field_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.scaling.device import DeviceName
+from cambrian.scaling.data import CorpusOption
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
 SEED_NAMES = ("softmax", "linear", "sliding_window", "mamba")
@@ -94,7 +96,8 @@ class AttentionOptions(Options):
     tasks: dict[str, dict[str, Any] | None] | None = Field(
         None, description=f"tasks to train on ({', '.join(DEFAULTS['tasks'])}) with option overrides")
     weights: dict[str, float] | None = Field(None, description="task weights in the score")
-    corpus: dict[str, Any] | None = Field(None, description="the LM corpus ({source: stdlib} by default)")
+    corpus: CorpusOption | None = Field(None, description="the LM task's corpus (stdlib by default; "
+                                        "see cambrian.scaling.data.CorpusOption)")
     cost: CostOptions = Field(CostOptions(), description="the batch and length time per step is measured at")
     cache_dir: str | None = None
     device: DeviceName = Field("auto", description="where the small models train: auto, cpu, cuda, cuda:N")

@@ -57,9 +57,9 @@ def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
 
 
 def _corpus(settings: dict[str, Any], run_dir: str):
-    from cambrian.scaling.data import load_corpus
+    from cambrian.scaling.data import open_corpus
 
-    return load_corpus(**settings["corpus"], cache_dir=corpus_cache(settings, run_dir))
+    return open_corpus(settings["corpus"], corpus_cache(settings, run_dir))
 
 
 def corpus_cache(settings: dict[str, Any], run_dir: str) -> Path:

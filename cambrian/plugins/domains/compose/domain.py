@@ -25,7 +25,10 @@ Options (defaults):
   mqar_weight (0.0): score = bpb - mqar_weight * mqar_acc; mqar_steps (60) trains a
     fresh copy of the design on MQAR (mqar_kv_pairs (4) pairs and queries, 4 x that many
     keys and values) for that many steps of 32 sequences (0 = skip MQAR);
-  corpus ("stdlib"), cache_dir (null = <run_dir>/cache): the LM data;
+  corpus ("stdlib"): the LM data: stdlib; {source: text, train: PATH, val: PATH, hidden: PATH}
+    (your files or folders, the split fixed by you); {source: text, paths: [...]} (split by
+    document); {source: hf, path, name, text_field} (:data:`cambrian.scaling.data.CorpusOption`,
+    checked when the config loads); cache_dir (null = <run_dir>/cache): its shards;
   device ("auto"): where evaluations train: auto (CUDA when present), cpu, cuda, cuda:N;
     on CUDA in bf16 autocast with the fused kernels that are installed (docs/scaling.md);
   compile (false): torch.compile each block (CUDA; the scaling steps' larger rungs);
@@ -43,6 +46,7 @@ from pydantic import Field, field_validator, model_validator
 from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.architectures import ArchSpec, primitive_names, reference_spec
 from cambrian.plugins.domains.compose.prompts import task_description
+from cambrian.scaling.data import CorpusOption
 from cambrian.scaling.device import DeviceName
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -73,7 +77,9 @@ class ComposeOptions(Options):
     mqar_weight: float = Field(0.0, ge=0, description="score = bpb - mqar_weight * mqar_acc")
     mqar_steps: int = Field(60, ge=0, description="MQAR training steps (0: skip MQAR)")
     mqar_kv_pairs: int = Field(4, ge=1)
-    corpus: str = Field("stdlib", description="the LM corpus")
+    corpus: CorpusOption = Field("stdlib", validate_default=True,
+                                 description="stdlib; {source: text, train, val, hidden}; {source: text, "
+                                 "paths}; or {source: hf, path, name, text_field}")
     cache_dir: str | None = Field(None, description="data cache (null: <run_dir>/cache)")
     device: DeviceName = Field("auto", description="auto, cpu, cuda or cuda:N")
     compile: bool = Field(False, description="torch.compile the model")

@@ -1,7 +1,8 @@
 """The ``compose`` evaluator: train the spec as a byte-level LM, score bpb and MQAR.
 
 Runs in the sandboxed evaluation worker. For one job it
-  1. opens the corpus (built once per cache folder; later jobs open the shards directly),
+  1. opens the corpus (``domain.options.corpus``: :func:`cambrian.scaling.data.open_corpus`,
+     built once per cache folder; later jobs open the shards directly),
   2. builds the spec's model with the job's seed and trains it on the ``train`` split for
      ``train_tokens`` tokens (AdamW, warmup + cosine: :func:`cambrian.scaling.trainer.train`),
   3. scores bits per byte on the first ``val_tokens`` tokens of the job's split
@@ -40,36 +41,15 @@ from typing import Any
 from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, Options
+from cambrian.plugins.domains.compose.domain import settings
+from cambrian.scaling.data import CorpusOption
 from cambrian.scaling.device import DeviceName
-from cambrian.plugins.domains.compose.domain import DEFAULTS, settings
 
 MODEL_FILE = "model.pt"
 CURVE_FILE = "train.json"
 TRAINING_KEYS = ("seq_len", "batch_size", "train_tokens", "val_tokens", "lr", "warmup_steps",
                  "mqar_weight", "mqar_steps", "mqar_kv_pairs", "corpus", "cache_dir", "device", "compile",
                  "checkpoint_every")
-
-
-def open_corpus(source: str, cache_dir: Path):
-    """The corpus shards, built on first use; a pointer file skips re-hashing the sources."""
-    from cambrian.scaling.data import Corpus, load_corpus
-
-    pointer = cache_dir / f"corpus-{source}.json"
-    if pointer.is_file():
-        root = Path(json.loads(pointer.read_text())["root"])
-        if (root / "meta.json").is_file():
-            return Corpus.open(root)
-    import fcntl
-
-    # One builder at a time: sandboxed workers may share a PID (their own namespaces),
-    # so the corpus builder's per-PID temporary folders could collide.
-    with open(cache_dir / "corpus.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        corpus = load_corpus(source, cache_dir=cache_dir)
-        tmp = pointer.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"root": str(corpus.root)}))
-        tmp.replace(pointer)
-    return corpus
 
 
 def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: float,
@@ -106,6 +86,7 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     import torch
 
     from cambrian.architectures import ArchSpec
+    from cambrian.scaling.data import open_corpus
     from cambrian.scaling.device import Runtime, resolve_device
     from cambrian.scaling.runs import train_lm
     from cambrian.scaling.trainer import TrainConfig
@@ -165,7 +146,7 @@ class ComposeEvaluator(Evaluator):
         mqar_weight: float | None = Field(None, ge=0)
         mqar_steps: int | None = Field(None, ge=0)
         mqar_kv_pairs: int | None = Field(None, ge=1)
-        corpus: str | None = None
+        corpus: CorpusOption | None = None
         cache_dir: str | None = None
         device: DeviceName | None = None
         compile: bool | None = None

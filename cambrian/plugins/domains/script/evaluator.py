@@ -73,11 +73,11 @@ def corpus_tokens(task, run_dir: str, split: str = "val") -> dict[str, Any]:
     """
     import numpy as np
 
-    from cambrian.scaling.data import load_corpus
+    from cambrian.scaling.data import open_corpus
 
     data = {"corpus": {"source": "stdlib"}, "train_tokens": 2_000_000, "val_tokens": 65_536,
             "hidden_tokens": 32_768, **task.data}
-    corpus = load_corpus(**data["corpus"], cache_dir=corpus_cache(task, run_dir))
+    corpus = open_corpus(data["corpus"], corpus_cache(task, run_dir))
     if corpus.vocab_size != 256:
         raise ValueError("script LM tasks are byte-level: the corpus needs the byte tokenizer")
     return {"train": np.asarray(corpus.tokens("train")[: data["train_tokens"]]),

@@ -70,6 +70,10 @@ class ScriptTask(BaseModel):
         names = [m.name for m in self.metrics]
         if self.objective not in names:
             raise ValueError(f"objective {self.objective!r} is not one of the metrics {names}")
+        if "corpus" in self.data:  # one line naming data.corpus.<key> when the task loads
+            from cambrian.scaling.data import parse_corpus
+
+            parse_corpus(self.data["corpus"], "data.corpus")
         for f in [*self.editable, *self.readonly]:
             if Path(f).is_absolute() or ".." in Path(f).parts:
                 raise ValueError(f"file {f!r} must be a relative path inside the task folder")

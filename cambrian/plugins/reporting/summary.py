@@ -1,0 +1,98 @@
+"""A campaign as one JSON object: what ``cambrian show RUN --json`` prints.
+
+Read from the store only (a running, stopped or finished campaign). Keys:
+
+- ``name``, ``status`` ("stopped (<reason>)" or "running or killed"), ``counts`` (search
+  nodes by status), ``objective`` ({name, direction});
+- ``warnings``: one-line warnings (e.g. references not below the bigram floor);
+- ``leaderboard``: the standings (:func:`cambrian.standings`: one row per candidate, its
+  mean at the highest fidelity it reached), each {id, agent, operator, design (a short
+  summary: the layer pattern of a spec), score: {mean, sd, seeds}, fidelity, metrics (of
+  the representative node)}; a candidate scored once has seeds 1 and sd null;
+- ``floors``: the count-based floors (bits per byte) per split the campaign scored
+  ({"val": {unigram_bpb, bigram_bpb}, "hidden": {...}});
+- ``hidden``: the final evaluation: {strongest_baseline, beats_all_baselines, verdict,
+  metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}]}, or null before it ran.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from cambrian.core.records import Node
+from cambrian.core.standings import Standing, standings
+
+FINAL_PHASES = ("hidden", "final")  # the final evaluation's phase name: compose, attention/script
+
+
+def design_summary(content: Any) -> str:
+    if isinstance(content, dict) and isinstance(content.get("layers"), list):
+        return ",".join(layer.get("primitive", "?") if isinstance(layer, dict) else str(layer)
+                        for layer in content["layers"])
+    text = str(content)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _score(row: Standing) -> dict[str, Any]:
+    return {"mean": _finite(row.mean), "sd": _finite(row.sd) if row.n > 1 else None, "seeds": row.n}
+
+
+def _floors(nodes: list[Node], phases: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    refs = phases.get("references") or {}
+    if refs.get("floors"):
+        out["val"] = {k: refs["floors"][k] for k in ("unigram_bpb", "bigram_bpb")}
+    for n in nodes:
+        if "val" not in out and n.split == "val" and "floor_bigram_bpb" in n.metrics:
+            out["val"] = {"unigram_bpb": n.metrics["floor_unigram_bpb"].value,
+                          "bigram_bpb": n.metrics["floor_bigram_bpb"].value}
+    for name in FINAL_PHASES:
+        f = (phases.get(name) or {}).get("floors")
+        if f:
+            out[f.get("split", "hidden")] = {k: f[k] for k in ("unigram_bpb", "bigram_bpb")}
+    return out
+
+
+def _hidden(phases: dict[str, Any]) -> dict[str, Any] | None:
+    for name in FINAL_PHASES:
+        h = phases.get(name)
+        if not h or "designs" not in h:
+            continue
+        rows = [{"name": r.get("label"), "mean": r.get("mean"), "sd": r.get("sd", r.get("std")),
+                 "seeds": r.get("seeds", r.get("n", len(r.get("values", [])))), "params": r.get("params"),
+                 "baseline": bool(r.get("baseline"))} for r in h["designs"]]
+        return {"phase": name, "metric": h.get("metric"), "seeds": h.get("seeds"),
+                "strongest_baseline": h.get("strongest_baseline"),
+                "beats_all_baselines": h.get("beats_all_baselines"), "verdict": h.get("verdict"), "rows": rows}
+    return None
+
+
+def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
+    from cambrian.core.campaign import Campaign
+
+    campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
+    store = campaign.open_store()
+    obj = campaign.objective
+    nodes = store.nodes(phase="search")
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    ends = store.events("campaign_end")
+    status = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    phase_names = [p.name for p in campaign.phases]
+    phases = {name: store.get_meta(f"phase:{name}") for name in phase_names}
+    phases = {k: v for k, v in phases.items() if v is not None}
+    warnings = [p["warning"] for p in phases.values() if isinstance(p, dict) and p.get("warning")]
+    board = [{"id": r.node.id, "agent": r.node.agent, "operator": r.node.operator,
+              "design": design_summary(r.node.candidate.content), "score": _score(r), "fidelity": r.fidelity,
+              "metrics": {k: _finite(m.value) for k, m in r.node.metrics.items()}}
+             for r in standings(nodes, obj)[:top]]
+    return {"name": campaign.config.name, "run_dir": str(run_dir), "status": status, "counts": counts,
+            "objective": {"name": obj.name, "direction": obj.direction.value}, "warnings": warnings,
+            "leaderboard": board, "floors": _floors(nodes, phases), "hidden": _hidden(phases)}
