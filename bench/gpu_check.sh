@@ -21,9 +21,12 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_check}
 SITE=${SITE:-/tmp/site}
+SCRATCH=${SCRATCH:-/tmp/gpu_check_scratch}  # big files (checkpoints, kernel caches): not under $OUT
 WHEELS=${WHEELS:-.whl}
 DRY_RUN=${DRY_RUN:-}
-if [ "$DEVICE" = cpu ]; then  # tiny sizes: the plumbing, not the numbers
+LIMIT_X=${LIMIT_X:-1}  # multiplies every step's time limit
+if [ "$DEVICE" = cpu ]; then  # tiny sizes: the plumbing, not the numbers (on a CPU that may be busy)
+    LIMIT_X=${LIMIT_X_CPU:-4}
     TT_ARGS="--steps 1 --batch 2 --seq 32 --threads 1"
     MFU_ARGS="--small --steps 1"
     MIX_ARGS="--steps 1 --threads 1 --skip-hf --batch 2 --seq 64"
@@ -34,7 +37,7 @@ else
     MIX_ARGS="--steps 10"
     STEP_ARGS="--train-tokens 4000000 --baselines llama,nemotron"
 fi
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$SCRATCH"
 LOG=$OUT/gpu_check.log
 
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -43,10 +46,10 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # C++ extensions would spend device time on what the CPU test suite already covers.
 export CAMBRIAN_NO_CPP_EXT=1
 export CAMBRIAN_GPU_TEST_DEVICE=$DEVICE
-export TRITON_CACHE_DIR=$OUT/triton-cache
+export TRITON_CACHE_DIR=$SCRATCH/triton-cache TORCHINDUCTOR_CACHE_DIR=$SCRATCH/inductor-cache
 
 step() {  # step NAME SECONDS CMD...: run CMD under a time limit into $OUT/NAME.log; report status and time
-    local name=$1 limit=$2
+    local name=$1 limit=$(($2 * LIMIT_X))
     shift 2
     echo "=== $name (limit ${limit}s): $*"
     if [ -n "$DRY_RUN" ]; then
@@ -101,7 +104,9 @@ for name in ('triton', 'accelerate'):
     step mixers 50 "$PY" bench/mixers.py --device "$DEVICE" $MIX_ARGS
     # shellcheck disable=SC2086
     step scaling_step 120 "$PY" bench/gpu_scaling_step.py --config examples/compose-gpu.yaml \
-        --device "$DEVICE" --out "$OUT/scaling_step" $STEP_ARGS
+        --device "$DEVICE" --out "$SCRATCH/scaling_step" $STEP_ARGS
+    # its records (results, runtime, curves; not the checkpoints or weights) come back under $OUT
+    [ -n "$DRY_RUN" ] || (cd "$SCRATCH" && find scaling_step -name '*.json' -size -2M -exec cp --parents {} "$OUT/" \;)
     echo "=== done; failed steps:${FAILED:- none}"
     date -u
 } 2>&1 | tee "$LOG"
