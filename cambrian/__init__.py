@@ -8,7 +8,7 @@ from cambrian.core.plugins import hookimpl
 from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, ExecutorOptions, LLMBackend,
                                       LLMResponse, Operator, OperatorContext, Options, Phase, Proposal,
                                       Scaffold, SearchView)
-from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Metric,
+from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Metric,
                                    MetricSpec, Node, NodeStatus, ReportSection, best_nodes)
 from cambrian.core.standings import Standing, standings
 from cambrian.core.errors import CambrianError, InvalidCandidate
@@ -18,6 +18,6 @@ from cambrian.core.store import Store
 __all__ = [
     "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "ExecutorOptions", "Options", "LLMBackend", "LLMResponse", "Operator",
     "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
-    "Direction", "EvalJob", "EvalOutcome", "Metric", "MetricSpec", "Node", "NodeStatus", "ReportSection",
+    "Direction", "EvalJob", "EvalOutcome", "Insight", "Metric", "MetricSpec", "Node", "NodeStatus", "ReportSection",
     "best_nodes", "Standing", "standings", "CambrianError", "InvalidCandidate", "Campaign", "CampaignResult", "Store",
 ]

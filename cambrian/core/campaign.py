@@ -625,15 +625,15 @@ class Campaign:
     def _notify_listeners(self, force: bool = False, update: dict[str, Any] | None = None) -> None:
         now = time.monotonic()
         with self._lock:
+            if update is not None:  # subscribers see every update of the stream
+                for subscriber in self.subscribers:
+                    subscriber(self, update)
             if not force and now - self._last_notice < 0.25:
                 return
             self._last_notice = now
             self.open_store().set_meta("elapsed_s", self.elapsed())
             for listener in self.listeners:
                 listener(self)
-            for subscriber in self.subscribers:
-                if update is not None:
-                    subscriber(self, update)
 
     def _step(self, store: Store, executor: Executor, agent: Agent, own: int,
               insights: list[Insight]) -> tuple[bool, list[Insight]]:
@@ -691,6 +691,8 @@ class Campaign:
                             error=f"{type(exc).__name__}: {exc}"[:1000])
             candidates = []
         new = [self._insight(agent.name, text, parents) for text in ctx.new_notes]
+        new += [i.model_copy(update={"agent": agent.name, "text": i.text[:MAX_INSIGHT_CHARS]})
+                for i in ctx.new_insights]
         step_cost = agent.llm.cost if agent.llm is not None else Cost()
         with self._lock:
             created = self._add_candidates(store, executor, agent, op, proposal.parents, candidates,

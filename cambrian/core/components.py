@@ -313,6 +313,7 @@ class OperatorContext:
     options: dict[str, Any] = field(default_factory=dict)
     new_notes: list[str] = field(default_factory=list)  # analyze operators append here (-> insights)
     insights: list[Any] = field(default_factory=list)  # the shared board (Insight), best-supported first
+    new_insights: list[Any] = field(default_factory=list)  # structured analyze operators append Insights
     shared: list[Node] = field(default_factory=list)  # every agent's finished nodes
     cost: Cost = field(default_factory=Cost)  # operators add LLM usage here
 

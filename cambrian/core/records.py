@@ -195,6 +195,8 @@ class Insight(_Record):
     text: str
     agent: str
     evidence: tuple[str, ...] = ()  # node ids
+    # what it is about, for structured operators: e.g. {"primitive": "mamba2", "effect": "better"}
+    about: dict[str, Any] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
 
 

@@ -73,3 +73,185 @@ def test_coordination_options_are_typed():
         parse_config(toy_config(coordination={"policy": "bandit", "rule": "greedy"}))
     with pytest.raises(ConfigError, match="coordination"):
         parse_config(toy_config(coordination={"policy": "fixed", "window": 3}))
+
+
+class PromptLog:
+    """The prompts the test LLM below received."""
+
+    prompts: list[str] = []
+
+
+def _prompt_plugin():
+    import json as _json
+    import types
+
+    from cambrian import LLMBackend, LLMResponse, hookimpl
+
+    class LoggingLLM(LLMBackend):
+        name = "prompt-log"
+
+        def complete(self, messages, **kwargs):
+            PromptLog.prompts.append(messages[-1]["content"])
+            k = len(PromptLog.prompts)
+            return LLMResponse(text=f"```json\n{_json.dumps([k / 7, -k / 9, 0.25])}\n```", prompt_tokens=1,
+                               completion_tokens=1, model="log")
+
+    mod = types.ModuleType("prompt_log_plugin")
+    mod.cambrian_llm_backends = hookimpl(lambda: [LoggingLLM])
+    return mod
+
+
+def test_structured_insights_reach_every_llm_prompt_bounded_and_best_supported_first(fresh_pm, tmp_path):
+    fresh_pm.register(_prompt_plugin(), "prompt-log")
+    PromptLog.prompts = []
+    cfg = toy_config(
+        executor=THREADS, budget={"max_nodes": 24}, coordination={"policy": "fixed", "max_insights": 2},
+        domain={"name": "toy", "options": {"dim": 3, "function": "sphere", "noise": 0.0}},
+        agents=[{"name": "scout", "scaffold": {"name": "greedy", "options": {"n_drafts": 4, "analyze_every": 4}},
+                 "operators": ["vector-sample", "vector-perturb", "vector-analyze"]},
+                {"name": "writer", "scaffold": {"name": "random", "options": {"p_draft": 1.0}},
+                 "operators": ["llm-draft"], "llm": "prompt-log"}])
+    Campaign.from_config(cfg, tmp_path / "run", pm=fresh_pm).run()
+    board = coordination_state(tmp_path / "run")["insights"]
+    assert board, "the scout's analyze steps wrote no insight"
+    ids = {n.id for n in Store(tmp_path / "run", create=False).nodes()}
+    assert all(i["agent"] == "scout" and i["evidence"] and set(i["evidence"]) <= ids for i in board)
+    support = [len(i["evidence"]) for i in board]
+    assert support == sorted(support, reverse=True)
+    with_board = [p for p in PromptLog.prompts if "Insights from all agents" in p]
+    assert with_board, "no LLM prompt carried the insights board"
+    last = with_board[-1].split("Insights from all agents")[1].split("##")[0]
+    assert 1 <= last.count("[scout] coordinate") <= 2  # bounded by max_insights
+    assert board[0]["text"] in with_board[-1] or len(board) > 2
+
+
+def test_structured_sampling_follows_an_insight():
+    import random as _random
+
+    from cambrian import Insight, OperatorContext
+    from cambrian.core.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    domain = pm.get("domain", "toy")(dim=3)
+    op = pm.get("operator", "vector-sample")(insight_bias=1.0)
+    hint = Insight(text="coordinate 1 near 2", agent="x", evidence=("a", "b"),
+                   about={"coordinate": 1, "centre": 2.0, "spread": 0.01})
+    ctx = OperatorContext(domain=domain, parents=[], rng=_random.Random(0), objective=domain.objective,
+                          leaderboard=[], notes=[], budget_left={}, insights=[hint])
+    xs = [op.apply(ctx)[0].content for _ in range(20)]
+    assert all(abs(x[1] - 2.0) < 0.1 for x in xs) and len({x[0] for x in xs}) == 20
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def _done_ids(run: Path, phase: str = "search") -> list[str]:
+    s = Store(run, create=False)
+    try:
+        return [n.id for n in s.nodes(phase=phase) if n.status == NodeStatus.DONE]
+    finally:
+        s.close()
+
+
+def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(toy_config(
+        budget={"max_nodes": 8}, domain={"name": "toy", "options": {"dim": 3, "sleep_s": 0.3}},
+        agents=[{"name": "a", "scaffold": "random"}, {"name": "b", "scaffold": "random"}],
+        phases={"hidden": {"top_k": 2, "seeds": [0, 1], "approve": True}})))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / Store.FILENAME).exists() and len(_done_ids(run)) >= 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 3 <= len(_done_ids(run)) < 8, "the kill must land mid-search"
+
+    out = _cli("resume", run, "--quiet")  # finishes the search, then stops at the gate
+    assert out.returncode == 0, out.stderr
+    assert "awaiting approval of phase hidden: evaluations 4" in out.stdout
+    assert len(_done_ids(run)) == 8 and _done_ids(run, "hidden") == []
+    show = _cli("show", run)
+    assert show.returncode == 0 and "awaiting approval of phase hidden" in show.stdout
+    again = _cli("resume", run, "--quiet")  # no decision yet: still waiting, nothing runs
+    assert again.returncode == 0 and "awaiting approval" in again.stdout
+    assert _done_ids(run, "hidden") == []
+
+    ok = _cli("approve", run)
+    assert ok.returncode == 0 and "phase hidden approved" in ok.stdout
+    done = _cli("resume", run, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "phase hidden started" in done.stdout  # a plain line driven by the graph's stream
+    s = Store(run, create=False)
+    assert len(_done_ids(run, "hidden")) == 4 and s.get_meta("phase:hidden")["designs"]
+    finished = [e["node_id"] for e in s.events() if e["kind"] == "node_done"]
+    assert len(finished) == len(set(finished)) == 12  # 8 search + 4 hidden, each once
+    assert [e["payload"]["decision"] for e in s.events("approval_decided")] == ["approved"]
+    assert "stopped (max_nodes)" in _cli("show", run).stdout
+    assert _cli("approve", run).returncode == 2  # nothing is waiting any more
+
+
+def test_rejected_phase_is_skipped_and_recorded(tmp_path):
+    from cambrian.core.coordinator import decide
+
+    cfg = toy_config(executor=THREADS, phases={"hidden": {"top_k": 2, "seeds": [0], "approve": True}})
+    first = Campaign.from_config(cfg, tmp_path / "run").run()
+    assert first.reason == "awaiting_approval"
+    assert decide(Campaign.resume(tmp_path / "run"), "rejected") == "hidden"
+    result = Campaign.resume(tmp_path / "run").run()
+    store = Store(tmp_path / "run", create=False)
+    assert result.reason == "max_nodes" and store.nodes(phase="hidden") == []
+    assert "rejected" in store.get_meta("phase:hidden")["skipped"]
+    assert coordination_state(tmp_path / "run")["approvals"] == {"hidden": "rejected"}
+
+
+def test_approve_names_an_unknown_phase_clearly():
+    with pytest.raises(ConfigError, match="phases.hidden.approve: must be true or false"):
+        parse_config(toy_config(phases={"hidden": {"approve": "yes"}}))
+
+
+def test_the_graph_stream_drives_subscribers(tmp_path):
+    cfg = toy_config(executor=THREADS, budget={"max_nodes": 12},
+                     coordination={"policy": "bandit", "pause_after": 2},
+                     agents=[{"name": "scout", "scaffold": {"name": "greedy", "options": {"n_drafts": 2,
+                                                                                          "analyze_every": 3}},
+                              "operators": ["vector-sample", "vector-perturb", "vector-analyze"]},
+                             {"name": "b", "scaffold": "random", "operators": ["vector-sample"]}],
+                     phases={"hidden": {"top_k": 1, "seeds": [0], "approve": True}})
+    c = Campaign.from_config(cfg, tmp_path / "run")
+    seen: list[dict] = []
+    c.subscribers.append(lambda campaign, update: seen.append(update))
+    assert c.run().reason == "awaiting_approval"
+    kinds = {u["kind"] for u in seen}
+    assert {"agent_step", "allocation_changed", "approval_needed"} <= kinds
+    assert seen[-1] == {"kind": "approval_needed", "phase": "hidden", "cost": seen[-1]["cost"]}
+    steps = [u for u in seen if u["kind"] == "agent_step"]
+    assert {u["agent"] for u in steps} == {"scout", "b"}
+    c2 = Campaign.resume(tmp_path / "run")
+    from cambrian.core.coordinator import decide
+
+    decide(c2, "approved")
+    c3 = Campaign.resume(tmp_path / "run")
+    later: list[dict] = []
+    c3.subscribers.append(lambda campaign, update: later.append(update))
+    c3.run()
+    assert [u["kind"] for u in later] == ["phase_started"]
+
+
+def test_report_shows_slots_per_agent_insights_and_pauses(tmp_path):
+    from cambrian.plugins.reporting.report import write_report
+
+    cfg = toy_config(executor=THREADS, budget={"max_nodes": 16}, coordination={"policy": "bandit", "pause_after": 3},
+                     agents=[{"name": "scout", "scaffold": {"name": "greedy", "options": {"n_drafts": 2,
+                                                                                          "analyze_every": 4}},
+                              "operators": ["vector-sample", "vector-perturb", "vector-analyze"]},
+                             {"name": "b", "scaffold": "random", "operators": ["vector-sample"]}])
+    Campaign.from_config(cfg, tmp_path / "run").run()
+    page = write_report(tmp_path / "run").read_text()
+    board = coordination_state(tmp_path / "run")["insights"]
+    assert "Policy <b>bandit</b>" in page and (tmp_path / "run" / "figures" / "slots.png").is_file()
+    assert 'alt="evaluation slots per agent over time"' in page
+    assert board and all(i["text"] in page for i in board)

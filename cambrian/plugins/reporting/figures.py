@@ -263,3 +263,22 @@ def costs(nodes: list[Node], llm_calls: list[dict[str, Any]], path: Path) -> Pat
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Costs per agent and phase")
     return save(fig, path)
+
+
+def slots_over_time(allocations: list[dict[str, Any]], agents: list[str], t0: float, path: Path) -> Path | None:
+    """Evaluation slots the supervisor gave each agent, cumulative, against campaign time."""
+    if not allocations:
+        return None
+    plt = pyplot()
+    colors = palette(agents)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for a in agents:
+        ts = [e["ts"] - t0 for e in allocations if e["agent"] == a]
+        if ts:
+            ax.step([0.0, *ts], range(len(ts) + 1), where="post", color=colors[a], label=f"{a} ({len(ts)})")
+    ax.set_xlabel("campaign time (s)")
+    ax.set_ylabel("slots given (cumulative)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Evaluation slots per agent over time")
+    return save(fig, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from cambrian import hookimpl
 from cambrian.plugins.domains.toy.domain import ToyDomain
 from cambrian.plugins.domains.toy.evaluator import ToyEvaluator
-from cambrian.plugins.domains.toy.operators import Blend, Perturb, Sample
+from cambrian.plugins.domains.toy.operators import Analyze, Blend, Perturb, Sample
 
 
 @hookimpl
@@ -24,4 +24,4 @@ def cambrian_evaluators():
 
 @hookimpl
 def cambrian_operators():
-    return [Sample, Perturb, Blend]
+    return [Sample, Perturb, Blend, Analyze]
