@@ -678,6 +678,7 @@ class Campaign:
             leaderboard=self.top(10), notes=[_insight_line(i) for i in board], insights=board,
             budget_left=self._budget_left(store, agent), llm=agent.llm,
             persona=agent.config.persona, options=proposal.options, shared=shared,
+            run_dir=self.run_dir, llm_left=self._llm_left(agent),
         )
         try:
             candidates = op.apply(ctx)
@@ -770,6 +771,15 @@ class Campaign:
         limits = ((self.config.budget.max_nodes, self.count()),
                   (agent.config.budget.max_nodes, self.count(agent.name)))
         return all(limit is None or used < limit for limit, used in limits)
+
+    def _llm_left(self, agent: Agent) -> dict[str, float | None]:
+        """LLM tokens and dollars left under the agent's and the campaign's budgets."""
+        out: dict[str, float | None] = {}
+        for key, used in (("llm_tokens", lambda c: c.llm_tokens), ("llm_cost_usd", lambda c: c.llm_cost_usd)):
+            lefts = [getattr(b, key) - used(self.usage(who)) for b, who in
+                     ((agent.config.budget, agent.name), (self.config.budget, None)) if getattr(b, key) is not None]
+            out[key] = min(lefts) if lefts else None
+        return out
 
     def _budget_left(self, store: Store, agent: Agent) -> dict[str, Any]:
         b = agent.config.budget

@@ -158,6 +158,15 @@ class Domain(Component, ABC):
                 continue
             classes[key].parse_options(opts, f"phases.{key}")
 
+    def inspect(self, candidate: Candidate) -> dict[str, Any]:
+        """Facts about a validated candidate, known without evaluating it (parameters,
+        FLOPs, ...), for agents that check a draft before submitting it. Default: none."""
+        return {}
+
+    def curve(self, run_dir: "Path", node: Node) -> list[tuple[float, float]]:
+        """A finished node's training curve as (x, loss) points, where the domain keeps one."""
+        return []
+
     def describe(self) -> str:
         """The task description given to LLM operators."""
         return self.description
@@ -315,6 +324,9 @@ class OperatorContext:
     insights: list[Any] = field(default_factory=list)  # the shared board (Insight), best-supported first
     new_insights: list[Any] = field(default_factory=list)  # structured analyze operators append Insights
     shared: list[Node] = field(default_factory=list)  # every agent's finished nodes
+    run_dir: "Path | None" = None  # where evaluations keep their files (curves)
+    # LLM use this step may still spend under the agent's and the campaign's budgets (None: no limit)
+    llm_left: dict[str, float | None] = field(default_factory=dict)
     cost: Cost = field(default_factory=Cost)  # operators add LLM usage here
 
 

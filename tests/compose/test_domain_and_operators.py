@@ -226,3 +226,28 @@ def test_device_option_is_checked_and_decides_the_sandbox_address_space_limit():
     scaled = job({"device": "cpu"}, {"device": "cuda", "train_tokens": 1000})
     assert ComposeEvaluator(device="cuda").uses_gpu(scaled)
     assert job_limits(scaled).memory_mb == CUDA_ADDRESS_SPACE_MB
+
+
+def test_scaling_phase_estimates_what_approval_would_cost(tmp_path):
+    """`approve: true` on scaling: the estimate counts the ladder's models without training them."""
+    import types
+
+    from cambrian import Campaign
+    from cambrian.architectures import ArchSpec
+    from cambrian.architectures.counting import count
+    from cambrian.plugins.domains.compose.phases import at_rung
+
+    from .tiny import tiny_config
+
+    cfg = tiny_config()
+    cfg["phases"]["scaling"]["approve"] = True
+    c = Campaign.from_config(cfg, tmp_path / "run")
+    assert c.phases and c.approvals_needed == {"scaling"}
+    c.executor = types.SimpleNamespace(workers=1)
+    est = next(p for p in c.phases if p.name == "scaling").estimate(c)
+    llama = c.domain.baselines()["llama"].content
+    big = count(ArchSpec.from_dict(at_rung(llama, {"d_model": 48, "depth": 2})))
+    small = count(ArchSpec.from_dict(llama))
+    assert est["evaluations"] == 2 and est["params"] == big.params  # llama at the proxy and at x2
+    assert est["tokens"] == 12_000 + 16_000
+    assert est["flops"] == small.training_flops_per_token * 12_000 + big.training_flops_per_token * 16_000

@@ -39,6 +39,7 @@ Options (defaults):
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -151,6 +152,21 @@ class ComposeDomain(Domain):
     def spec(self, layers: list[Any]) -> Candidate:
         """A candidate from a list of layers (names or {primitive, options} dicts), canonicalised."""
         return self.validate(Candidate(kind="spec", content={**self.dims, "layers": list(layers)}))
+
+    def inspect(self, candidate: Candidate) -> dict[str, Any]:
+        """Parameters, FLOPs per token, KV cache and state of a spec (counted, not trained)."""
+        from cambrian.architectures import ArchSpec
+        from cambrian.architectures.counting import count
+
+        c = count(ArchSpec.from_dict(candidate.content))
+        return {"params": c.params, "non_embedding_params": c.non_embedding_params,
+                "flops_per_token": c.flops_per_token, "kv_cache_bytes_per_token": c.kv_cache_bytes_per_token,
+                "state_bytes": c.state_bytes, "layers": [lc.primitive for lc in c.layers]}
+
+    def curve(self, run_dir: Any, node: Any) -> list[tuple[float, float]]:
+        from cambrian.plugins.domains.compose.phases import curve_points
+
+        return curve_points(Path(run_dir), node)
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)

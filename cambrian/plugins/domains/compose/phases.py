@@ -271,6 +271,31 @@ class Scaling(Phase):
         def _known_presets(cls, ladder):
             return check_presets(ladder)
 
+    def estimate(self, campaign: Any) -> dict[str, Any]:
+        """Evaluations, largest model, training tokens and FLOPs of the ladder; time scaled
+        from the search's measured seconds per training FLOP."""
+        from cambrian.architectures import ArchSpec
+        from cambrian.architectures.counting import count
+
+        ladder = self.options.ladder or DEFAULT_LADDER
+        designs = promoted(campaign, self.options.top_k, list(self.options.baselines))
+        proxy_tokens = int(campaign.domain.s["train_tokens"])
+        evaluations, params, tokens, flops = 0, 0, 0, 0.0
+        for r, rung in enumerate(ladder):
+            for d in designs:
+                if r == 0 and d["proxy_node"] is not None:
+                    continue  # the search already trained it at the proxy
+                c = count(ArchSpec.from_dict(at_rung(d["candidate"].content, rung)))
+                t = int(rung.get("train_tokens", proxy_tokens))
+                evaluations, params, tokens = evaluations + 1, max(params, c.params), tokens + t
+                flops += c.training_flops_per_token * t
+        done = [n.cost for n in campaign.nodes.values() if n.status.finished and n.cost.flops > 0]
+        out: dict[str, Any] = {"evaluations": evaluations, "params": params, "tokens": tokens, "flops": flops}
+        if done:
+            s_per_flop = sum(c.wall_s for c in done) / sum(c.flops for c in done)
+            out["est_s"] = round(flops * s_per_flop / max(1, campaign.executor.workers), 1)
+        return out
+
     def run(self, campaign: Any) -> dict[str, Any]:
         ladder = self.options.ladder or DEFAULT_LADDER
         level = self.options.level

@@ -68,6 +68,11 @@ class ToyDomain(Domain):
     def phases(self, options: dict[str, Any]) -> list[Phase]:
         return [HiddenCheck(**(options["hidden"] or {}))] if options.get("hidden") not in (None, False) else []
 
+    def inspect(self, candidate: Candidate) -> dict[str, Any]:
+        """The vector's size and length (the loss needs an evaluation)."""
+        x = candidate.content
+        return {"dim": len(x), "norm": round(sum(v * v for v in x) ** 0.5, 6)}
+
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
         x = candidate.content
