@@ -232,10 +232,8 @@ def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped 
 def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an approval."),
             reject: bool = typer.Option(False, "--reject", help="Skip the phase instead of running it.")) -> None:
     """Approve (or reject) the costly phase a campaign is waiting at; `resume` then continues."""
-    campaign = Campaign.resume(run_dir)
     decision = "rejected" if reject else "approved"
-    phase = decide(campaign, decision)
-    campaign.open_store().log_event("approval_decided", phase=phase, decision=decision)
+    phase = decide(run_dir, decision)
     console.print(f"phase {phase} {decision}; continue with `cambrian resume {run_dir}`", highlight=False)
 
 

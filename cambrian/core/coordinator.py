@@ -229,18 +229,31 @@ def coordination_state(run_dir: str | Path) -> dict[str, Any]:
         conn.close()
 
 
-def decide(campaign: "Campaign", decision: str) -> str:
-    """Record a person's decision on the pending approval; returns the phase's name."""
+def decide(run_dir: str | Path, decision: str) -> str:
+    """Record a person's decision ("approved" or "rejected") on the pending approval.
+
+    Takes the run directory's lock (a writer, like `resume`); returns the phase's name.
+    """
+    from cambrian.core.campaign import Campaign
     from cambrian.core.errors import CambrianError
 
-    conn, app = _open(Path(campaign.run_dir), campaign)
+    if decision not in ("approved", "rejected"):
+        raise CambrianError(f"decision must be 'approved' or 'rejected', got {decision!r}")
+    campaign = Campaign.resume(run_dir)
     try:
-        config = dict(THREAD)
-        phase = pending_approval(app, config)
-        if phase is None:
-            raise CambrianError(f"{campaign.run_dir} is not awaiting an approval")
-        # As if the gate had returned the decision: `resume` continues with the phase.
-        app.update_state(config, {"approvals": {phase: decision}}, as_node=f"approve_{phase}")
+        conn, app = _open(Path(run_dir), campaign)
+        try:
+            config = dict(THREAD)
+            phase = pending_approval(app, config)
+            if phase is None:
+                raise CambrianError(f"{run_dir} is not awaiting an approval")
+            # As if the gate had returned the decision: `resume` continues with the phase.
+            app.update_state(config, {"approvals": {phase: decision}}, as_node=f"approve_{phase}")
+        finally:
+            conn.close()
+        store = campaign.open_store()
+        store.log_event("approval_decided", phase=phase, decision=decision)
+        store.close()
         return phase
     finally:
-        conn.close()
+        campaign._run_lock.release()
