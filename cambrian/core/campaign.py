@@ -31,7 +31,6 @@ from cambrian.core.config import (AgentConfig, CampaignConfig, check_components,
                                   split_approvals)
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
-from cambrian.core.coordinator import emit
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    canonical_json, rank_insights)
 from cambrian.core.rundir import LOCK_FILE, RunDirLock, new_run_dir
@@ -548,10 +547,8 @@ class Campaign:
             now_paused = self.supervisor.paused(active) if stop is None else {}
             for name in sorted(set(now_paused) - set(paused)):
                 store.log_event("agent_paused", agent=name, reason=now_paused[name])
-                emit("allocation_changed", agent=name, paused=True, reason=now_paused[name])
             for name in sorted(set(paused) - set(now_paused)):
                 store.log_event("agent_unpaused", agent=name)
-                emit("allocation_changed", agent=name, paused=False, reason="unpaused")
             grants: dict[str, int] = {}
             free = max(1, executor.workers) - len(self.futures)
             if stop is None and free > 0:
@@ -562,8 +559,6 @@ class Campaign:
                 for name, reason in self.supervisor.allocate(free, eligible, counts, round_no):
                     grants[name] = grants.get(name, 0) + 1
                     store.log_event("allocation", agent=name, reason=reason, round=round_no)
-                if grants != {k: v for k, v in slots.items() if v}:
-                    emit("allocation_changed", slots=grants)
         self.made_progress = False
         return grants, now_paused
 
@@ -584,7 +579,6 @@ class Campaign:
             new.extend(notes)
             if not made:
                 break
-        emit("agent_step", agent=name, nodes=self.count(name), in_flight=len(agent.in_flight))
         return new
 
     def record(self, block: bool) -> int:

@@ -24,9 +24,11 @@
 
 The store is the one record of nodes and results. The checkpoint (``graph.sqlite``)
 holds only coordination state: the current slot grants, paused agents, the insights
-board and approval decisions. Every node writes custom stream updates (agent step
-done, allocation changed, insight added, phase started, approval needed) that the CLI
-renders.
+board and approval decisions. The graph's task stream (LangGraph ``stream_mode="tasks"``:
+each step's start with its input, its end with its result and interrupts) is turned
+into updates for the user (agent step done, allocation changed, insight added, phase
+started, approval needed) that the CLI renders. The task stream keeps LangGraph's
+single-task fast path (a ``custom`` stream would run every step in a worker thread).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
@@ -67,13 +68,44 @@ class CoordinationState(TypedDict, total=False):
     approvals: Annotated[dict[str, str], _merge]  # phase -> "approved" | "rejected"
 
 
-def emit(kind: str, **data: Any) -> None:
-    """Send one update on the graph's custom stream (no-op outside a graph run)."""
-    try:
-        writer = get_stream_writer()
-    except RuntimeError:
-        return
-    writer({"kind": kind, **data})
+class Updates:
+    """Turns the graph's task stream into updates for people: one dict per event."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, Any] = {}  # task id -> its input (a Send's arg names the agent)
+        self.slots: dict[str, int] = {}
+        self.paused: dict[str, str] = {}
+
+    def __call__(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        name, out = task.get("name", ""), []
+        if "input" in task:  # a step starts
+            self.inputs[task["id"]] = task["input"]
+            if name.startswith("phase_"):
+                phase = name[len("phase_"):]
+                rejected = ((task["input"] or {}).get("approvals") or {}).get(phase) == "rejected"
+                out.append({"kind": "phase_skipped" if rejected else "phase_started", "phase": phase})
+            return out
+        arg, result = self.inputs.pop(task["id"], None) or {}, task.get("result") or {}
+        if name == "supervisor" and not task.get("error"):
+            slots, paused = result.get("slots", {}), result.get("paused", {})
+            for agent in sorted(set(paused) - set(self.paused)):
+                out.append({"kind": "allocation_changed", "agent": agent, "paused": True, "reason": paused[agent]})
+            for agent in sorted(set(self.paused) - set(paused)):
+                out.append({"kind": "allocation_changed", "agent": agent, "paused": False, "reason": "unpaused"})
+            if slots and slots != self.slots:
+                out.append({"kind": "allocation_changed", "slots": slots})
+            self.slots = slots or self.slots
+            self.paused = paused
+        elif name == "agent_step":
+            for i in result.get("insights", []):
+                out.append({"kind": "insight_added", "agent": i["agent"], "text": i["text"],
+                            "evidence": list(i["evidence"])})
+            out.append({"kind": "agent_step", "agent": arg.get("agent"), "error": task.get("error")})
+        for intr in task.get("interrupts") or []:
+            value = intr.get("value") if isinstance(intr, dict) else getattr(intr, "value", None)
+            if isinstance(value, dict) and "phase" in value:
+                out.append({"kind": "approval_needed", **value})
+        return out
 
 
 def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
@@ -95,8 +127,6 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
     def agent_step(arg: dict[str, Any]) -> dict[str, Any]:
         insights = [Insight.model_validate(i) for i in arg.get("insights", [])]
         new = campaign.agent_step(arg["agent"], int(arg["steps"]), insights)
-        for i in new:
-            emit("insight_added", agent=i.agent, text=i.text, evidence=list(i.evidence))
         return {"insights": [i.model_dump(mode="json") for i in new]} if new else {}
 
     def record(state: CoordinationState) -> dict[str, Any]:
@@ -138,9 +168,7 @@ def _approval_gate(campaign: "Campaign", name: str) -> Any:
     def gate(state: CoordinationState) -> dict[str, Any]:
         decision = (state.get("approvals") or {}).get(name)
         if decision is None:
-            request = campaign.approval_request(name)
-            emit("approval_needed", **request)
-            decision = interrupt(request)  # the run exits here until `cambrian approve`
+            decision = interrupt(campaign.approval_request(name))  # the run exits here until `cambrian approve`
         return {"approvals": {name: decision}}
 
     return gate
@@ -152,7 +180,6 @@ def _phase_node(campaign: "Campaign", name: str) -> Any:
         if decision == "rejected":
             campaign.skip_phase(name, "rejected by a person (cambrian approve --reject)")
         else:
-            emit("phase_started", phase=name)
             campaign.run_phase(name)
         return {}
 
@@ -181,8 +208,10 @@ def run_graph(campaign: "Campaign") -> str | None:
             inp = {"round": 0, "slots": {}, "paused": {}, "insights": [], "approvals": {}}
         else:  # the graph already ran to the end; nothing to do
             return None
-        for update in app.stream(inp, config, stream_mode="custom", durability="sync"):
-            campaign.publish(update)
+        updates = Updates()
+        for task in app.stream(inp, config, stream_mode="tasks", durability="sync"):
+            for update in updates(task):
+                campaign.publish(update)
         return pending_approval(app, config)
     finally:
         conn.close()
