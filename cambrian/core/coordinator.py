@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 GRAPH_FILE = "graph.sqlite"
 THREAD = {"configurable": {"thread_id": "campaign"}}
 BOARD_SIZE = 200  # insights kept in the checkpoint (prompts see max_insights of them)
+DURABILITY = "sync"  # every step's checkpoint is written before the next step starts
 
 
 def _add_insights(old: list[dict], new: list[dict]) -> list[dict]:
@@ -209,7 +210,7 @@ def run_graph(campaign: "Campaign") -> str | None:
         else:  # the graph already ran to the end; nothing to do
             return None
         updates = Updates()
-        for task in app.stream(inp, config, stream_mode="tasks", durability="sync"):
+        for task in app.stream(inp, config, stream_mode="tasks", durability=DURABILITY):
             for update in updates(task):
                 campaign.publish(update)
         return pending_approval(app, config)
