@@ -252,5 +252,5 @@ def test_report_shows_slots_per_agent_insights_and_pauses(tmp_path):
     page = write_report(tmp_path / "run").read_text()
     board = coordination_state(tmp_path / "run")["insights"]
     assert "Policy <b>bandit</b>" in page and (tmp_path / "run" / "figures" / "slots.png").is_file()
-    assert 'alt="evaluation slots per agent over time"' in page
+    assert 'data-figure="slots"' in page and "paused" in page
     assert board and all(i["text"] in page for i in board)

@@ -69,7 +69,7 @@ class ReportData:
         self.nodes: list[Node] = [n for n in all_nodes if n.phase == "search"]
         self.phase_nodes: list[Node] = [n for n in all_nodes if n.phase != "search"]
         self.agents = [a.name for a in self.campaign.agents]
-        names = [p.name for p in self.campaign.domain.phases(self.config.phases)]
+        names = [p.name for p in self.campaign.phases]  # (without the engine's `approve` keys)
         phases = {name: self.store.get_meta(f"phase:{name}") for name in names}
         self.phases: dict[str, Any] = {k: v for k, v in phases.items() if v is not None}
         self.llm_calls = self.store.llm_calls()
@@ -291,6 +291,24 @@ def failures(d: ReportData) -> Section | None:
                                                      total=len(failed)))
 
 
+def coordination(d: ReportData) -> Section | None:
+    """Slots per agent over time, pauses, approvals and the insights board (from the checkpoint)."""
+    from cambrian.core.coordinator import coordination_state
+
+    state = coordination_state(d.run_dir)
+    allocations = d.events_of("allocation")
+    approvals = d.events_of("approval_decided")
+    if not (allocations or state["insights"] or state["awaiting"] or approvals):
+        return None
+    started = d.events_of("campaign_started")
+    img = d.figure("slots", figures.slots_over_time, allocations, d.agents, started[0]["ts"] if started else 0.0)
+    pauses = [e for e in d.events if e["kind"] in ("agent_paused", "agent_unpaused")]
+    body = d.render("sections/coordination.html.j2", policy=d.config.coordination.policy, img=img,
+                    slot_counts={a: sum(1 for e in allocations if e["agent"] == a) for a in d.agents},
+                    pauses=pauses, approvals=approvals, awaiting=state["awaiting"], insights=state["insights"])
+    return Section("coordination", "Coordination", body, figures=["slots"] if img is not None else [])
+
+
 def notes(d: ReportData) -> Section | None:
     items = d.store.notes(limit=50)
     if not items:
@@ -316,7 +334,7 @@ def environment(d: ReportData) -> Section | None:
 
 # A builder returns a Section, None (nothing to show) or a list of Sections (plugin_sections).
 SECTIONS: list[Callable[[ReportData], Section | list[Section] | None]] = [
-    overview, verdict, agents, leaderboard, best_so_far, search_graph, quality_vs_cost,
+    overview, verdict, agents, coordination, leaderboard, best_so_far, search_graph, quality_vs_cost,
     plugin_sections, hidden, other_phases, failures, notes, costs, environment,
 ]
 
