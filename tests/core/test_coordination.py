@@ -159,7 +159,7 @@ def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
     cfg.write_text(yaml.safe_dump(toy_config(
         budget={"max_nodes": 8}, domain={"name": "toy", "options": {"dim": 3, "sleep_s": 0.3}},
         agents=[{"name": "a", "scaffold": "random"}, {"name": "b", "scaffold": "random"}],
-        phases={"hidden": {"top_k": 2, "seeds": [0, 1], "approve": True}})))
+        phases={"hidden": {"top_k": 2, "seeds": 2, "approve": True}})))
     run = tmp_path / "run"
     proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -197,7 +197,7 @@ def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
 def test_rejected_phase_is_skipped_and_recorded(tmp_path):
     from cambrian.core.coordinator import decide
 
-    cfg = toy_config(executor=THREADS, phases={"hidden": {"top_k": 2, "seeds": [0], "approve": True}})
+    cfg = toy_config(executor=THREADS, phases={"hidden": {"top_k": 2, "seeds": 1, "approve": True}})
     first = Campaign.from_config(cfg, tmp_path / "run").run()
     assert first.reason == "awaiting_approval"
     assert decide(tmp_path / "run", "rejected") == "hidden"
@@ -220,7 +220,7 @@ def test_the_graph_stream_drives_subscribers(tmp_path):
                                                                                           "analyze_every": 3}},
                               "operators": ["vector-sample", "vector-perturb", "vector-analyze"]},
                              {"name": "b", "scaffold": "random", "operators": ["vector-sample"]}],
-                     phases={"hidden": {"top_k": 1, "seeds": [0], "approve": True}})
+                     phases={"hidden": {"top_k": 1, "seeds": 1, "approve": True}})
     c = Campaign.from_config(cfg, tmp_path / "run")
     seen: list[dict] = []
     c.subscribers.append(lambda campaign, update: seen.append(update))

@@ -99,7 +99,8 @@ class HiddenCheck(Phase):
 
     def estimate(self, campaign: Any) -> dict[str, Any]:
         valid = [n for n in campaign.nodes.values() if n.score(campaign.objective) is not None]
-        evaluations = min(self.options.top_k, len(valid)) * len(self.options.seeds)
+        seeds = self.options.seeds
+        evaluations = min(self.options.top_k, len(valid)) * (seeds if isinstance(seeds, int) else len(seeds))
         return {"evaluations": evaluations, **campaign.estimate_evaluations(evaluations)}
 
     def run(self, campaign: Any) -> dict[str, Any]:
