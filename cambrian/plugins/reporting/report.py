@@ -298,11 +298,11 @@ def coordination(d: ReportData) -> Section | None:
     state = coordination_state(d.run_dir)
     allocations = d.events_of("allocation")
     approvals = d.events_of("approval_decided")
-    if not (allocations or state["insights"] or state["awaiting"] or approvals):
-        return None
+    pauses = [e for e in d.events if e["kind"] in ("agent_paused", "agent_unpaused")]
+    if not (len(d.agents) > 1 or state["insights"] or state["awaiting"] or approvals or pauses):
+        return None  # one agent, nothing shared, nothing waiting: nothing to coordinate
     started = d.events_of("campaign_started")
     img = d.figure("slots", figures.slots_over_time, allocations, d.agents, started[0]["ts"] if started else 0.0)
-    pauses = [e for e in d.events if e["kind"] in ("agent_paused", "agent_unpaused")]
     body = d.render("sections/coordination.html.j2", policy=d.config.coordination.policy, img=img,
                     slot_counts={a: sum(1 for e in allocations if e["agent"] == a) for a in d.agents},
                     pauses=pauses, approvals=approvals, awaiting=state["awaiting"], insights=state["insights"])
@@ -334,7 +334,7 @@ def environment(d: ReportData) -> Section | None:
 
 # A builder returns a Section, None (nothing to show) or a list of Sections (plugin_sections).
 SECTIONS: list[Callable[[ReportData], Section | list[Section] | None]] = [
-    overview, verdict, agents, coordination, leaderboard, best_so_far, search_graph, quality_vs_cost,
+    overview, verdict, agents, leaderboard, best_so_far, search_graph, quality_vs_cost, coordination,
     plugin_sections, hidden, other_phases, failures, notes, costs, environment,
 ]
 
