@@ -18,7 +18,7 @@ import statistics
 
 from pydantic import Field
 
-from cambrian import Candidate, Operator, OperatorContext, Options
+from cambrian import Candidate, Insight, Operator, OperatorContext, Options, best_nodes
 
 
 class Sample(Operator):
@@ -56,8 +56,6 @@ class Analyze(Operator):
                                                               "below which a coordinate is reported")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
-        from cambrian import Insight, best_nodes
-
         ranked = best_nodes(ctx.shared, ctx.objective)
         if len(ranked) < self.options.min_designs:
             return []
