@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import optimize
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,8 @@ def _fit_loglog(C: np.ndarray, L: np.ndarray) -> tuple[float, float]:
 
 
 def _fit_with_E(C: np.ndarray, L: np.ndarray, start: tuple[float, float, float]) -> tuple[float, float, float]:
+    from scipy import optimize  # heavy: loaded when a fit runs, not with every plugin
+
     # Parameterise a and E by logs so both stay positive; fit log L (relative errors).
     x = np.log(C)
 
@@ -179,6 +180,8 @@ def _chinchilla_objective(p, logN, logD, logL, delta):
 
 
 def _fit_chinchilla_once(logN, logD, logL, starts, delta):
+    from scipy import optimize  # heavy: loaded when a fit runs, not with every plugin
+
     best = None
     for p0 in starts:
         res = optimize.minimize(_chinchilla_objective, p0, args=(logN, logD, logL, delta), method="L-BFGS-B", jac=True,

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from cambrian.scaling.fits import PowerLawFit, compare_slopes, fit_power_law
 
@@ -300,6 +299,8 @@ def rank_agreement(a: Mapping[str, float], b: Mapping[str, float]) -> RankAgreem
     Meaningful from :data:`MIN_RANKED` designs (``resolved``); computed from 2 so that a
     report can still show the numbers it has.
     """
+    from scipy import stats  # heavy (seconds): loaded when ranks are compared, not with every plugin
+
     names = sorted(set(a) & set(b))
     if len(names) < 2:
         raise ValueError("rank agreement needs at least two designs scored at both scales")
@@ -326,6 +327,8 @@ def _exact_spearman_p(x: Sequence[float], y: Sequence[float], rho: float) -> flo
     scipy's t approximation gives p = 0 for a perfect ranking of 4 designs; the exact
     answer is 2/24: promoted-design counts are that small.
     """
+    from scipy import stats  # heavy (seconds): loaded when ranks are compared, not with every plugin
+
     if not math.isfinite(rho):
         return math.nan
     rx, ry = stats.rankdata(x), stats.rankdata(y)
