@@ -58,19 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     res = analyse_ladder(rungs, baseline="llama")
     wall = time.perf_counter() - t0
 
-    print("\nfitted bpb = a * C^-b (95% bootstrap CI)")
-    for name, fit in res.fits.items():
+    print("\nfitted bpb = a * C^-b (95% bootstrap CI), only where >= 3 rungs below the unigram floor span >= 10x")
+    for name, sf in res.fits.items():
+        if not sf.resolved:
+            print(f"  {name:<10} {sf.reason}")
+            continue
+        fit = sf.fit
         lo, hi = fit.ci["b"]
         C, pred, plo, phi = extrapolate(fit, specs()[name], "350m")
         print(f"  {name:<10} b = {fit.b:.4f} [{lo:.4f}, {hi:.4f}]   at 350m (C={C:.2e}): "
               f"{pred:.3f} [{plo:.3f}, {phi:.3f}] bpb")
     for name, cmp in res.vs_baseline.items():
-        print(f"  {name:<10} {cmp}")
+        print(f"  {name:<10} {cmp['text']}")
     print("\nrank agreement between scales")
     for (a, b), ra in res.agreement.items():
         print(f"  {a} vs {b}: spearman {ra.spearman:+.2f} (p={ra.spearman_p:.2f})  "
               f"kendall {ra.kendall:+.2f} (p={ra.kendall_p:.2f})  n={ra.n}")
-    ratios = " ".join(f"{n}={c.ratio:.3f}" for n, c in res.vs_baseline.items())
+    ratios = " ".join(f"{n}={1 + c['percent_faster'] / 100:.3f}" if c["resolved"] else f"{n}=not resolved"
+                      for n, c in res.vs_baseline.items())
     ends = res.agreement.get((scales[0].name, scales[-1].name))
     print(f"\nRESULT ladder 3x3 budget={args.budget}: slope ratio vs llama {ratios}; "
           f"spearman {SCALE_NAMES[0]}->{SCALE_NAMES[-1]} {ends.spearman:+.2f}; wall {wall:.0f} s")

@@ -134,14 +134,15 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
 
 
-def corpus_floors(corpus: Any, split: str, n_tokens: int | None = None) -> Floors:
+def corpus_floors(corpus: Any, split: str, n_tokens: int | None = None, offset: int = 0) -> Floors:
     """The floors of ``split`` of a :class:`~cambrian.scaling.data.Corpus`, cached in its folder.
 
-    ``n_tokens``: score the first ``n_tokens`` targets (what an evaluator scores); None: the whole split.
+    ``n_tokens``: score the first ``n_tokens`` targets (what an evaluator scores); None: the whole
+    split. ``offset``: start at that token (a slice of the split, as script tasks score).
     """
-    tokens = corpus.tokens(split)
+    tokens = corpus.tokens(split)[int(offset):]
     n = len(tokens) - 1 if n_tokens is None else min(int(n_tokens), len(tokens) - 1)
-    path = Path(corpus.root) / f"floors-{split}-{n}-k{K}.json"
+    path = Path(corpus.root) / f"floors-{split}-{n}{f'-at{int(offset)}' if offset else ''}-k{K}.json"
     if path.is_file():
         try:
             return Floors(**json.loads(path.read_text()))

@@ -55,6 +55,9 @@ def test_metrics_come_from_the_saved_model_on_hidden_data(run):
     # Two repeats of a time-budgeted run: how low they get depends on the machine's speed, so
     # no absolute bound, only that each is a real bits-per-byte value.
     assert all(math.isfinite(v) and v > 0 for v in runs)
+    # beside it, the count-based floors of the same hidden tokens (fitted on train)
+    m = base.metrics
+    assert 0 < m["floor_bigram_bpb"].value < m["floor_unigram_bpb"].value
 
 
 def test_keep_discard_decisions_are_recorded_per_agent(run):

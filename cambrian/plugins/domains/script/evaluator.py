@@ -10,7 +10,9 @@ saved outputs itself:
   the harness), checks shape and causality, and computes bits per byte on the
   hidden split the script never had (search evaluations on its first
   ``hidden_tokens``, final ``split: hidden`` evaluations on the next ones); metric
-  ``val_bpb`` (mean over seeds) and its spread.
+  ``val_bpb`` (mean over seeds) and its spread, beside ``floor_unigram_bpb`` and
+  ``floor_bigram_bpb`` (count-based models of those same tokens, fitted on train:
+  :mod:`cambrian.scaling.floors`; also in ``lm-target``).
 - ``lm-target`` (speedrun): the same model checks; valid only when the saved
   model reaches ``options.target_bpb`` (+ ``options.target_tolerance``) on the
   hidden split in every run; metric ``train_cpu_s``, the run's CPU time as
@@ -80,10 +82,17 @@ def corpus_tokens(task, run_dir: str, split: str = "val") -> dict[str, Any]:
     corpus = open_corpus(data["corpus"], corpus_cache(task, run_dir))
     if corpus.vocab_size != 256:
         raise ValueError("script LM tasks are byte-level: the corpus needs the byte tokenizer")
+    from cambrian.scaling.floors import corpus_floors
+
+    hidden = _held_out(corpus.tokens("hidden"), int(data["hidden_tokens"]), split)
+    eval_tokens, seq = int(data.get("eval_tokens", 32_768)), int(task.budgets.seq_len)
+    scored = min(len(hidden) - 1, eval_tokens) // seq * seq  # the targets scoring.bits_per_byte scores
+    offset = int(data["hidden_tokens"]) if split == "hidden" else 0
     return {"train": np.asarray(corpus.tokens("train")[: data["train_tokens"]]),
             "val": np.asarray(corpus.tokens("val")[: data["val_tokens"]]),
-            "hidden": _held_out(corpus.tokens("hidden"), int(data["hidden_tokens"]), split),
-            "eval_tokens": int(data.get("eval_tokens", 32_768))}
+            "hidden": hidden, "eval_tokens": eval_tokens,
+            # count-based floors of the very hidden tokens scored, fitted on the train split
+            "floors": corpus_floors(corpus, "hidden", scored, offset).metrics()}
 
 
 def corpus_cache(task, run_dir: str) -> Path:
@@ -209,7 +218,8 @@ class ScriptEvaluator(Evaluator):
         hidden = bits_per_byte(model, data["hidden"], seq, data["eval_tokens"])
         # the script may print its own val estimate; it must match what its model really does
         check_claim(printed, "val_bpb", visible, True, tol)
-        return {"hidden_bpb": hidden, "visible_val_bpb": visible, "cpu_s": res.cpu_s, "wall_s": res.wall_s}
+        return {"hidden_bpb": hidden, "visible_val_bpb": visible, "cpu_s": res.cpu_s, "wall_s": res.wall_s,
+                **data["floors"]}
 
     def aggregate(self, task, mode: str, runs: list[dict[str, float]]) -> dict[str, float]:
         def stats(key: str, name: str) -> dict[str, float]:
@@ -225,6 +235,7 @@ class ScriptEvaluator(Evaluator):
                     out.update(stats(key, key))
             return out
         out.update(stats("visible_val_bpb", "visible_val_bpb"))
+        out.update({k: runs[0][k] for k in ("floor_unigram_bpb", "floor_bigram_bpb") if k in runs[0]})
         if mode == "lm-bpb":
             out.update(stats("hidden_bpb", "val_bpb"))
             return out
