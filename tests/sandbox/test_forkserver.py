@@ -150,3 +150,19 @@ def test_server_and_workers_die_with_the_campaign_process(tmp_path):
             break
         time.sleep(0.05)
     assert not _alive(server_pid) and not _alive(daemon)
+
+
+def test_the_domain_names_what_the_server_preloads(tmp_path):
+    """The fork server's own default is generic; the campaign passes the domain's preload."""
+    from cambrian.execution.forkserver import DEFAULT_PRELOAD
+    from cambrian.plugins.executors.local import LocalExecutor
+
+    assert not any(m.startswith("cambrian.") for m in DEFAULT_PRELOAD)
+    ex = LocalExecutor(workers=1, worker_preload=("xml.dom.minidom",))
+    try:
+        proc = ex._fork_server().spawn(f"{ENTRIES}:loaded", ["xml.dom.minidom", "wave"], tmp_path,
+                                       SandboxLimits(timeout_s=120))
+        assert proc.wait().returncode == 0
+        assert json.loads((tmp_path / "loaded.json").read_text()) == {"xml.dom.minidom": True, "wave": False}
+    finally:
+        ex.shutdown()
