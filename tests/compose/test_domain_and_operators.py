@@ -235,7 +235,6 @@ def test_scaling_phase_estimates_what_approval_would_cost(tmp_path):
     from cambrian import Campaign
     from cambrian.architectures import ArchSpec
     from cambrian.architectures.counting import count
-    from cambrian.plugins.domains.compose.phases import at_rung
 
     from .tiny import tiny_config
 
@@ -246,7 +245,7 @@ def test_scaling_phase_estimates_what_approval_would_cost(tmp_path):
     c.executor = types.SimpleNamespace(workers=1)
     est = next(p for p in c.phases if p.name == "scaling").estimate(c)
     llama = c.domain.baselines()["llama"].content
-    big = count(ArchSpec.from_dict(at_rung(llama, {"d_model": 48, "depth": 2})))
+    big = count(ArchSpec.from_dict(rung_spec(llama, {"d_model": 48, "depth": 2})))
     small = count(ArchSpec.from_dict(llama))
     assert est["evaluations"] == 2 and est["params"] == big.params  # llama at the proxy and at x2
     assert est["tokens"] == 12_000 + 16_000

@@ -285,8 +285,8 @@ class Scaling(Phase):
             for d in designs:
                 if r == 0 and d["proxy_node"] is not None:
                     continue  # the search already trained it at the proxy
-                c = count(ArchSpec.from_dict(at_rung(d["candidate"].content, rung)))
-                t = int(rung.get("train_tokens", proxy_tokens))
+                c = count(ArchSpec.from_dict(rung_spec(d["candidate"].content, rung)))
+                t = int(expand_rung(rung).get("train_tokens", proxy_tokens))
                 evaluations, params, tokens = evaluations + 1, max(params, c.params), tokens + t
                 flops += c.training_flops_per_token * t
         done = [n.cost for n in campaign.nodes.values() if n.status.finished and n.cost.flops > 0]
