@@ -16,9 +16,21 @@ from tests.compose.tiny import tiny_config
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("compose") / "run"
-    campaign = Campaign.from_config(tiny_config(max_nodes=5), run_dir)
+    cfg = tiny_config(max_nodes=5)
+    cfg["coordination"] = {"policy": "bandit", "warmup": 1}  # (the kill/resume test runs `fixed`)
+    campaign = Campaign.from_config(cfg, run_dir)
     result = campaign.run()
     return campaign, result
+
+
+def test_bandit_supervisor_gave_every_slot_with_a_reason(run):
+    campaign, _ = run
+    store = campaign.open_store()
+    grants = store.events("allocation")
+    assert grants and {e["agent"] for e in grants} == {"greedy", "evolutionary"}
+    assert all(e["payload"]["reason"].startswith(("bandit warm-up", "bandit ucb")) for e in grants)
+    made = {e["agent"] for e in store.events("node_created")} & {"greedy", "evolutionary"}
+    assert made == {"greedy", "evolutionary"}
 
 
 def test_search_and_phases_are_stored(run):

@@ -1,5 +1,6 @@
 """The campaign graph's coordination: slot policies, the insights board, approvals, the stream."""
 
+import json
 import os
 import signal
 import subprocess
@@ -176,6 +177,10 @@ def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
     assert len(_done_ids(run)) == 8 and _done_ids(run, "hidden") == []
     show = _cli("show", run)
     assert show.returncode == 0 and "awaiting approval of phase hidden" in show.stdout
+    as_json = json.loads(_cli("show", run, "--json").stdout)
+    assert as_json["status"] == "awaiting_approval"
+    assert as_json["coordination"]["awaiting"] == {"phase": "hidden", "cost": as_json["coordination"]["awaiting"]["cost"]}
+    assert as_json["coordination"]["awaiting"]["cost"]["evaluations"] == 4
     again = _cli("resume", run, "--quiet")  # no decision yet: still waiting, nothing runs
     assert again.returncode == 0 and "awaiting approval" in again.stdout
     assert _done_ids(run, "hidden") == []

@@ -2,8 +2,10 @@
 
 Read from the store only (a running, stopped or finished campaign). Keys:
 
-- ``name``, ``status`` ("stopped (<reason>)" or "running or killed"), ``counts`` (search
-  nodes by status), ``objective`` ({name, direction});
+- ``name``, ``status`` ("stopped (<reason>)", "awaiting_approval" or "running or killed"),
+  ``counts`` (search nodes by status), ``objective`` ({name, direction});
+- ``coordination``: {policy, awaiting (the pending approval: {phase, cost}, or null),
+  approvals ({phase: decision}), paused ({agent: reason}), insights (the board)};
 - ``warnings``: one-line warnings (e.g. references not below the bigram floor);
 - ``leaderboard``: the standings (:func:`cambrian.standings`: one row per candidate, its
   mean at the highest fidelity it reached), each {id, agent, operator, design (a short
@@ -21,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cambrian.core.coordinator import coordination_state
 from cambrian.core.records import Node
 from cambrian.core.standings import Standing, standings
 
@@ -84,7 +87,10 @@ def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
     for n in nodes:
         counts[n.status.value] = counts.get(n.status.value, 0) + 1
     ends = store.events("campaign_end")
+    coord = coordination_state(run_dir)
     status = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    if coord["awaiting"] is not None:
+        status = "awaiting_approval"
     phase_names = [p.name for p in campaign.phases]
     phases = {name: store.get_meta(f"phase:{name}") for name in phase_names}
     phases = {k: v for k, v in phases.items() if v is not None}
@@ -95,4 +101,7 @@ def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
              for r in standings(nodes, obj)[:top]]
     return {"name": campaign.config.name, "run_dir": str(run_dir), "status": status, "counts": counts,
             "objective": {"name": obj.name, "direction": obj.direction.value}, "warnings": warnings,
-            "leaderboard": board, "floors": _floors(nodes, phases), "hidden": _hidden(phases)}
+            "leaderboard": board, "floors": _floors(nodes, phases), "hidden": _hidden(phases),
+            "coordination": {"policy": campaign.config.coordination.policy, "awaiting": coord["awaiting"],
+                             "approvals": coord["approvals"], "paused": coord["paused"],
+                             "insights": coord["insights"]}}
