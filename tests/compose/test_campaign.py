@@ -116,10 +116,10 @@ def test_report_has_html_and_figures(run):
     html = page.read_text()
     figs = campaign.run_dir / "figures"
     for name in ("leaderboard", "best_so_far", "search_graph", "quality_vs_cost", "scaling", "ladder",
-                 "hidden", "costs"):
+                 "hidden", "costs", "slots"):  # slots: evaluation slots per agent (two agents here)
         png = figs / f"{name}.png"
         assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG", name
-    assert html.count("data:image/png;base64,") == 8
+    assert html.count("data:image/png;base64,") == 9
     for text in ("Scaling steps", "Hidden evaluation", "Aggregation", "Rank agreement", "Verdict"):
         assert text in html
 
