@@ -13,7 +13,7 @@ directory with ``trust_remote_code=True``; the shims import this module, so the
 primitive loads it through the plugin's entry point; ``cambrian_requires`` in the
 config names each such plugin's distribution, so a machine without it gets one
 line saying what to install. :func:`byte_tokenizer` is the tokenizer of the
-byte-level data (one token per UTF-8 byte, ids 0-255; ``<|endoftext|>`` is id 0),
+byte-level data (one token per UTF-8 byte, ids 0-255; ``<0x00>`` (NUL) is EOS and pad),
 saved as a ``tokenizer.json`` that ``AutoTokenizer`` loads without remote code.
 Generation recomputes the whole
 prefix at every step (no KV cache) and ignores ``attention_mask``: batch only
@@ -52,7 +52,10 @@ SHIMS = {
 }
 
 
-EOS_TOKEN = "<|endoftext|>"  # byte 0 (NUL), which text does not contain
+# Byte 0 (NUL), which text does not contain, is EOS and pad. It keeps its own byte token:
+# a second name for id 0 made the id -> token map depend on the tokenizers library's hash
+# order, and in some processes EOS was then added as a new token 256.
+EOS_TOKEN = "<0x00>"
 
 
 def byte_tokenizer() -> Any:
@@ -66,7 +69,6 @@ def byte_tokenizer() -> Any:
     from transformers import PreTrainedTokenizerFast
 
     vocab = {f"<0x{b:02X}>": b for b in range(256)}
-    vocab[EOS_TOKEN] = 0
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True, ignore_merges=True))
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN,
