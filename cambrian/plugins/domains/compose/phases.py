@@ -111,7 +111,7 @@ def floor_line(rows: list[dict[str, Any]]) -> str | None:
     what = ", ".join(f"{r['name']} {r['bpb']:.3f}" for r in above)
     return (f"WARNING: proxy too small: {what} not below the bigram floor "
             f"({above[0]['floor_bigram_bpb']:.3f} bpb on val); the search ranks learning speed, not "
-            "architecture (raise train_tokens or the lr)")
+            "architecture (a longer proxy: raise train_tokens)")
 
 
 class References(Phase):
