@@ -250,3 +250,30 @@ def test_scaling_phase_estimates_what_approval_would_cost(tmp_path):
     assert est["evaluations"] == 2 and est["params"] == big.params  # llama at the proxy and at x2
     assert est["tokens"] == 12_000 + 16_000
     assert est["flops"] == small.training_flops_per_token * 12_000 + big.training_flops_per_token * 16_000
+
+
+def test_spec_analyze_writes_primitive_insights_with_evidence():
+    import random as _random
+
+    from cambrian import Metric, NodeStatus
+    from cambrian.core.plugins import get_plugin_manager
+
+    from .tiny import TINY_DOMAIN
+
+    pm = get_plugin_manager()
+    domain = pm.get("domain", "compose")(**TINY_DOMAIN)
+    op = pm.get("operator", "spec-analyze")(min_designs=2, top=1)
+    prims = list(domain.primitives)
+    good, other = prims[0], prims[1]
+    nodes = []
+    for i in range(6):  # specs with `good` score 1.0, those without 2.0
+        layers = [good if i < 3 else other] + [other] * (domain.s["n_layers"] - 1)
+        cand = domain.spec(layers)
+        nodes.append(node(cand, f"n{i:011d}").model_copy(update={
+            "status": NodeStatus.DONE, "metrics": {"score": Metric(name="score", value=1.0 if i < 3 else 2.0)}}))
+    ctx = OperatorContext(domain=domain, parents=[], rng=_random.Random(0), objective=domain.objective,
+                          leaderboard=[], notes=[], budget_left={}, shared=nodes)
+    assert op.apply(ctx) == []
+    [insight] = ctx.new_insights
+    assert insight.about == {"primitive": good, "effect": 1.0} and f"better with {good}" in insight.text
+    assert set(insight.evidence) == {"n00000000000", "n00000000001", "n00000000002"}

@@ -8,6 +8,7 @@ spec-mutate (improve): one edit of the parent: swap two layers, change a layer's
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
   of two parents; option ``mode`` ("mixed": either, at random). When random tries find no new
   child (near-identical parents), every one-point cut pair is tried once before giving up.
+spec-analyze (analyze): insights on which primitives go with better scores (no candidate).
 
 Each operator retries (``tries``, default 20) until its candidate validates and differs from
 its parents; when every try fails it returns nothing (the engine counts an idle step).
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cambrian import Candidate, Operator, OperatorContext, Options
+from cambrian import Candidate, Insight, Operator, OperatorContext, Options
 from cambrian.architectures import get_primitive
 from cambrian.plugins.domains.compose.patterns import mutate_option
 from cambrian.scaling.ladder import Layer, minimal_layers
@@ -169,4 +170,44 @@ class SpecCrossover(SpecOperator):
         return _attempt(ctx, next_cut, len(cuts))
 
 
-OPERATORS = [SpecRandom, SpecMutate, SpecCrossover]
+class SpecAnalyze(Operator):
+    """Which primitives go with better scores: insights for the shared board, no candidate.
+
+    For each primitive, the mean objective of the finished valid specs that use it against
+    those that do not (each side at least ``min_designs``); the ``top`` largest differences
+    become insights, with the best specs using the primitive as evidence and
+    ``about = {"primitive", "effect"}`` (effect > 0: better with it).
+    """
+
+    name = "spec-analyze"
+    role = "analyze"
+    kinds = ("spec",)
+
+    class Options(Options):
+        min_designs: int = Field(3, ge=2, description="valid specs needed with and without a primitive")
+        top: int = Field(2, ge=1, description="insights per analysis")
+
+    def apply(self, ctx: OperatorContext) -> list[Candidate]:
+        sign = 1.0 if ctx.objective.direction.value == "min" else -1.0
+        scored = [(n, n.score(ctx.objective)) for n in ctx.shared if n.candidate.kind == "spec"]
+        scored = [(n, s) for n, s in scored if s is not None]
+        found = []
+        for prim in sorted({layer["primitive"] for n, _ in scored for layer in n.candidate.content["layers"]}):
+            has = [(n, s) for n, s in scored if any(x["primitive"] == prim for x in n.candidate.content["layers"])]
+            with_ids = {n.id for n, _ in has}
+            lacks = [(n, s) for n, s in scored if n.id not in with_ids]
+            if min(len(has), len(lacks)) < self.options.min_designs:
+                continue
+            m_has, m_lacks = (sum(s for _, s in g) / len(g) for g in (has, lacks))
+            effect = sign * (m_lacks - m_has)  # > 0: specs with the primitive score better
+            best = sorted(has, key=lambda t: sign * t[1])[:5]
+            found.append((abs(effect), prim, effect, m_has, len(has), m_lacks, len(lacks), best))
+        for _, prim, effect, m_has, n_has, m_lacks, n_lacks, best in sorted(found, reverse=True)[: self.options.top]:
+            ctx.new_insights.append(Insight(
+                text=f"{prim}: specs with it score {m_has:.4g} on average ({n_has} designs), without it "
+                     f"{m_lacks:.4g} ({n_lacks}): {'better' if effect > 0 else 'worse'} with {prim}",
+                agent="", evidence=tuple(n.id for n, _ in best), about={"primitive": prim, "effect": effect}))
+        return []
+
+
+OPERATORS = [SpecRandom, SpecMutate, SpecCrossover, SpecAnalyze]
