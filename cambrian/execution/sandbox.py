@@ -397,6 +397,7 @@ class SandboxProcess:
         timed_out = self._waiter.is_alive() and not self.quota_exceeded
         self.kill() if timed_out else self._kill_leftovers()
         self._waiter.join()
+        self._await_group_gone()
         self._kill_uid()
         ru = self._rusage
         return SandboxResult(
@@ -425,6 +426,20 @@ class SandboxProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def _await_group_gone(self, attempts: int = 250) -> None:
+        """Wait (at most ~5 s) until no process of the run's group is left.
+
+        With a PID namespace the direct child is the ``unshare`` wrapper; once it is
+        reaped, the killed worker inside may still be tearing down (reparented away from
+        us, so it can't be waited for). A run ends when its processes are gone.
+        """
+        for _ in range(attempts):
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)
 
     def _kill_uid(self, attempts: int = 100) -> None:
         """Kill every process of this run's throw-away uid and wait until none is left.
