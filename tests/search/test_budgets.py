@@ -94,10 +94,11 @@ def _alive(run_dir: Path) -> list[int]:
 @pytest.mark.parametrize("warm", [False, True], ids=["fresh", "forked"])
 def test_wall_clock_budget_stops_a_running_sandboxed_evaluation(tmp_path, warm):
     # Real sandboxed processes (isolation: process), each evaluation sleeping 120 s: fresh ones,
-    # or forked by the warm server (preloading nothing, so it is up well before the budget ends).
+    # or forked by the warm server (preloading nothing, so it is up well before the budget ends;
+    # the budget leaves a loaded CI machine time to start both evaluations before it runs out).
     cfg = config(domain={"name": "toy", "options": {"dim": 2, "sleep_s": 120}},
                  executor={"name": "local", "options": {"workers": 2, "warm": warm, "preload": []}},
-                 budget={"wall_s": 5.0})
+                 budget={"wall_s": 12.0})
     result = Campaign.from_config(cfg, tmp_path / "run").run()
     assert result.reason == "wall_s"
     nodes = Store(tmp_path / "run", create=False).nodes()
