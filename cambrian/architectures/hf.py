@@ -13,7 +13,7 @@ directory with ``trust_remote_code=True``; the shims import this module, so the
 primitive loads it through the plugin's entry point; ``cambrian_requires`` in the
 config names each such plugin's distribution, so a machine without it gets one
 line saying what to install. :func:`byte_tokenizer` is the tokenizer of the
-byte-level data (one token per UTF-8 byte, ids 0-255; ``<0x00>`` (NUL) is EOS and pad),
+byte-level data (one token per UTF-8 byte, ids 0-255; ``<|endoftext|>`` is id 0, EOS and pad),
 saved as a ``tokenizer.json`` that ``AutoTokenizer`` loads without remote code.
 Generation recomputes the whole
 prefix at every step (no KV cache) and ignores ``attention_mask``: batch only
@@ -52,23 +52,23 @@ SHIMS = {
 }
 
 
-# Byte 0 (NUL), which text does not contain, is EOS and pad. It keeps its own byte token:
-# a second name for id 0 made the id -> token map depend on the tokenizers library's hash
-# order, and in some processes EOS was then added as a new token 256.
-EOS_TOKEN = "<0x00>"
+# Id 0 (byte NUL, which text does not contain) is EOS and pad under this one name. Every id
+# has exactly one name: with both "<0x00>" and EOS naming id 0, the id -> token map followed
+# the tokenizers library's hash order and some processes added EOS as a new token 256.
+EOS_TOKEN = "<|endoftext|>"
 
 
 def byte_tokenizer() -> Any:
     """The byte-level data's tokenizer as a transformers fast tokenizer: token id = UTF-8 byte.
 
-    A BPE model with no merges whose vocabulary is the 256 byte tokens ``<0x00>`` ...
-    ``<0xFF>`` and which falls back to bytes for every character: any text encodes to its
-    UTF-8 bytes, exactly as :class:`cambrian.scaling.data.ByteTokenizer` does.
+    A BPE model with no merges whose vocabulary is EOS (id 0) and the byte tokens ``<0x01>``
+    ... ``<0xFF>``, and which falls back to bytes for every character: any text without NUL
+    encodes to its UTF-8 bytes, exactly as :class:`cambrian.scaling.data.ByteTokenizer` does.
     """
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {f"<0x{b:02X}>": b for b in range(256)}
+    vocab = {EOS_TOKEN: 0} | {f"<0x{b:02X}>": b for b in range(1, 256)}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True, ignore_merges=True))
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN,
