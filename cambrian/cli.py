@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from cambrian.core.campaign import Campaign
+from cambrian.core.campaign import PROMOTION, Campaign
 from cambrian.core.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
 from cambrian.core.options_doc import options_rows, primitive_rows
@@ -175,7 +175,15 @@ def _awaiting_line(request: dict | None) -> str:
         return "awaiting approval"
     cost = ", ".join(f"{k} {v:,.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
                      for k, v in (request.get("cost") or {}).items())
-    return f"awaiting approval of phase {request.get('phase')}: {cost or 'cost not estimated'}"
+    return f"awaiting approval of {_subject(request)}: {cost or 'cost not estimated'}"
+
+
+def _subject(request: dict) -> str:
+    """What an approval is about: a phase, or a promotion (with its agent and rung)."""
+    if "promotion" in request:
+        return (f"{request['promotion']} (node {request.get('node')} of agent {request.get('agent')}, "
+                f"fidelity {request.get('from_fidelity')} -> {request.get('fidelity')})")
+    return f"phase {request.get('phase')}"
 
 
 def _refuse_unisolated(path: Path, overrides: list[str]) -> None:
@@ -230,11 +238,12 @@ def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped 
 
 @app.command()
 def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an approval."),
-            reject: bool = typer.Option(False, "--reject", help="Skip the phase instead of running it.")) -> None:
-    """Approve (or reject) the costly phase a campaign is waiting at; `resume` then continues."""
+            reject: bool = typer.Option(False, "--reject", help="Skip the phase (or promotion) instead of running it.")) -> None:
+    """Approve (or reject) the costly phase or promotion a campaign is waiting at; `resume` then continues."""
     decision = "rejected" if reject else "approved"
-    phase = decide(run_dir, decision)
-    console.print(f"phase {phase} {decision}; continue with `cambrian resume {run_dir}`", highlight=False)
+    key = decide(run_dir, decision)
+    what = key if key.startswith(PROMOTION) else f"phase {key}"
+    console.print(f"{what} {decision}; continue with `cambrian resume {run_dir}`", highlight=False)
 
 
 @app.command()

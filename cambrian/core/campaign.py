@@ -49,6 +49,19 @@ MAX_INSIGHT_CHARS = 600  # an insight is a short lesson, not a report
 _NODE_ID = re.compile(r"\b[0-9a-f]{12}\b")  # node ids an insight cites as evidence
 
 
+PROMOTION = "promotion "  # the approval key of a gated promotion: "promotion <hash> to <fidelity>"
+
+
+def promotion_key(candidate_hash: str, fidelity: float) -> str:
+    return f"{PROMOTION}{candidate_hash} to {float(fidelity)!r}"
+
+
+def parse_promotion_key(key: str) -> tuple[str, float]:
+    """(candidate hash, fidelity) of a promotion's approval key."""
+    _, h, _, f = key.split(" ")
+    return h, float(f)
+
+
 def _insight_line(i: Insight) -> str:
     evidence = f" (evidence: {', '.join(i.evidence)})" if i.evidence else ""
     return f"[{i.agent}] {i.text}{evidence}"
@@ -567,19 +580,53 @@ class Campaign:
         with self._lock:
             return not self.futures and (self._stop is not None or all(a.stopped for a in self.agents))
 
-    def agent_step(self, name: str, steps: int, insights: list[Insight]) -> list[Insight]:
-        """An agent's step: up to ``steps`` proposals, each observe -> propose -> submit."""
+    def agent_step(self, name: str, steps: int, insights: list[Insight],
+                   approvals: dict[str, str] | None = None) -> tuple[list[Insight], dict[str, dict]]:
+        """An agent's step: up to ``steps`` proposals, each observe -> propose -> submit.
+
+        Returns the insights it wrote and the approvals it asks for (a gated promotion
+        without a decision in ``approvals``: key -> request); the agent then waits.
+        """
         store, executor = self.open_store(), self.executor
         agent = self._agents[name]
         new: list[Insight] = []
+        requests: dict[str, dict] = {}
         for _ in range(steps):
             if agent.stopped or self._agent_budget(store, executor, agent) is not None:
                 break
-            made, notes = self._step(store, executor, agent, self.count(agent.name), insights + new)
+            made, notes = self._step(store, executor, agent, self.count(agent.name), insights + new,
+                                     approvals or {}, requests)
             new.extend(notes)
             if not made:
                 break
-        return new
+        return new, requests
+
+    def promotion_request(self, agent: str, parent: Node, fidelity: float) -> dict[str, Any]:
+        """What a person is asked before a gated promotion: the candidate, the rung and its cost.
+
+        The cost is scaled from the parent's measured evaluation by the fidelity ratio (the
+        domain's budget is a multiple of its configured one); params and training tokens
+        where the domain reports them as metrics.
+        """
+        ratio = float(fidelity) / float(parent.fidelity)
+        cost: dict[str, Any] = {"evaluations": 1}
+        if "params" in parent.metrics:
+            cost["params"] = parent.metrics["params"].value
+        for name in ("train_tokens", "tokens"):
+            if name in parent.metrics:
+                cost["tokens"] = parent.metrics[name].value * ratio
+                break
+        if parent.cost.flops:
+            cost["flops"] = parent.cost.flops * ratio
+        if parent.cost.wall_s:
+            cost["est_s"] = round(parent.cost.wall_s * ratio, 1)
+        return {"promotion": promotion_key(parent.candidate.hash, fidelity), "agent": agent, "node": parent.id,
+                "from_fidelity": parent.fidelity, "fidelity": float(fidelity), "cost": cost}
+
+    def drain(self) -> None:
+        """Record every running evaluation (a run that stops for a person leaves nothing running)."""
+        while self.futures and not self._hard_stop_due():
+            self.record(block=True)
 
     def record(self, block: bool) -> int:
         """The record step: write finished evaluations to the store (waiting for one if ``block``)."""
@@ -629,9 +676,15 @@ class Campaign:
             for listener in self.listeners:
                 listener(self)
 
-    def _step(self, store: Store, executor: Executor, agent: Agent, own: int,
-              insights: list[Insight]) -> tuple[bool, list[Insight]]:
-        """One proposal; returns whether it made a node, and the insights it wrote."""
+    def _step(self, store: Store, executor: Executor, agent: Agent, own: int, insights: list[Insight],
+              approvals: dict[str, str] | None = None,
+              requests: dict[str, dict] | None = None) -> tuple[bool, list[Insight]]:
+        """One proposal; returns whether it made a node, and the insights it wrote.
+
+        A gated promotion (``Proposal.approve``) without a decision in ``approvals`` goes
+        into ``requests`` instead of being evaluated, and the agent waits for the decision.
+        """
+        approvals = approvals or {}
         rng = _rng(self.config.seed, agent.name, own, agent.idle_steps)
         with self._lock:
             nodes = [n for n in self.nodes.values() if n.agent == agent.name]
@@ -639,7 +692,9 @@ class Campaign:
 
         view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
                           len(agent.in_flight), rng, seed=self.config.seed,
-                          budget_left=self._budget_left(store, agent), space=self._space)
+                          budget_left=self._budget_left(store, agent), space=self._space,
+                          rejected=frozenset(parse_promotion_key(k) for k, d in approvals.items()
+                                             if d == "rejected" and k.startswith(PROMOTION)))
         proposal = agent.scaffold.propose(view)
         if proposal is None:
             if not agent.in_flight:  # nothing running and nothing to propose: a dead end
@@ -649,6 +704,20 @@ class Campaign:
                 agent.waiting = True
             return False, []
         if proposal.role in REEVALUATE_ROLES:  # no operator: the same candidate, evaluated again
+            if proposal.approve:
+                pid = proposal.parents[0]
+                parent = self.nodes[pid] if pid in self.nodes else store.node(pid)
+                key = promotion_key(parent.candidate.hash, proposal.fidelity)
+                decision = approvals.get(key)
+                if decision is None:  # a person decides first: the agent waits for the gate
+                    if requests is not None:
+                        requests[key] = self.promotion_request(agent.name, parent, proposal.fidelity)
+                    agent.waiting = True
+                    return False, []
+                if decision == "rejected":  # a scaffold that ignores SearchView.rejected
+                    store.log_event("evaluation_rejected", agent=agent.name, node_id=pid, promotion=key)
+                    agent.idle_steps += 1
+                    return False, []
             with self._lock:
                 created = self._reevaluate(store, executor, agent, proposal)
             agent.idle_steps = 0 if created else agent.idle_steps + 1

@@ -263,6 +263,8 @@ class Proposal:
     operator; the engine re-evaluates the single parent's candidate as a new node:
     ``promote`` (at a higher fidelity) and ``reseed`` (at another seed), see
     :data:`REEVALUATE_ROLES`. A re-evaluation that already exists is not repeated.
+    A ``promote`` with ``approve`` waits for a person's decision (``cambrian approve``)
+    before it is evaluated; a rejected one is never evaluated (see ``SearchView.rejected``).
     """
 
     role: str
@@ -270,6 +272,7 @@ class Proposal:
     options: dict[str, Any] = field(default_factory=dict)
     fidelity: float = 1.0
     seed: int | None = None
+    approve: bool = False
 
 
 REEVALUATE_ROLES = ("promote", "reseed")
@@ -289,6 +292,8 @@ class SearchView:
     seed: int = 0  # the campaign's seed (the seed of every evaluation not reseeded)
     budget_left: dict[str, Any] = field(default_factory=dict)  # nodes / campaign_nodes / wall_s left (None: unlimited)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # the domain's search_space()
+    # (candidate hash, fidelity) of promotions a person rejected: propose them no more
+    rejected: frozenset[tuple[str, float]] = frozenset()
 
 
 class Scaffold(Component, ABC):

@@ -3,7 +3,9 @@
     START -> [pre_q1 -> ...] -> supervisor --Send(a1)--> agent_step ┐
                                    ^       --Send(aN)--> agent_step ┴-> record ┐
                                    |       --(nothing to start)------> record ┤
-                                   └───────────────────────────────────────────┘
+                                   |<----------------------------------------------┘
+                                   |       --(a promotion asks)--> approve_promotion ┐
+                                   └─────────────────────────────────────────────────┘
              supervisor --(search over)--> [approve_p1] -> phase_p1 -> ... -> END
 
 - ``pre_<phase>``: the domain's phases marked ``before_search`` (compose's check of
@@ -21,6 +23,12 @@
 - ``approve_<phase>``: for a phase marked ``approve: true``, interrupts (LangGraph
   ``interrupt``) with the phase's estimated cost until ``cambrian approve`` records a
   decision; ``phase_<phase>`` then runs it (or skips it when rejected).
+- ``approve_promotion``: an agent step whose scaffold proposed a gated promotion
+  (``Proposal.approve``, e.g. halving's ``approve_from``) leaves a request instead of a
+  node; this gate lets the running evaluations finish, then interrupts with the
+  promotion's cost like a phase's gate. The decision goes to ``approvals`` (keyed
+  ``promotion <hash> to <fidelity>``); the agent's next step evaluates the promotion or,
+  rejected, its scaffold no longer proposes it.
 
 The store is the one record of nodes and results. The checkpoint (``graph.sqlite``)
 holds only coordination state: the current slot grants, paused agents, the insights
@@ -66,7 +74,8 @@ class CoordinationState(TypedDict, total=False):
     slots: dict[str, int]  # slots given to each agent in the current round
     paused: dict[str, str]  # agent -> why the supervisor paused it
     insights: Annotated[list[dict], _add_insights]  # the shared board (Insight records)
-    approvals: Annotated[dict[str, str], _merge]  # phase -> "approved" | "rejected"
+    approvals: Annotated[dict[str, str], _merge]  # phase or promotion key -> "approved" | "rejected"
+    requests: Annotated[dict[str, dict], _merge]  # promotion key -> what a person is asked
 
 
 class Updates:
@@ -104,7 +113,7 @@ class Updates:
             out.append({"kind": "agent_step", "agent": arg.get("agent"), "error": task.get("error")})
         for intr in task.get("interrupts") or []:
             value = intr.get("value") if isinstance(intr, dict) else getattr(intr, "value", None)
-            if isinstance(value, dict) and "phase" in value:
+            if isinstance(value, dict) and ("phase" in value or "promotion" in value):
                 out.append({"kind": "approval_needed", **value})
         return out
 
@@ -120,15 +129,28 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
     def route(state: CoordinationState) -> list[Send] | str:
         if campaign.search_over():
             return first_after_search
+        if _pending_promotion(state) is not None:
+            return "approve_promotion"
         board = state.get("insights", [])[: campaign.config.coordination.max_insights]
-        sends = [Send("agent_step", {"agent": a, "steps": n, "insights": board})
+        approvals = state.get("approvals") or {}
+        sends = [Send("agent_step", {"agent": a, "steps": n, "insights": board, "approvals": approvals})
                  for a, n in state.get("slots", {}).items() if n > 0]
         return sends or "record"
 
     def agent_step(arg: dict[str, Any]) -> dict[str, Any]:
         insights = [Insight.model_validate(i) for i in arg.get("insights", [])]
-        new = campaign.agent_step(arg["agent"], int(arg["steps"]), insights)
-        return {"insights": [i.model_dump(mode="json") for i in new]} if new else {}
+        new, requests = campaign.agent_step(arg["agent"], int(arg["steps"]), insights, arg.get("approvals"))
+        out: dict[str, Any] = {"insights": [i.model_dump(mode="json") for i in new]} if new else {}
+        if requests:
+            out["requests"] = requests
+        return out
+
+    def approve_promotion(state: CoordinationState) -> dict[str, Any]:
+        key, request = _pending_promotion(state)  # type: ignore[misc]
+        campaign.drain()  # nothing runs while the campaign waits for a person
+        campaign.open_store().log_event("approval_needed", promotion=key, cost=request["cost"])
+        decision = interrupt(request)  # the run exits here until `cambrian approve`
+        return {"approvals": {key: decision}}
 
     def record(state: CoordinationState) -> dict[str, Any]:
         campaign.record(block=not any(state.get("slots", {}).values()) or not campaign.made_progress)
@@ -137,6 +159,8 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
     g.add_node("supervisor", supervisor)
     g.add_node("agent_step", agent_step)
     g.add_node("record", record)
+    g.add_node("approve_promotion", approve_promotion)
+    g.add_edge("approve_promotion", "supervisor")
     prev = START
     for phase in campaign.phases:
         if phase.before_search:
@@ -157,12 +181,21 @@ def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
         chain.append(f"phase_{phase.name}")
         g.add_node(chain[-1], _phase_node(campaign, phase.name))
     first_after_search = chain[0] if chain else END
-    g.add_conditional_edges("supervisor", route, ["agent_step", "record", first_after_search])
+    g.add_conditional_edges("supervisor", route, ["agent_step", "record", "approve_promotion", first_after_search])
     for a, b in zip(chain, chain[1:]):
         g.add_edge(a, b)
     if chain:
         g.add_edge(chain[-1], END)
     return g.compile(checkpointer=checkpointer)
+
+
+def _pending_promotion(state: CoordinationState) -> tuple[str, dict] | None:
+    """The oldest promotion request without a decision, if any."""
+    approvals = state.get("approvals") or {}
+    for key, request in (state.get("requests") or {}).items():
+        if key not in approvals:
+            return key, request
+    return None
 
 
 def _approval_gate(campaign: "Campaign", name: str) -> Any:
@@ -206,7 +239,7 @@ def run_graph(campaign: "Campaign") -> str | None:
         if state.next:  # stopped mid-graph (killed, or at an interrupt): continue from there
             inp: Any = None
         elif not state.values:  # a new campaign
-            inp = {"round": 0, "slots": {}, "paused": {}, "insights": [], "approvals": {}}
+            inp = {"round": 0, "slots": {}, "paused": {}, "insights": [], "approvals": {}, "requests": {}}
         else:  # the graph already ran to the end; nothing to do
             return None
         updates = Updates()
@@ -219,10 +252,16 @@ def run_graph(campaign: "Campaign") -> str | None:
 
 
 def pending_approval(app: Any, config: dict) -> str | None:
+    """The key of the pending approval: a phase's name, or a promotion's key."""
+    request = _pending_request(app, config)
+    return None if request is None else str(request.get("phase") or request.get("promotion"))
+
+
+def _pending_request(app: Any, config: dict) -> dict | None:
     state = app.get_state(config)
     for task in state.tasks:
         for intr in task.interrupts:
-            return str(intr.value.get("phase"))
+            return dict(intr.value)
     return None
 
 
@@ -262,7 +301,8 @@ def coordination_state(run_dir: str | Path) -> dict[str, Any]:
 def decide(run_dir: str | Path, decision: str) -> str:
     """Record a person's decision ("approved" or "rejected") on the pending approval.
 
-    Takes the run directory's lock (a writer, like `resume`); returns the phase's name.
+    Takes the run directory's lock (a writer, like `resume`); returns what was decided:
+    the phase's name or the promotion's key (``promotion <hash> to <fidelity>``).
     """
     from cambrian.core.campaign import Campaign
     from cambrian.core.errors import CambrianError
@@ -274,11 +314,13 @@ def decide(run_dir: str | Path, decision: str) -> str:
         conn, app = _open(Path(run_dir), campaign)
         try:
             config = dict(THREAD)
-            phase = pending_approval(app, config)
-            if phase is None:
+            request = _pending_request(app, config)
+            if request is None:
                 raise CambrianError(f"{run_dir} is not awaiting an approval")
-            # As if the gate had returned the decision: `resume` continues with the phase.
-            app.update_state(config, {"approvals": {phase: decision}}, as_node=f"approve_{phase}")
+            phase = str(request.get("phase") or request.get("promotion"))
+            gate = f"approve_{phase}" if "phase" in request else "approve_promotion"
+            # As if the gate had returned the decision: `resume` continues from there.
+            app.update_state(config, {"approvals": {phase: decision}}, as_node=gate)
         finally:
             conn.close()
         store = campaign.open_store()

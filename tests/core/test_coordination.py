@@ -259,3 +259,65 @@ def test_report_shows_slots_per_agent_insights_and_pauses(tmp_path):
     assert "Policy <b>bandit</b>" in page and (tmp_path / "run" / "figures" / "slots.png").is_file()
     assert 'data-figure="slots"' in page and "paused" in page
     assert board and all(i["text"] in page for i in board)
+
+
+def gated_halving(nodes=12):
+    """Halving on the toy domain whose promotions to the final rung wait for a person."""
+    return toy_config(
+        executor=THREADS, budget={"max_nodes": nodes},
+        domain={"name": "toy", "options": {"dim": 3, "function": "sphere"}},
+        agents=[{"name": "h", "scaffold": {"name": "halving", "options": {
+            "inner": "random", "rungs": [0.25, 1.0], "eta": 2, "reseed_top": 0, "approve_from": 1.0}}}])
+
+
+def _finals(run: Path) -> set[str]:
+    s = Store(run, create=False)
+    try:
+        return {n.candidate.hash for n in s.nodes(phase="search") if n.fidelity == 1.0}
+    finally:
+        s.close()
+
+
+def test_gated_promotion_round_trip_approve_then_reject_and_the_search_goes_on(tmp_path):
+    from cambrian.core.coordinator import decide
+
+    run = tmp_path / "run"
+    first = Campaign.from_config(gated_halving(), run).run()
+    assert first.reason == "awaiting_approval" and _finals(run) == set()
+    asked = coordination_state(run)["awaiting"]
+    assert asked["promotion"].startswith("promotion ") and asked["fidelity"] == 1.0
+    assert asked["from_fidelity"] == 0.25 and asked["cost"]["evaluations"] == 1
+    screened = set(_done_ids(run))
+    # Resumed without a decision: still waiting, and nothing more is evaluated.
+    assert Campaign.resume(run).run().reason == "awaiting_approval" and set(_done_ids(run)) == screened
+
+    approved, _, _ = decide(run, "approved").partition(" to ")
+    assert Campaign.resume(run).run().reason == "awaiting_approval"  # the next promotion asks in turn
+    assert _finals(run) == {approved.split(" ")[1]}  # the approved one was evaluated at the final rung
+    second = coordination_state(run)["awaiting"]["promotion"]
+    assert decide(run, "rejected") == second
+    decisions = {}
+    result = Campaign.resume(run).run()
+    for _ in range(6):  # approve whatever else asks, to the end of the budget
+        if result.reason != "awaiting_approval":
+            break
+        decisions[decide(run, "approved")] = "approved"
+        result = Campaign.resume(run).run()
+    assert result.reason in ("max_nodes", "complete", "scaffold has nothing to propose")
+    rejected_hash = second.split(" ")[1]
+    assert rejected_hash not in _finals(run)  # rejected: never evaluated at the final rung
+    state = coordination_state(run)
+    assert state["approvals"][second] == "rejected" and state["awaiting"] is None
+    s = Store(run, create=False)
+    assert len(s.nodes(phase="search")) > len(screened) + 1  # the search went on after the rejection
+    logged = {e["payload"]["phase"]: e["payload"]["decision"] for e in s.events("approval_decided")}
+    assert logged[second] == "rejected" and list(logged.values()).count("approved") == 1 + len(decisions)
+    finished = [e["node_id"] for e in s.events() if e["kind"] == "node_done"]
+    assert len(finished) == len(set(finished))  # no evaluation repeated across the stops
+
+
+def test_approve_from_must_name_a_promoted_rung(tmp_path):
+    cfg = gated_halving()
+    cfg["agents"][0]["scaffold"]["options"]["approve_from"] = 0.25  # the screening rung
+    with pytest.raises(ConfigError, match="approve_from"):
+        Campaign.from_config(cfg, tmp_path / "run")

@@ -109,6 +109,21 @@ def test_halving_keeps_the_budgets_end_for_promotions():
         view(done, {"nodes": 1})) is None  # its reseed would not: nothing
 
 
+def test_halving_gates_promotions_from_a_rung_and_skips_rejected_ones():
+    from dataclasses import replace
+
+    h = halving(inner="random", rungs=[0.1, 0.3, 1.0], eta=2, reseed_top=0, approve_from=1.0)
+    low = [node(i, loss, 0.1) for i, loss in enumerate([1.0, 2.0, 3.0, 4.0])]
+    p = h.propose(view(low))
+    assert (p.role, p.fidelity, p.approve) == ("promote", 0.3, False)  # below the gated rung: no asking
+    mid = [node(0, 1.0, 0.3, operator="promote"), node(1, 2.0, 0.3, operator="promote")]
+    p = h.propose(view(low + mid))
+    assert (p.role, p.parents, p.fidelity, p.approve) == ("promote", (mid[0].id,), 1.0, True)
+    rejected = replace(view(low + mid), rejected=frozenset({(mid[0].candidate.hash, 1.0)}))
+    p = h.propose(rejected)  # the rejected one is not proposed again; the search goes on
+    assert p.parents != (mid[0].id,) and not (p.role == "promote" and p.fidelity == 1.0)
+
+
 def test_halving_options_are_checked():
     with pytest.raises(ConfigError, match="ascending"):
         halving(rungs=[1.0, 0.5])

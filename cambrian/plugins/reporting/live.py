@@ -108,7 +108,8 @@ class LiveView:
         elif kind == "phase_started":
             self.events.append(f"phase {update['phase']} started")
         elif kind == "approval_needed":
-            self.events.append(f"awaiting approval of phase {update.get('phase')}")
+            what = f"phase {update['phase']}" if "phase" in update else str(update.get("promotion"))
+            self.events.append(f"awaiting approval of {what}")
 
     def __rich__(self) -> Any:
         try:

@@ -4,7 +4,7 @@ Read from the store only (a running, stopped or finished campaign). Keys:
 
 - ``name``, ``status`` ("stopped (<reason>)", "awaiting_approval" or "running or killed"),
   ``counts`` (search nodes by status), ``objective`` ({name, direction});
-- ``coordination``: {policy, awaiting (the pending approval: {phase, cost}, or null),
+- ``coordination``: {policy, awaiting (the pending approval: {phase, cost} or {promotion, agent, node, from_fidelity, fidelity, cost}, or null),
   approvals ({phase: decision}), paused ({agent: reason}), insights (the board)};
 - ``warnings``: one-line warnings (e.g. references not below the bigram floor);
 - ``leaderboard``: the standings (:func:`cambrian.standings`: one row per candidate, its

@@ -35,7 +35,12 @@ Options (defaults):
   reseed_top (2), seeds (3): the best reseed_top finalists are evaluated with seeds
     seeds each (the campaign seed and seeds - 1 more);
   reserve (null): nodes kept for promotions and reseeds; null = len(rungs) - 1 +
-    reseed_top * (seeds - 1).
+    reseed_top * (seeds - 1);
+  approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
+    approval (the campaign stops with status awaiting_approval and the promotion's cost,
+    `cambrian approve RUN_DIR [--reject]`, then `cambrian resume`). A rejected promotion
+    is not evaluated and not proposed again; the search goes on. Reseeds of an approved
+    finalist follow without asking (seeds: 1 gates every evaluation at those rungs).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cambrian import Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
 from cambrian.core.components import REEVALUATE_ROLES
@@ -63,6 +68,8 @@ class HalvingOptions(Options):
     reseed_top: int = Field(2, ge=0, description="finalists that get extra seeds")
     seeds: int = Field(3, ge=1, description="evaluations per reseeded finalist at the top rung")
     reserve: int | None = Field(None, ge=0, description="nodes kept for promotions and reseeds")
+    approve_from: float | None = Field(None, description="promotions to this rung's fidelity or above wait "
+                                       "for a person's approval (cambrian approve); null: none do")
 
     @field_validator("inner", mode="before")
     @classmethod
@@ -75,6 +82,13 @@ class HalvingOptions(Options):
         if any(f <= 0 for f in v) or any(b <= a for a, b in zip(v, v[1:])):
             raise ValueError(f"rungs must be positive and strictly ascending, got {v}")
         return [float(f) for f in v]
+
+    @model_validator(mode="after")
+    def _gated_rung(self) -> "HalvingOptions":
+        if self.approve_from is not None and self.approve_from not in self.rungs[1:]:
+            raise ValueError(f"approve_from: must be one of the rungs promoted to {self.rungs[1:]}, "
+                             f"got {self.approve_from}")
+        return self
 
 
 def is_reevaluation(node: Node) -> bool:
@@ -115,9 +129,11 @@ class HalvingScaffold(Scaffold):
                 continue
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
             ranked = standings(here, view.objective, fidelity=self.rungs[i])
+            to = self.rungs[i + 1]
             for row in ranked[: len(ranked) // self.opts.eta]:
-                if (row.hash, self.rungs[i + 1], view.seed) not in have:
-                    return Proposal("promote", (row.node.id,), fidelity=self.rungs[i + 1], seed=view.seed)
+                if (row.hash, to, view.seed) not in have and (row.hash, to) not in view.rejected:
+                    gated = self.opts.approve_from is not None and to >= self.opts.approve_from
+                    return Proposal("promote", (row.node.id,), fidelity=to, seed=view.seed, approve=gated)
         return None
 
     def reseeding(self, view: SearchView) -> Proposal | None:
