@@ -277,3 +277,34 @@ def test_spec_analyze_writes_primitive_insights_with_evidence():
     [insight] = ctx.new_insights
     assert insight.about == {"primitive": good, "effect": 1.0} and f"better with {good}" in insight.text
     assert set(insight.evidence) == {"n00000000000", "n00000000001", "n00000000002"}
+
+
+def test_spec_mutate_insight_bias_draws_primitives_the_board_finds_better():
+    from cambrian import Insight
+    from cambrian.core.plugins import get_plugin_manager
+
+    from .tiny import TINY_DOMAIN
+
+    pm = get_plugin_manager()
+    domain = pm.get("domain", "compose")(**TINY_DOMAIN)
+    prims = list(domain.primitives)
+    good, other = prims[0], prims[1]
+    parent = node(domain.spec([other] * domain.s["n_layers"]), "p0000000000a")
+    board = [Insight(text=f"better with {good}", agent="x", evidence=("n1",), about={"primitive": good, "effect": 0.5}),
+             Insight(text=f"worse with {prims[-1]}", agent="x", evidence=("n2",),
+                     about={"primitive": prims[-1], "effect": -0.5})]
+
+    def uses_good(bias, insights):
+        op = pm.get("operator", "spec-mutate")(insight_bias=bias)
+        hits = 0
+        for seed in range(120):
+            c = OperatorContext(domain=domain, parents=[parent], rng=random.Random(seed), objective=domain.objective,
+                                leaderboard=[], notes=[], budget_left={}, insights=insights)
+            [cand] = op.apply(c)
+            hits += any(x["primitive"] == good for x in cand.content["layers"])
+        return hits
+
+    plain, biased = uses_good(0.0, board), uses_good(1.0, board)
+    assert biased > 2 * plain and biased > 40  # the positive insight's primitive is drawn far more often
+    assert uses_good(1.0, board[1:]) == plain  # a negative insight alone shifts nothing
+    assert uses_good(0.0, []) == plain  # off: exactly the unbiased draws

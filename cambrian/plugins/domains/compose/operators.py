@@ -4,7 +4,9 @@ spec-random (draft): a random layer pattern of the proxy depth from the domain's
   (at least one token mixer when the set has one).
 spec-mutate (improve): one edit of the parent: swap two layers, change a layer's primitive,
   change one option of a layer, insert a layer or delete one (depth kept within bounds).
-  Option ``edits`` (1): edits applied in a row.
+  Option ``edits`` (1): edits applied in a row. Option ``insight_bias`` (0: off): the chance
+  that an edit drawing a new primitive (change, insert) takes one that an insight on the shared
+  board (spec-analyze's ``about = {primitive, effect > 0}``) says goes with better scores.
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
   of two parents; option ``mode`` ("mixed": either, at random). When random tries find no new
   child (near-identical parents), every one-point cut pair is tried once before giving up.
@@ -17,7 +19,7 @@ its parents; when every try fails it returns nothing (the engine counts an idle 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -78,8 +80,26 @@ class SpecRandom(SpecOperator):
         return _attempt(ctx, make, self.tries)
 
 
-def mutate(layers: list[Layer], domain: Any, rng: random.Random) -> list[Layer] | None:
-    """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply."""
+def favoured_primitives(insights: list[Insight], primitives: tuple[str, ...]) -> list[str]:
+    """The domain's primitives that an insight finds better with (``about.effect > 0``)."""
+    return sorted({i.about["primitive"] for i in insights
+                   if i.about.get("primitive") in primitives and float(i.about.get("effect", 0)) > 0})
+
+
+def _draw(rng: random.Random, choices: list[str], favoured: list[str], bias: float) -> str:
+    """A primitive from ``choices``; with chance ``bias``, one of the favoured among them."""
+    good = [p for p in favoured if p in choices]
+    if good and bias > 0 and rng.random() < bias:  # no extra draw when off: unbiased runs stay as they were
+        return rng.choice(good)
+    return rng.choice(choices)
+
+
+def mutate(layers: list[Layer], domain: Any, rng: random.Random,
+           favoured: Sequence[str] = (), bias: float = 0.0) -> list[Layer] | None:
+    """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply.
+
+    A new primitive is one of ``favoured`` with chance ``bias`` (where one applies)."""
+    favoured = list(favoured)
     layers = [dict(x) for x in layers]
     n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
     edits = ["swap", "primitive", "option"] + (["insert"] if n < hi else []) + (["delete"] if n > lo else [])
@@ -94,7 +114,7 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random) -> list[Layer] 
         others = [p for p in domain.primitives if p != layers[i]["primitive"]]
         if not others:
             return None
-        layers[i] = {"primitive": rng.choice(others), "options": {}}
+        layers[i] = {"primitive": _draw(rng, others, favoured, bias), "options": {}}
     elif edit == "option":
         i = rng.randrange(n)
         new = mutate_option(layers[i], domain.s["d_model"], rng)
@@ -102,7 +122,8 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random) -> list[Layer] 
             return None
         layers[i] = new
     elif edit == "insert":
-        layers.insert(rng.randrange(n + 1), {"primitive": rng.choice(domain.primitives), "options": {}})
+        at = rng.randrange(n + 1)
+        layers.insert(at, {"primitive": _draw(rng, list(domain.primitives), favoured, bias), "options": {}})
     else:
         del layers[rng.randrange(n)]
     return layers
@@ -114,15 +135,19 @@ class SpecMutate(SpecOperator):
 
     class Options(SpecOperator.Options):
         edits: int = Field(1, ge=1, description="edits per mutation (a proposal's option wins)")
+        insight_bias: float = Field(0.0, ge=0, le=1, description="chance a new primitive is one the "
+                                    "insights board finds better with")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)
         edits = int(ctx.options.get("edits", self.options.edits))
+        bias = self.options.insight_bias
+        favoured = favoured_primitives(ctx.insights, tuple(ctx.domain.primitives)) if bias > 0 else []
 
         def make(rng: random.Random) -> list[Layer] | None:
             layers: list[Layer] | None = base
             for _ in range(edits):
-                layers = mutate(layers, ctx.domain, rng) if layers else None
+                layers = mutate(layers, ctx.domain, rng, favoured, bias) if layers else None
             return layers
 
         return _attempt(ctx, make, self.tries)
