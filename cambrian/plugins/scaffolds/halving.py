@@ -84,7 +84,7 @@ class HalvingOptions(Options):
         return [float(f) for f in v]
 
     @model_validator(mode="after")
-    def _gated_rung(self) -> "HalvingOptions":
+    def _gated_rung(self) -> HalvingOptions:
         if self.approve_from is not None and self.approve_from not in self.rungs[1:]:
             raise ValueError(f"approve_from: must be one of the rungs promoted to {self.rungs[1:]}, "
                              f"got {self.approve_from}")
