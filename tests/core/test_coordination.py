@@ -321,3 +321,35 @@ def test_approve_from_must_name_a_promoted_rung(tmp_path):
     cfg["agents"][0]["scaffold"]["options"]["approve_from"] = 0.25  # the screening rung
     with pytest.raises(ConfigError, match="approve_from"):
         Campaign.from_config(cfg, tmp_path / "run")
+
+
+def test_gated_promotions_resume_after_kill_9_with_nothing_lost_or_repeated(tmp_path):
+    from cambrian.core.coordinator import decide
+
+    cfg = gated_halving(nodes=7)
+    cfg["domain"]["options"]["sleep_s"] = 0.3
+    cfg["executor"] = {"name": "local", "options": {"workers": 2, "isolation": "thread"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "run", str(tmp_path / "c.yaml"), "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / Store.FILENAME).exists() and _done_ids(run)):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    s = Store(run, create=False)
+    assert s.events("campaign_end") == [], "the kill must land before the run stops at the gate"
+    s.close()
+    result = Campaign.resume(run).run()
+    asked = 0
+    while result.reason == "awaiting_approval" and asked < 8:
+        decide(run, "approved" if asked % 2 == 0 else "rejected")
+        asked += 1
+        result = Campaign.resume(run).run()
+    assert asked >= 1 and result.reason != "awaiting_approval"
+    s = Store(run, create=False)
+    finished = [e["node_id"] for e in s.events() if e["kind"] == "node_done"]
+    assert len(finished) == len(set(finished)) == len(s.nodes(phase="search"))  # each evaluated once
+    rejected = {k.split(" ")[1] for k, d in coordination_state(run)["approvals"].items() if d == "rejected"}
+    assert not rejected & _finals(run)
