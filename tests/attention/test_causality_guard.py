@@ -24,8 +24,9 @@ CHEATS = {
     "position": WRAP + "        if x.shape[1] < 8:\n            return y\n"
                        "        peek = torch.zeros_like(x)\n        peek[:, -5:-1] = x[:, -4:]\n"
                        "        return y + peek\n",
-    # causal for its first calls (the probes), peeking once trained: only prefix re-scoring sees it
-    "stateful": "CALLS = [0]\n" + WRAP + "        CALLS[0] += 1\n        if CALLS[0] <= 40:\n            return y\n"
+    # causal while it is probed and trained, peeking once its trained weights are scored: only
+    # prefix re-scoring on the evaluation windows sees it
+    "stateful": "import os\n" + WRAP + "        if os.path.exists('probe.npz'):\n            return y\n"
                 "        return y + torch.roll(x, -1, dims=1)\n",
 }
 

@@ -19,6 +19,7 @@ from cambrian import Candidate, EvalJob, NodeStatus
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import evaluate_here
 from cambrian.execution.harness import private_dir, run_candidate
+from tests.conftest import toy_config
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a throw-away uid needs root")
 LABELS = [3.0, -1.0, 4.0, 1.5, -5.0, 9.0]
@@ -245,6 +246,43 @@ def test_without_root_or_user_namespaces_untrusted_code_is_refused_unless_allowe
     assert out["store"] == "originalforged"  # what --unsafe-no-isolation risks, shown for real
 
 
+CLI_AS_USER = """\
+import json, os, sys
+from cambrian.execution import sandbox
+sandbox._userns_box = lambda: None  # as on a machine without user namespaces
+from cambrian.cli import main
+try:
+    main(["run", sys.argv[1], "--out", sys.argv[2], "--quiet"])
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"rc": code}))
+"""
+
+
+@NONROOT
+def test_the_cli_refuses_an_untrusted_code_campaign_without_isolation_and_writes_nothing(open_tmp_path):
+    import json
+
+    from tests.attention.conftest import TINY
+
+    run = open_tmp_path
+    uid = 40000 + os.getpid() % 20000
+    run.chmod(0o755)
+    os.chown(run, uid, uid)
+    options = {"model": TINY["model"], "tasks": {"mqar": TINY["tasks"]["mqar"]}, "weights": {"mqar": 1.0}}
+    cfg = {**toy_config(), "domain": {"name": "attention", "options": options}}
+    (run / "c.yaml").write_text(json.dumps(cfg))  # YAML is a superset of JSON
+    paths = [str(Path(__file__).parents[2])] + [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": os.environ["PATH"], "HOME": str(run), "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON,
+                           "-c", CLI_AS_USER, str(run / "c.yaml"), str(run / "out")], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=run)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rc": 2}, done.stderr[-2000:]
+    assert "--unsafe-no-isolation" in done.stderr  # refused for isolation, not for a bad config
+    assert sorted(p.name for p in run.iterdir()) == ["c.yaml"]  # nothing written: no run directory
+
+
 def test_show_and_the_report_open_with_the_unisolated_warning(tmp_path):
     from cambrian import Campaign
     from cambrian.plugins.reporting.report import write_report
@@ -259,3 +297,98 @@ def test_show_and_the_report_open_with_the_unisolated_warning(tmp_path):
         body = write_report(run).read_text().split("<body>", 1)[1]
         flagged = "UNISOLATED" in first, "UNISOLATED" in body.split("<h1>", 1)[0]
         assert flagged == ((True, True) if name == "unsafe" else (False, False))
+
+
+# --- attention: the candidate's training process never holds evaluation data; its scoring
+# process (which must run the mixer on them) leaves nothing behind -------------------------------
+
+LOOT = """
+import os
+from pathlib import Path
+if os.path.exists("probe.npz"):  # the training process: copy every file of the run it can read
+    here = Path.cwd().resolve()
+    loot, n = here / "loot", 0
+    loot.mkdir(exist_ok=True)
+    for base, dirs, files in os.walk("../../.."):  # the run directory (relative: a parent may be closed)
+        if Path(base).resolve().is_relative_to(loot):
+            continue
+        for f in files:
+            try:
+                with open(os.path.join(base, f), "rb") as fh:
+                    (loot / str(n)).write_bytes(fh.read(1 << 20))
+                n += 1
+            except OSError:
+                pass
+"""
+MARK = "cambrian-persisted-7c1"
+PERSIST = f"""
+import os
+from pathlib import Path
+MARK = {MARK!r}
+here = Path.cwd().resolve()
+run = Path("../../..")  # the run directory (relative: a parent of it may be closed)
+PLACES = [run, run / "cache", run / "evals", Path(".."), Path("../candidate"), Path("/tmp"),
+          Path("/var/tmp"), Path("/dev/shm"), Path.home()]
+if not os.path.exists("probe.npz"):  # the scoring process: try to leave a note for a later run
+    for d in PLACES:
+        try:
+            (d / MARK).write_text("scored-before")
+        except OSError:
+            pass
+else:  # a later training process: did an earlier scoring process leave anything?
+    found = [str(d / MARK) for d in PLACES if (d / MARK).exists()]
+    found += [str(p) for p in run.glob("evals/*/work/*/" + MARK)]
+    (here / "found.txt").write_text("\\n".join(found))
+"""
+
+
+def evaluate_attention(run: Path, source: str, name: str, split: str = "hidden"):
+    from tests.attention.conftest import TINY
+
+    options = {**TINY, "tasks": {"lm": TINY["tasks"]["lm"]}, "weights": {"lm": 1.0}}
+    job = EvalJob(node_id=name, run_dir=str(run), domain="attention", domain_options=options,
+                  evaluator="attention", candidate=Candidate(kind="code", content=source),
+                  limits={"timeout_s": 300}, split=split)
+    work = run / "evals" / name / "work"
+    work.mkdir(parents=True)
+    return evaluate_here(job, work), work
+
+
+@ROOT_ONLY
+def test_attention_training_never_sees_the_hidden_split(open_tmp_path):
+    import numpy as np
+
+    from cambrian.plugins.domains.attention.domain import seed_source
+    from cambrian.scaling.data import open_corpus
+    from tests.attention.conftest import TINY
+
+    honest = seed_source("softmax")
+    first, _ = evaluate_attention(open_tmp_path, honest, "honest")  # a final evaluation before it
+    out, work = evaluate_attention(open_tmp_path, honest + LOOT, "looter")
+    assert first.status == out.status == NodeStatus.DONE, (first.error, out.error)
+    loot = [f.read_bytes() for f in (work / "candidate" / "loot").iterdir()]
+    assert len(loot) >= 4  # it did read files of the run (its own inputs: mixer, config, training data)
+    hidden = open_corpus(TINY["corpus"], open_tmp_path / "cache").tokens("hidden")
+    window = np.asarray(hidden[:32])  # the first hidden evaluation window (seq_len 32)
+    needles = [window.astype(t).tobytes() for t in (np.uint8, np.uint16, np.int32, np.int64)]
+    cache = [f.read_bytes() for f in (open_tmp_path / "cache").rglob("*") if f.is_file()]
+    assert any(n in c for n in needles for c in cache)  # the needle is findable where it is kept
+    assert not any(n in blob for n in needles for blob in loot)  # but not by the candidate
+    assert not list(open_tmp_path.glob("evals/*/work/scoring/*_eval.npz"))  # no inputs stay on disk
+
+
+@ROOT_ONLY
+def test_attention_scoring_process_can_persist_nothing_for_a_later_run(open_tmp_path):
+    from cambrian.plugins.domains.attention.domain import seed_source
+
+    source = seed_source("softmax") + PERSIST
+    first, w1 = evaluate_attention(open_tmp_path, source, "first")
+    second, w2 = evaluate_attention(open_tmp_path, source, "second")
+    assert first.status == second.status == NodeStatus.DONE, (first.error, second.error)
+    assert (w2 / "candidate" / "found.txt").read_text() == ""  # the later run found no note
+    # the only place the scoring process could write is its own directory (its uid only, and
+    # no later process reads it)
+    left = [p for p in open_tmp_path.rglob(MARK) if "scoring" not in p.parts]
+    assert left == []
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        assert not (Path(d) / MARK).exists()

@@ -1,16 +1,25 @@
 """The ``attention`` evaluator: the harness side of scoring a mixer design.
 
-Runs in the evaluation worker (trusted). It prepares data and probes, runs
-``runner.py`` with the candidate in a nested sandbox as a throw-away
-unprivileged uid (see cambrian/execution/sandbox.py), then checks and scores the
-raw outputs the runner saved:
+Runs in the evaluation worker (trusted). The candidate's code runs in two separate nested
+sandboxes, each as a fresh throw-away unprivileged uid (cambrian/execution/harness.py):
+
+1. training (``runner.py train``): training data and causality probes only, never evaluation
+   inputs (val or hidden); it saves the trained weights;
+2. scoring (``runner.py score``): a fresh directory the training process never saw, with the
+   candidate's source from the job (not the training directory's copy), the weights (loaded as
+   data), the evaluation inputs and the positions to re-score by prefix; no writable location
+   outlives it and the corpus cache and training directory are hidden from it. It returns raw
+   logits only.
+
+This side then checks and scores:
 
 - shape: the mixer maps [B, T, D] to [B, T, D];
-- causality: probe inputs that differ only from position ``cut`` on must give
-  the same outputs before ``cut`` (else: rejected, "peeks at future tokens");
-- MQAR / ListOps accuracy from argmax predictions against targets the
-  sandbox never received; LM bits per byte from per-position log-probabilities
-  (checked to be normalised) of the true next bytes.
+- causality (cambrian.scaling.causality): probe inputs that differ only from position ``cut`` on
+  must give the same outputs before ``cut``; and on the real evaluation windows, the trained
+  model's logits at t from a pass over x[:t+1] must equal the scored full-pass logits at t
+  (else: invalid, "peeks at future tokens");
+- MQAR / ListOps accuracy from the argmax of the logits against targets neither process
+  received; LM bits per byte from the log-softmax of the logits at the true next bytes.
 
 Options: candidate_timeout_s (None: the harness's rule, what is left of the sandbox
 timeout less 10%, at least 2 s; see cambrian/execution/harness.py), causal_tol (1e-4).
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +45,8 @@ from cambrian.scaling.causality import NotCausal, describe, first_leak, first_mi
 from cambrian.scaling.device import Runtime
 
 RUNNER = Path(__file__).with_name("runner.py")
-EVAL_CHUNK = 64  # rows per forward pass when the runner predicts the evaluation inputs
+EVAL_CHUNK = 64  # rows per forward pass when the scoring process runs the evaluation inputs
+PREFIX_CHECKS = 8  # positions of the evaluation windows re-scored by prefix, per task
 LM_CHANCE_BPB = 8.0  # uniform over 256 bytes
 
 
@@ -90,14 +101,14 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
             targets = np.concatenate([w[1] for w in wins])
             keep["lm"] = {"targets": targets, "bytes_per_token": corpus.bytes_per_token(job.split),
                           "floors": corpus_floors(corpus, job.split, targets.size).metrics()}
-            np.savez(cand_dir / "lm.npz", train_tokens=train, eval_inputs=xs)
+            keep["lm"]["inputs"] = xs  # for the scoring process only
+            np.savez(cand_dir / "lm.npz", train_tokens=train)
             runner_tasks[name] = {"vocab": corpus.vocab_size, "seq_len": t["seq_len"], **t}
             eval_rows[name] = len(xs)
         else:
             task, train, evald = _synthetic(name, t, job.split, job.seed)
-            np.savez(cand_dir / f"{name}.npz", train_inputs=train.inputs, train_targets=train.targets,
-                     eval_inputs=evald.inputs)
-            keep[name] = {"targets": evald.targets}
+            np.savez(cand_dir / f"{name}.npz", train_inputs=train.inputs, train_targets=train.targets)
+            keep[name] = {"targets": evald.targets, "inputs": evald.inputs}  # inputs: for the scoring process only
             runner_tasks[name] = {"vocab": task.vocab_size, "seq_len": task.seq_len, **t}
             eval_rows[name] = len(evald.inputs)
     # Causality probes (cambrian.scaling.causality): the real training and evaluation shapes of
@@ -115,7 +126,35 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
     config = {**m, "seed": job.seed, "tasks": runner_tasks, "cost_batch": settings["cost"]["batch"],
               "cost_seq": settings["cost"]["seq"], "threads": 1, "device": settings["device"]}
     (cand_dir / "config.json").write_text(json.dumps(config))
+    keep["config"] = config
     return keep
+
+
+def prepare_scoring(job: EvalJob, trained: Path, score_dir: Path, keep: dict[str, Any]) -> dict[str, Any]:
+    """Lay out the scoring process's directory: the candidate's source (the job's copy), the
+    trained weights (regular files only: a link the training process left is refused), the
+    evaluation inputs and the (row, t) positions to re-score by prefix, drawn here."""
+    import numpy as np
+
+    from cambrian.scaling.causality import prefix_positions
+
+    score_dir.mkdir(parents=True)
+    score_dir.chmod(0o700)  # its uid only: a later candidate (another uid) can't read these inputs
+    (score_dir / "mixer.py").write_text(job.candidate.content)
+    (score_dir / "config.json").write_text(json.dumps({**keep["config"], "eval_chunk": EVAL_CHUNK}))
+    rng = np.random.default_rng()
+    positions: dict[str, list[tuple[int, int]]] = {}
+    for name in keep["config"]["tasks"]:
+        src = trained / f"{name}.pt"
+        if src.is_symlink() or not src.is_file():
+            raise DesignRejected(f"the training run saved no weights for task {name!r}")
+        (score_dir / f"{name}.pt").write_bytes(src.read_bytes())
+        xs = keep[name]["inputs"]
+        positions[name] = prefix_positions(rng, len(xs), xs.shape[1], n=PREFIX_CHECKS)
+        rows = np.array([r for r, _ in positions[name]], dtype=np.int64)
+        ts = np.array([t for _, t in positions[name]], dtype=np.int64)
+        np.savez(score_dir / f"{name}_eval.npz", eval_inputs=xs, rows=rows, ts=ts)
+    return positions
 
 
 def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
@@ -134,32 +173,41 @@ def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
             raise NotCausal(describe(leak, f"on a [{shape[0]}, {shape[1]}] input, the output"))
 
 
-def check_prefix(name: str, out: Path, pred, tol: float) -> None:
-    """Prefix re-scoring of the trained model on the real evaluation windows: at sampled (row, t),
-    a pass over x[:t+1] gave the same output as the full pass whose predictions are scored."""
+def load_logits(name: str, out: Path, keep: dict[str, Any]):
+    """The scoring process's logits for task ``name``: full passes [N, T, V] and prefix passes [P, V]."""
     import numpy as np
 
-    path = out / f"{name}_prefix.npz"
-    if not path.is_file():
-        raise DesignRejected(f"the runner saved no prefix re-scoring for task {name!r}")
-    p = np.load(path)
-    rows, ts, full, pre = p["rows"], p["ts"], p["full"], p["pre"]
-    if len(rows) == 0 or not (len(rows) == len(ts) == len(full) == len(pre)):
+    full_path, pre_path = out / f"{name}_logits.npy", out / f"{name}_prefix.npy"
+    for path in (full_path, pre_path):
+        if path.is_symlink() or not path.is_file():
+            raise DesignRejected(f"the scoring run saved no logits for task {name!r}")
+    try:
+        full = np.load(full_path, allow_pickle=False).astype(np.float32)
+        pre = np.load(pre_path, allow_pickle=False).astype(np.float32)
+    except (ValueError, OSError) as exc:
+        raise DesignRejected(f"the logits of task {name!r} do not load: {exc}") from None
+    xs, vocab = keep[name]["inputs"], keep["config"]["tasks"][name]["vocab"]
+    if full.shape != (*xs.shape[:2], vocab):
+        raise DesignRejected(f"{name} logits have shape {list(full.shape)}, expected {[*xs.shape[:2], vocab]}")
+    if not np.isfinite(full).all():
+        raise DesignRejected(f"the {name} logits contain NaN or inf")
+    return full, pre
+
+
+def check_prefix(name: str, full, pre, positions: list[tuple[int, int]], tol: float) -> None:
+    """Prefix re-scoring of the trained model on the real evaluation windows: at the sampled
+    (row, t), a pass over x[:t+1] gave the same logits as the full pass that is scored."""
+    if pre.shape != (len(positions), full.shape[-1]):
         raise DesignRejected(f"the prefix re-scoring of task {name!r} is empty or malformed")
-    for r, t, f in zip(rows, ts, full):  # the re-checked outputs are the ones that were scored
-        scored = pred[r, t]
-        logp = f - f.max() - np.log(np.exp(f - f.max()).sum())
-        same = (np.abs(logp - scored.astype(np.float32)).max() < 0.05 if name == "lm"
-                else int(np.argmax(f)) == int(scored))
-        if not same:
-            raise DesignRejected(f"the prefix re-scoring of task {name!r} does not match its scored outputs")
-    i = first_mismatch(full, pre, tol)
+    rows = [r for r, _ in positions]
+    ts = [t for _, t in positions]
+    i = first_mismatch(full[rows, ts], pre, tol)
     if i is not None:
-        raise NotCausal(describe((int(rows[i]), int(ts[i])),
-                                 f"on the {name} evaluation windows, the trained model's output"))
+        raise NotCausal(describe(positions[i], f"on the {name} evaluation windows, the trained model's output"))
 
 
-def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str, float]:
+def score(settings: dict[str, Any], logits: dict[str, Any], keep: dict[str, Any]) -> dict[str, float]:
+    """Metrics from the logits and the targets only this side holds."""
     import numpy as np
 
     from cambrian.scaling.synthetic import IGNORE
@@ -167,26 +215,18 @@ def score(settings: dict[str, Any], out: Path, keep: dict[str, Any]) -> dict[str
     metrics: dict[str, float] = {}
     parts: dict[str, float] = {}
     for name in settings["tasks"]:
-        pred_path = out / f"{name}.npy"
-        if not pred_path.is_file():
-            raise DesignRejected(f"the runner saved no outputs for task {name!r}")
-        pred = np.load(pred_path)
+        full = logits[name].astype(np.float64)
         targets = keep[name]["targets"]
         if name == "lm":
-            logp = pred.astype(np.float32)
-            if logp.shape[:2] != targets.shape:
-                raise DesignRejected(f"LM outputs have shape {list(logp.shape)}, expected {list(targets.shape)}+[V]")
-            mass = np.exp(logp).sum(-1)
-            if not np.all(np.abs(mass - 1) < 0.05):
-                raise DesignRejected("the LM outputs are not normalised log-probabilities")
+            logp = full - full.max(-1, keepdims=True)
+            logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
             nats = -np.take_along_axis(logp, targets[..., None], -1).mean()
             bpb = float(nats / math.log(2) / keep["lm"]["bytes_per_token"])
             metrics["lm_bpb"] = bpb
             metrics.update({f"lm_{k}": v for k, v in keep["lm"]["floors"].items()})  # count-based floors
             parts[name] = max(0.0, 1.0 - bpb / LM_CHANCE_BPB)
         else:
-            if pred.shape != targets.shape:
-                raise DesignRejected(f"{name} predictions have shape {list(pred.shape)}, expected {list(targets.shape)}")
+            pred = full.argmax(-1)
             mask = targets != IGNORE
             acc = float((pred[mask] == targets[mask]).mean())
             metrics[f"{name}_acc"] = acc
@@ -209,32 +249,32 @@ class AttentionEvaluator(Evaluator):
         settings = options_with_defaults(job.domain_options)
         cand_dir = workdir / "candidate"
         keep = prepare(settings, job, cand_dir)
-        nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
-        if self.uses_gpu(job):  # CUDA maps far more address space than it uses (docs/sandbox.md)
-            nested = nested.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB})
-        res = run_candidate([sys.executable, str(RUNNER)], cand_dir, nested,
-                            hide=(corpus_cache(settings, job.run_dir),))
+        cache = corpus_cache(settings, job.run_dir)
+        res, nested = self.run_nested(job, cand_dir, "train", hide=(cache,))
         out = cand_dir / "out"
         record(res, workdir / "sandbox.json")
-        err = out / "error.json"
-        if err.is_file() and not res.timed_out:
-            e = json.loads(err.read_text())
-            last = [ln for ln in e["error"].strip().splitlines() if ln.strip()]
-            raise DesignRejected(f"{e['stage']} failed: {last[-1] if last else 'unknown error'}\n{e['error']}")
-        if res.timed_out or res.returncode != 0 or not (out / "report.json").is_file():
-            raise DesignRejected(f"the design failed: {explain(res, nested)}")
+        self.raise_failure(res, nested, out, done="report.json")
         check_probe(out, keep, self.options.causal_tol)
         report = json.loads((out / "report.json").read_text())
         for name, t in report["tasks"].items():
             if t["status"] != "completed":
                 raise DesignRejected(f"training on {name} stopped: {t['status']} ({t['reason']})")
-        import numpy as np
-
+        # scoring: a second process, fresh uid and directory, that the training process never saw
+        score_dir = workdir / "scoring"
+        positions = prepare_scoring(job, out, score_dir, keep)
+        try:
+            res, nested = self.run_nested(job, score_dir, "score", hide=(cache, cand_dir))
+        finally:  # the evaluation inputs (the hidden split's, in a final evaluation) don't stay on disk
+            for f in score_dir.glob("*_eval.npz"):
+                shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink(missing_ok=True)
+        record(res, workdir / "sandbox_scoring.json")
+        self.raise_failure(res, nested, score_dir / "out", done="scored.json")
+        logits = {}
         for name in settings["tasks"]:  # the trained models, re-checked where they were scored
-            pred_path = out / f"{name}.npy"
-            if pred_path.is_file():
-                check_prefix(name, out, np.load(pred_path), self.options.causal_tol)
-        metrics = score(settings, out, keep)
+            full, pre = load_logits(name, score_dir / "out", keep)
+            check_prefix(name, full, pre, positions[name], self.options.causal_tol)
+            logits[name] = full
+        metrics = score(settings, logits, keep)
         metrics["mixer_params"] = float(report["mixer_params"])
         metrics["ms_per_step"] = float(report["ms_per_step"])
         if "lm" in report["tasks"]:
@@ -245,7 +285,24 @@ class AttentionEvaluator(Evaluator):
             rt = runtimes[0].model_copy(update={"kernels": tuple(sorted({k for r in runtimes for k in r.kernels}))})
             rt.write(workdir)
             metrics.update(rt.metrics())
-        return metrics  # wall and CPU time (the nested run included) are measured by the parent
+        return metrics  # wall and CPU time (the nested runs included) are measured by the parent
+
+    def run_nested(self, job: EvalJob, where: Path, mode: str, hide: tuple[Path, ...]):
+        """One nested run of ``runner.py mode`` through the candidate harness (its timeout rule)."""
+        nested = candidate_limits(SandboxLimits(**job.limits), self.options.candidate_timeout_s)
+        if self.uses_gpu(job):  # CUDA maps far more address space than it uses (docs/sandbox.md)
+            nested = nested.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB})
+        return run_candidate([sys.executable, str(RUNNER), mode], where, nested, hide=hide), nested
+
+    @staticmethod
+    def raise_failure(res, nested: SandboxLimits, out: Path, done: str) -> None:
+        err = out / "error.json"
+        if err.is_file() and not err.is_symlink() and not res.timed_out:
+            e = json.loads(err.read_text())
+            last = [ln for ln in e["error"].strip().splitlines() if ln.strip()]
+            raise DesignRejected(f"{e['stage']} failed: {last[-1] if last else 'unknown error'}\n{e['error']}")
+        if res.timed_out or res.returncode != 0 or not (out / done).is_file():
+            raise DesignRejected(f"the design failed: {explain(res, nested)}")
 
     def uses_gpu(self, job: EvalJob) -> bool:
         from cambrian.scaling.device import wants_cuda

@@ -1,13 +1,20 @@
-"""Runs one mixer design inside the sandbox: ``python runner.py`` in a prepared directory.
+"""Runs one mixer design inside the sandbox, in one of two separate processes.
 
-The harness (the ``attention`` evaluator) writes ``mixer.py`` (the candidate),
-``config.json``, ``probe.npz`` and one ``<task>.npz`` per task. This script
-imports the design, runs the probes, trains a small model per task and saves
-raw outputs under ``out/``: the mixer's outputs on the probes, argmax
-predictions (synthetic tasks) or per-position log-probabilities (LM). It has
-no targets of the evaluation inputs and computes no metric: the harness
-checks causality and scores from these files. A failure writes
-``out/error.json`` with the stage it happened in.
+``python runner.py train`` (the training process): the harness (the ``attention`` evaluator)
+writes ``mixer.py`` (the candidate), ``config.json``, ``probe.npz`` and one ``<task>.npz`` of
+training data per task. This imports the design, runs the causality probes, measures its cost,
+trains a small model per task and saves its weights (``out/<task>.pt``, a state dict) and a
+report. It never receives evaluation inputs, of the val split or the hidden one.
+
+``python runner.py score`` (the scoring process, a fresh sandbox and uid in a fresh directory
+that the training process never sees): the harness writes the candidate's source (its own
+copy, not the training directory's), ``config.json``, the trained weights (loaded as data,
+``weights_only``) and ``<task>_eval.npz`` with the evaluation inputs and the (row, t) positions
+to re-score by prefix. This saves raw logits only: ``out/<task>_logits.npy`` and
+``out/<task>_prefix.npy``. It has no targets and computes no metric: the harness checks
+causality and computes the loss from these logits and labels it kept to itself.
+
+A failure writes ``out/error.json`` with the stage it happened in.
 """
 
 import json
@@ -20,7 +27,6 @@ import numpy as np
 import torch
 
 OUT = Path("out")
-PREFIX_CHECKS = 8  # positions of the evaluation windows re-scored by prefix, per task
 
 
 def fail(stage: str, message: str) -> None:
@@ -41,14 +47,42 @@ def build_lm(mixer_path: str, cfg: dict, vocab: int, seq_len: int, seed: int):
     return build_model(spec, seed=seed)
 
 
-def main() -> int:
+def setup():
     OUT.mkdir(exist_ok=True)
     cfg = json.loads(Path("config.json").read_text())
     torch.set_num_threads(int(cfg.get("threads", 1)))
     torch.manual_seed(cfg["seed"])
     from cambrian.scaling.device import resolve_device
 
-    device = resolve_device(cfg.get("device", "cpu"))  # here, in the sandbox: CUDA starts in this process
+    return cfg, resolve_device(cfg.get("device", "cpu"))  # here, in the sandbox: CUDA starts in this process
+
+
+def score() -> int:
+    """Logits of the trained models on the evaluation inputs, full passes and prefix passes."""
+    cfg, device = setup()
+    for name, t in cfg["tasks"].items():
+        data = np.load(f"{name}_eval.npz")
+        try:
+            model = build_lm("mixer.py", cfg, t["vocab"], t["seq_len"], cfg["seed"]).to(device)
+            model.load_state_dict(torch.load(f"{name}.pt", map_location=device, weights_only=True))
+            model.eval()
+            with torch.no_grad():
+                xs = torch.from_numpy(data["eval_inputs"]).to(device)
+                chunk = int(cfg.get("eval_chunk", 64))
+                logits = torch.cat([model(xs[i:i + chunk]).float().cpu() for i in range(0, len(xs), chunk)])
+                # prefix re-scoring at the harness's (row, t): a pass over x[:t+1] alone
+                pre = [model(xs[r:r + 1, :t + 1])[0, t].float().cpu().numpy()
+                       for r, t in zip(data["rows"], data["ts"])]
+            np.save(OUT / f"{name}_logits.npy", logits.numpy())
+            np.save(OUT / f"{name}_prefix.npy", np.stack(pre) if pre else np.zeros((0,), np.float32))
+        except Exception:
+            fail(f"score:{name}", traceback.format_exc(limit=-4))
+    (OUT / "scored.json").write_text(json.dumps({"tasks": list(cfg["tasks"])}))
+    return 0
+
+
+def main() -> int:
+    cfg, device = setup()
     report: dict = {}
     try:
         from cambrian.plugins.domains.attention.primitive import load_mixer_class
@@ -115,23 +149,7 @@ def main() -> int:
                                      "tokens_per_s": res.tokens_per_s, "train_loss": res.train_loss,
                                      "params": sum(p.numel() for p in model.parameters()),
                                      "runtime": res.runtime}
-            model.eval()
-            with torch.no_grad():
-                xs_eval = torch.from_numpy(data["eval_inputs"]).to(device)
-                chunks = [model(xs_eval[i:i + 64]).float().cpu() for i in range(0, len(xs_eval), 64)]
-                logits = torch.cat(chunks).float()
-                # prefix re-scoring: at sampled (row, t), a pass over x[:t+1] alone (the harness
-                # compares it with the full pass's output at t, which is what gets scored)
-                rng = np.random.default_rng()
-                rows = rng.integers(0, len(xs_eval), PREFIX_CHECKS)
-                ts = rng.integers(0, xs_eval.shape[1] - 1, PREFIX_CHECKS)
-                pre = [model(xs_eval[r:r + 1, :t + 1])[0, t].float().cpu().numpy() for r, t in zip(rows, ts)]
-                np.savez(OUT / f"{name}_prefix.npz", rows=rows, ts=ts, pre=np.stack(pre),
-                         full=logits[rows, ts].numpy())
-            if name == "lm":
-                np.save(OUT / f"{name}.npy", torch.log_softmax(logits, -1).half().numpy())
-            else:
-                np.save(OUT / f"{name}.npy", logits.argmax(-1).to(torch.int16).numpy())
+            torch.save(model.state_dict(), OUT / f"{name}.pt")  # the artifact the scoring process loads
         except Exception:
             fail(f"train:{name}", traceback.format_exc(limit=-4))
     (OUT / "report.json").write_text(json.dumps(report))
@@ -139,4 +157,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(score() if sys.argv[1:] == ["score"] else main())
