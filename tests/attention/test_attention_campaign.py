@@ -70,6 +70,7 @@ def test_the_softmax_baseline_is_scored_the_same_way_on_the_hidden_split(run):
     assert run["final"]["split"] == "hidden"
     assert rows["baseline:softmax"]["failed"] == 0 and 0 < rows["baseline:softmax"]["mean"] < 1
     assert len(rows) == 2 and rows["baseline:softmax"]["seeds"] == 2
+    assert [label for label, r in rows.items() if r["baseline"]] == ["baseline:softmax"]
     assert not set(run["final"]["seeds"]) & {0}  # fresh seeds, not the search's
     assert run["final"]["strongest_baseline"] == "baseline:softmax" and "baseline:softmax" in run["final"]["verdict"]
 

@@ -243,5 +243,7 @@ def test_show_json_is_one_object_with_the_leaderboard_floors_and_verdict(run):
     assert hidden["strongest_baseline"] == "llama" and isinstance(hidden["beats_all_baselines"], bool)
     for row in hidden["rows"]:
         assert {"name", "mean", "sd", "seeds", "params"} <= set(row) and row["seeds"] == 2 and row["params"] > 0
+    flagged = [row["name"] for row in hidden["rows"] if row["baseline"]]
+    assert "llama" in flagged and len(flagged) < len(hidden["rows"])  # the searched design is no baseline
     refs = campaign.open_store().get_meta("phase:references")
     assert data["warnings"] == ([refs["warning"]] if refs["warning"] else [])

@@ -42,8 +42,8 @@ class FinalEvaluation(Phase):
         for i, (label, _) in enumerate(named):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
             vals = [v for n in runs if (v := n.score(obj)) is not None]
-            row = Row(name=label, values=vals)
-            (bases if label.startswith("baseline:") else designs).append(row)
+            row = Row(name=label, values=vals, baseline=label.startswith("baseline:"))
+            (bases if row.baseline else designs).append(row)
             rows.append({"label": label, **{k: v for k, v in row.summary().items() if k != "name"},
                          "failed": len(runs) - len(vals), "errors": [n.error for n in runs if n.error][:3]})
         v = verdict(designs, bases, direction=obj.direction.value, metric=obj.name)

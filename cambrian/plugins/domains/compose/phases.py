@@ -408,13 +408,15 @@ class HiddenEvaluation(Phase):
             mine = nodes[i * len(seeds):(i + 1) * len(seeds)]
             done = [n for n in mine if n.status == NodeStatus.DONE and obj in n.metrics]
             row = Row(name=d["label"], values=[n.metrics[obj].value for n in done],
-                      params=done[0].metrics["params"].value if done and "params" in done[0].metrics else None)
+                      params=done[0].metrics["params"].value if done and "params" in done[0].metrics else None,
+                      baseline=bool(d.get("baseline")))
             (base_rows if d.get("baseline") else searched).append(row)
             rows.append({"label": d["label"], "kind": d["kind"], "baseline": d.get("baseline"),
                          "hash": d["hash"], "pattern": pattern(d["candidate"].content),
                          "nodes": [n.id for n in mine], "failed": len(mine) - len(done),
                          "errors": [n.error for n in mine if n.error][:3],
-                         **{k: v for k, v in row.summary().items() if k != "name"},
+                         # "baseline" stays the baseline's name (or None), not the row's flag
+                         **{k: v for k, v in row.summary().items() if k not in ("name", "baseline")},
                          "std": row.sd, "n": row.seeds})
         v = verdict(searched, base_rows, direction=campaign.objective.direction.value, metric=obj)
         strongest = next((c for c in v.comparisons if c.baseline == v.strongest_baseline), None)
