@@ -9,6 +9,7 @@ or explains it, and writes its result file before its own deadline.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import time
@@ -108,3 +109,23 @@ def record(res: SandboxResult, path: Path, **extra: object) -> None:
         {"uid": res.uid, "network_isolated": res.network_isolated, "pids_isolated": res.pids_isolated,
          "warnings": list(res.warnings), "wall_s": res.wall_s, "cpu_s": res.cpu_s,
          "returncode": res.returncode, "timed_out": res.timed_out, **extra}, indent=1))
+
+
+def check_source(src: object, *, what: str, max_chars: int, filename: str | None = "candidate.py",
+                 tree: bool = False) -> ast.Module | None:
+    """Refuse candidate source that is empty, too long or does not compile (``ValueError``).
+
+    ``what`` is the sentence for an empty candidate; ``filename=None`` skips compiling (a
+    non-Python file); ``tree=True`` parses only and returns the module's syntax tree.
+    """
+    if not isinstance(src, str) or not src.strip():
+        raise ValueError(what)
+    if len(src) > max_chars:
+        raise ValueError(f"the source is longer than {max_chars} characters")
+    if filename is None:
+        return None
+    try:
+        out = compile(src, filename, "exec", ast.PyCF_ONLY_AST if tree else 0)
+    except SyntaxError as exc:
+        raise ValueError(f"the source does not compile: {exc.msg} (line {exc.lineno})") from None
+    return out if tree else None

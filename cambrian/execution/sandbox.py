@@ -142,6 +142,15 @@ def _pids_of_uid(uid: int) -> list[int]:
 # makes that unexpected).
 MOUNT_FLAGS = ("--mount", "--mount-proc")  # own mount namespace, own /proc (in the new PID namespace)
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm", "/var/crash")
+# Both boxes end alike: a fresh size-limited /dev/shm, then the N hidden paths covered.
+_SHM_AND_HIDE = """mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
+while [ "$N" -gt 0 ]; do
+  if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
+  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97
+  fi
+  shift; N=$((N - 1))
+done
+"""
 _LOCK_TMP = """W="$1"; N="$2"; shift 2
 for d in {dirs}; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then
@@ -149,14 +158,7 @@ for d in {dirs}; do
   fi
 done
 case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97;; esac
-mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
-while [ "$N" -gt 0 ]; do
-  if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
-  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97
-  fi
-  shift; N=$((N - 1))
-done
-exec "$@"
+""" + _SHM_AND_HIDE + """exec "$@"
 """
 
 
@@ -169,14 +171,7 @@ for m in $(awk '{print $5}' /proc/self/mountinfo); do
   case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null;; esac
 done
 mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97
-mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
-while [ "$N" -gt 0 ]; do
-  if [ -d "$1" ]; then mount -t tmpfs -o ro,size=4k,mode=0755 tmpfs "$1" || exit 97
-  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97
-  fi
-  shift; N=$((N - 1))
-done
-for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
+""" + _SHM_AND_HIDE + """for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
   touch "$d/.cambrian-rw-probe" 2>/dev/null && exit 97
 done
 exec "$@"

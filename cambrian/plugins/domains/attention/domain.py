@@ -38,8 +38,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
-from cambrian.scaling.device import DeviceName
+from cambrian.execution.harness import check_source
 from cambrian.scaling.data import CorpusOption
+from cambrian.scaling.device import DeviceName
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
 SEED_NAMES = ("softmax", "linear", "sliding_window", "mamba")
@@ -198,15 +199,8 @@ class AttentionDomain(Domain):
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
-        src = candidate.content
-        if not isinstance(src, str) or not src.strip():
-            raise ValueError("a mixer design is non-empty Python source")
-        if len(src) > MAX_SOURCE_CHARS:
-            raise ValueError(f"the source is longer than {MAX_SOURCE_CHARS} characters")
-        try:
-            tree = ast.parse(src)
-        except SyntaxError as exc:
-            raise ValueError(f"the source does not compile: {exc.msg} (line {exc.lineno})") from None
+        tree = check_source(candidate.content, what="a mixer design is non-empty Python source",
+                            max_chars=MAX_SOURCE_CHARS, tree=True)
         if not any(isinstance(n, ast.ClassDef) and n.name == "Mixer" for n in tree.body):
             raise ValueError("the module must define a top-level class `Mixer(nn.Module)`")
         return candidate

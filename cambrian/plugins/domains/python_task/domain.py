@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from cambrian import Candidate, Domain, MetricSpec, Options
+from cambrian.execution.harness import check_source
 
 MAX_SOURCE_CHARS = 200_000
 
@@ -108,13 +109,6 @@ class PythonTaskDomain(Domain):
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
-        src = candidate.content
-        if not isinstance(src, str) or not src.strip():
-            raise ValueError("a code candidate is non-empty Python source")
-        if len(src) > MAX_SOURCE_CHARS:
-            raise ValueError(f"the source is longer than {MAX_SOURCE_CHARS} characters")
-        try:
-            compile(src, "candidate.py", "exec")
-        except SyntaxError as exc:
-            raise ValueError(f"the source does not compile: {exc.msg} (line {exc.lineno})") from None
+        check_source(candidate.content, what="a code candidate is non-empty Python source",
+                     max_chars=MAX_SOURCE_CHARS)
         return candidate

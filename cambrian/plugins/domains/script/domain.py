@@ -18,6 +18,7 @@ from pydantic import Field
 
 from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.core.records import canonical_json
+from cambrian.execution.harness import check_source
 
 MAX_SOURCE_CHARS = 200_000
 
@@ -97,14 +98,7 @@ class ScriptDomain(Domain):
 
     def validate(self, candidate: Candidate) -> Candidate:
         candidate = super().validate(candidate)
-        src = candidate.content
-        if not isinstance(src, str) or not src.strip():
-            raise ValueError("a script candidate is the non-empty source of the editable file")
-        if len(src) > MAX_SOURCE_CHARS:
-            raise ValueError(f"the source is longer than {MAX_SOURCE_CHARS} characters")
-        if self.task.editable_file.endswith(".py"):
-            try:
-                compile(src, self.task.editable_file, "exec")
-            except SyntaxError as exc:
-                raise ValueError(f"the source does not compile: {exc.msg} (line {exc.lineno})") from None
+        py = self.task.editable_file.endswith(".py")
+        check_source(candidate.content, what="a script candidate is the non-empty source of the editable file",
+                     max_chars=MAX_SOURCE_CHARS, filename=self.task.editable_file if py else None)
         return candidate
