@@ -19,7 +19,12 @@ from cambrian.core.errors import CambrianError
 from cambrian.core.options_doc import options_rows, primitive_rows
 from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.plugins.reporting.report import write_report
-from cambrian.plugins.reporting.summary import campaign_summary
+from cambrian.plugins.reporting.summary import (
+    campaign_summary,
+    phase_records,
+    phase_warnings,
+    run_state,
+)
 from cambrian.plugins.reporting.tables import leaderboard_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
@@ -258,26 +263,17 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     if unisolated_line(campaign.config):
         console.print(unisolated_line(campaign.config), highlight=False, soft_wrap=True)
-    store = campaign.open_store()
-    nodes = store.nodes(phase="search")
-    counts: dict[str, int] = {}
-    for n in nodes:
-        counts[n.status.value] = counts.get(n.status.value, 0) + 1
-
-    ends = store.events("campaign_end")
-    coord = coordination_state(run_dir)
+    nodes = campaign.open_store().nodes(phase="search")
+    counts, state, coord = run_state(campaign, nodes)
     if coord["awaiting"] is not None:
         state = _awaiting_line(coord["awaiting"])
-    else:
-        state = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
     console.print(f"{campaign.config.name}: {state}; nodes {counts}", highlight=False)
     for agent, error in campaign.agent_errors().items():
         console.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     for name, reason in coord["paused"].items():
         console.print(f"agent {name} paused: {reason}", highlight=False)
-    refs = store.get_meta("phase:references") or {}
-    if refs.get("warning"):
-        console.print(f"[bold red]{refs['warning']}[/bold red]", highlight=False)
+    for warning in phase_warnings(phase_records(campaign)):
+        console.print(f"[bold red]{warning}[/bold red]", highlight=False)
     console.print(leaderboard_table(nodes, campaign.objective, k=top))
 
 

@@ -76,6 +76,29 @@ def _hidden(phases: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def run_state(campaign: Any, nodes: list[Any]) -> tuple[dict[str, int], str, dict[str, Any]]:
+    """Search-node counts by status, "stopped (reason)" or "running or killed", and the
+    coordination state: what ``show`` and ``show --json`` both open with."""
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    ends = campaign.open_store().events("campaign_end")
+    status = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    return counts, status, coordination_state(campaign.run_dir)
+
+
+def phase_records(campaign: Any) -> dict[str, Any]:
+    """Each phase's stored record (by name), for the phases that have one."""
+    store = campaign.open_store()
+    phases = {p.name: store.get_meta(f"phase:{p.name}") for p in campaign.phases}
+    return {k: v for k, v in phases.items() if v is not None}
+
+
+def phase_warnings(phases: dict[str, Any]) -> list[str]:
+    """The one-line warnings phases stored (e.g. a proxy whose references miss the floors)."""
+    return [p["warning"] for p in phases.values() if isinstance(p, dict) and p.get("warning")]
+
+
 def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
     from cambrian.core.campaign import Campaign
 
@@ -83,18 +106,11 @@ def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
     store = campaign.open_store()
     obj = campaign.objective
     nodes = store.nodes(phase="search")
-    counts: dict[str, int] = {}
-    for n in nodes:
-        counts[n.status.value] = counts.get(n.status.value, 0) + 1
-    ends = store.events("campaign_end")
-    coord = coordination_state(run_dir)
-    status = f"stopped ({ends[-1]['payload'].get('reason')})" if ends else "running or killed"
+    counts, status, coord = run_state(campaign, nodes)
     if coord["awaiting"] is not None:
         status = "awaiting_approval"
-    phase_names = [p.name for p in campaign.phases]
-    phases = {name: store.get_meta(f"phase:{name}") for name in phase_names}
-    phases = {k: v for k, v in phases.items() if v is not None}
-    warnings = [p["warning"] for p in phases.values() if isinstance(p, dict) and p.get("warning")]
+    phases = phase_records(campaign)
+    warnings = phase_warnings(phases)
     board = [{"id": r.node.id, "agent": r.node.agent, "operator": r.node.operator,
               "design": design_summary(r.node.candidate.content), "score": _score(r), "fidelity": r.fidelity,
               "metrics": {k: _finite(m.value) for k, m in r.node.metrics.items()}}
