@@ -69,6 +69,14 @@ def test_search_and_phases_are_stored(run):
     assert hidden["verdict"] and "llama" in hidden["verdict"] and "Welch p" in hidden["verdict"]
     assert all(r["seeds"] == 2 for r in hidden["designs"])
     assert hidden["floors"]["split"] == "hidden" and hidden["floors"]["bigram_bpb"] > 0
+    # the designs judged as finds are the search's own, best first: a reference that led the
+    # search (it is seeded into the evolutionary agent) is judged as a baseline, never as a find
+    from cambrian.plugins.domains.compose.phases import search_pool
+
+    ref_hashes = {c.hash for c in campaign.domain.baselines().values()}
+    found = [d["hash"] for d in hidden["designs"] if not d["baseline"]]
+    pool = [n.candidate.hash for n in search_pool(campaign) if n.candidate.hash not in ref_hashes]
+    assert found and found == pool[:len(found)] and not set(found) & ref_hashes
     hidden_nodes = store.nodes(phase="hidden")
     assert {n.split for n in hidden_nodes} == {"hidden"} and {n.seed for n in hidden_nodes} == set(hidden["seeds"])
 

@@ -75,7 +75,8 @@ def test_no_epoch_floats_anywhere(report):
 def test_metrics_are_sortable_numeric_columns(report):
     board = section(report["html"], "leaderboard")
     heads = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", board)
-    assert heads[:5] == ["rank", "node", "design", "agent", "operator"] and "loss" in heads and "norm" in heads
+    assert heads[:7] == ["rank", "node", "design", "agent", "origin", "fidelity", "seeds"]
+    assert "loss" in heads and "norm" in heads
     rows = re.findall(r"<tr>(.*?)</tr>", board, re.S)[1:]
     assert rows
     for row in rows:

@@ -96,6 +96,31 @@ def test_halving_reseeds_the_leading_finalists_before_one_is_called_best():
     assert best.n == 3 and best.seeds == (0, 1, 2)
 
 
+def test_halving_promotes_and_reseeds_the_best_reference_whatever_its_rank():
+    """promote_seeds: the strongest hand-built starting design (operator ``seeds``) meets the
+    finalists at their budget and seeds, even when it is slow at the screening budget."""
+    h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2, promote_seeds=True)
+    nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1), node(3, 3.0, 0.1),
+             node(7, 6.0, 0.1, operator="seeds"), node(8, 5.0, 0.1, operator="seeds"),  # references, ranked last
+             node(4, 4.0, 0.1)]
+    p = h.propose(view(nodes))  # 6 at rung 0: the best 2 (1, 2), then the best reference (8), never 7
+    assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[0].id,), 1.0)
+    nodes.append(node(1, 3.0, 1.0, operator="promote", parents=p.parents))
+    nodes.append(node(2, 3.5, 1.0, operator="promote", parents=[nodes[1].id]))
+    p = h.propose(view(nodes))
+    assert p.role == "reseed" and p.parents == (nodes[6].id,)  # the leader first
+    nodes.append(node(1, 3.1, 1.0, seed=p.seed, operator="reseed", parents=p.parents))
+    p = h.propose(view(nodes))
+    assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[4].id,), 1.0)  # the best reference
+    nodes.append(node(8, 3.4, 1.0, operator="promote", parents=p.parents))
+    p = h.propose(view(nodes))  # reseeded like a leader although #3 at the top rung
+    assert p.role == "reseed" and p.parents == (nodes[-1].id,)
+    nodes.append(node(8, 3.3, 1.0, seed=p.seed, operator="reseed", parents=p.parents))
+    assert h.propose(view(nodes)).role in ("draft", "improve")
+    plain = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)
+    assert plain.reserve == 2 and h.reserve == 4  # the reference's promotion and reseed are kept too
+
+
 def test_halving_keeps_the_budgets_end_for_promotions():
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)  # reserve 1 + 1
     nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1, status=NodeStatus.RUNNING)]

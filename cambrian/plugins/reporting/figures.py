@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
+from cambrian.core.standings import standings
 from cambrian.plugins.reporting.format import si, wrap
 
 DPI = 110
@@ -69,23 +70,28 @@ def _metric(n: Node, name: str) -> float | None:
 
 def leaderboard(nodes: list[Node], objective: MetricSpec, agents: list[str], path: Path,
                 k: int = 15, labels: dict[str, str] | None = None) -> Path | None:
-    top = best_nodes(nodes, objective)[:k]
-    if not top:
+    ranked = standings(nodes, objective)[:k]  # one bar per candidate: its mean at its ranked fidelity
+    if not ranked:
         return None
+    top = [r.node for r in ranked]
     plt, colors = pyplot(), palette(agents)
     # Labels wrap between words (never cut): node id, then the design on the next line(s).
     ticks = [f"{n.id}\n{wrap((labels or {}).get(n.id, ''), 36)}".strip() for n in top]
     lines = max(t.count("\n") + 1 for t in ticks)
     fig, ax = plt.subplots(figsize=(9, (0.18 + 0.12 * lines) * len(top) + 1.2))
     ys = list(range(len(top)))[::-1]
-    vals = [n.score(objective) for n in top]
-    ax.barh(ys, vals, color=[colors.get(n.agent, "grey") for n in top])
+    vals = [r.mean for r in ranked]
+    ax.barh(ys, vals, xerr=[r.sd for r in ranked], color=[colors.get(n.agent, "grey") for n in top])
     ax.set_yticks(ys, ticks, fontsize=7.5)
     lo, hi = min(vals), max(vals)
     pad = max(1e-3, (hi - lo) * 0.15)
     ax.set_xlim(lo - pad, hi + pad)
     for y, v in zip(ys, vals):
         ax.text(v, y, f" {v:.4f}", va="center", fontsize=7)
+    fids = sorted({r.fidelity for r in ranked}, reverse=True)
+    if len(fids) > 1:
+        ax.text(1.0, -0.08, "ranked at fidelity " + ", then ".join(f"{f:g}" for f in fids) + "; bars: mean, "
+                "lines: sd over seeds", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     ax.set_xlabel(f"{objective.name} ({objective.direction.value}imise)")
     ax.set_title("Leaderboard (search)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[a]) for a in agents]

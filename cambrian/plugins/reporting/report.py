@@ -34,7 +34,8 @@ from markupsafe import Markup
 
 from cambrian.core.campaign import Campaign
 from cambrian.core.plugins import get_plugin_manager
-from cambrian.core.records import Node, ReportSection, best_nodes
+from cambrian.core.records import Node, ReportSection
+from cambrian.core.standings import Standing, standings
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 
@@ -139,11 +140,20 @@ def _cell(name: str, value: float | None) -> dict[str, Any]:
     return {"text": fmt.metric(name, value), "sort": value if ok else ""}
 
 
-def leaderboard_rows(d: ReportData, nodes: list[Node], columns: list[str]) -> list[dict[str, Any]]:
+def leaderboard_rows(d: ReportData, ranked: list[Standing], columns: list[str]) -> list[dict[str, Any]]:
+    """One row per candidate: the objective as mean ± sd over its seeds at the fidelity it is
+    ranked at; the other metrics are its representative node's (the first evaluation there)."""
+    first = {}
+    for n in sorted(d.nodes, key=lambda n: n.created_at):
+        first.setdefault(n.candidate.hash, n)  # where the candidate came from (its screening node)
     rows = []
-    for rank, n in enumerate(nodes, 1):
-        rows.append({"rank": rank, "node": n, "design": d.label(n.candidate.content),
-                     "cells": [_cell(m, n.metrics[m].value if m in n.metrics else None) for m in columns]})
+    for rank, r in enumerate(ranked, 1):
+        n = r.node
+        cells = [{"text": r.text(), "sort": r.mean} if m == d.objective.name
+                 else _cell(m, n.metrics[m].value if m in n.metrics else None) for m in columns]
+        rows.append({"rank": rank, "node": n, "design": d.label(n.candidate.content), "fidelity": r.fidelity,
+                     "seeds": r.n, "origin": first[r.hash].operator, "cells": cells,
+                     "wall_s": sum(x.cost.wall_s for x in r.nodes)})
     return rows
 
 
@@ -183,7 +193,7 @@ def agents(d: ReportData) -> Section | None:
     rows = []
     for a in d.campaign.agents:
         mine = [n for n in d.nodes if n.agent == a.name]
-        best = best_nodes(mine, d.objective)
+        best = standings(mine, d.objective)
         cfg = a.config
         rows.append({
             "name": a.name, "scaffold": cfg.scaffold.name,
@@ -192,7 +202,7 @@ def agents(d: ReportData) -> Section | None:
                     else cfg.llm.name if cfg.llm else "none"),
             "nodes": len(mine), "done": sum(n.status.value == "done" for n in mine),
             "failed": sum(n.status.value in ("failed", "invalid") for n in mine),
-            "best": best[0].score(d.objective) if best else None,
+            "best": best[0].mean if best else None,
             "stopped": stops.get(a.name), "error": a.name in errors,
         })
     llm_failed = [c for c in d.llm_calls if not c.get("ok")]
@@ -202,16 +212,18 @@ def agents(d: ReportData) -> Section | None:
 
 
 def leaderboard(d: ReportData) -> Section | None:
-    top = best_nodes(d.nodes, d.objective)[:LEADERBOARD_ROWS]
+    ranked = standings(d.nodes, d.objective)
+    top = ranked[:LEADERBOARD_ROWS]
     if not top:
         return None
-    columns, notes = metric_columns(top, d.objective.name)
+    columns, notes = metric_columns([r.node for r in top], d.objective.name)
     rows = leaderboard_rows(d, top, columns)
-    labels = {n.id: d.label(n.candidate.content, 44) for n in top}
+    labels = {r.node.id: d.label(r.node.candidate.content, 44) for r in top}
     img = d.figure("leaderboard", figures.leaderboard, d.nodes, d.objective, d.agents, labels=labels)
+    fids = sorted({r.fidelity for r in top}, reverse=True)
     return Section("leaderboard", "Leaderboard", d.render(
         "sections/leaderboard.html.j2", img=img, rows=rows, columns=columns, notes=notes,
-        total=len([n for n in d.nodes if n.score(d.objective) is not None])),
+        total=len(ranked), fidelities=fids, objective=d.objective.name),
         figures=["leaderboard"])
 
 

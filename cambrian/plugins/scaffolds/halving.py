@@ -35,7 +35,12 @@ Options (defaults):
   reseed_top (2), seeds (3): the best reseed_top finalists are evaluated with seeds
     seeds each (the campaign seed and seeds - 1 more);
   reserve (null): nodes kept for promotions and reseeds; null = len(rungs) - 1 +
-    reseed_top * (seeds - 1);
+    reseed_top * (seeds - 1), plus len(rungs) - 1 + seeds - 1 with promote_seeds;
+  promote_seeds (false): the best of the domain's own starting designs (the nodes of the
+    ``seeds`` operator, hand-built references) is promoted at every rung whatever its rank,
+    and reseeded at the top like a leader: the finalists are then ranked against the
+    strongest reference at the same budget and seeds (a reference that learns slowly at a
+    screening budget would otherwise never meet the finalists);
   approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
     approval (the campaign stops with status awaiting_approval and the promotion's cost,
     `cambrian approve RUN_DIR [--reject]`, then `cambrian resume`). A rejected promotion
@@ -70,6 +75,9 @@ class HalvingOptions(Options):
     reserve: int | None = Field(None, ge=0, description="nodes kept for promotions and reseeds")
     approve_from: float | None = Field(None, description="promotions to this rung's fidelity or above wait "
                                        "for a person's approval (cambrian approve); null: none do")
+    promote_seeds: bool = Field(False, description="also promote the best of the domain's own starting designs "
+                                "(operator `seeds`: hand-built references) at every rung and reseed it at the top, "
+                                "so the finalists are ranked against the strongest reference at their budget")
 
     @field_validator("inner", mode="before")
     @classmethod
@@ -109,13 +117,22 @@ class HalvingScaffold(Scaffold):
         self.inner: Scaffold = get_plugin_manager().get("scaffold", self.opts.inner.name)(**self.opts.inner.options)
         self.rungs = self.opts.rungs
         o = self.opts
-        self.reserve = o.reserve if o.reserve is not None else len(self.rungs) - 1 + o.reseed_top * (o.seeds - 1)
+        climbers = 1 + int(o.promote_seeds)  # the best promotion, and the best reference
+        self.reserve = o.reserve if o.reserve is not None else \
+            (len(self.rungs) - 1) * climbers + (o.reseed_top + int(o.promote_seeds)) * (o.seeds - 1)
 
     def observe(self, node: Node) -> None:
         if not is_reevaluation(node):
             self.inner.observe(node)
 
     # -- the schedule ---------------------------------------------------------------------
+
+    def _best_seed(self, ranked: list, view: SearchView) -> list:
+        """The best-ranked row of a hand-built starting design (with ``promote_seeds``), if any."""
+        if not self.opts.promote_seeds:
+            return []
+        refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
+        return next(([row] for row in ranked if row.hash in refs), [])
 
     def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
         """The next ASHA promotion, from the highest rung down (None when none is due).
@@ -130,7 +147,7 @@ class HalvingScaffold(Scaffold):
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
             ranked = standings(here, view.objective, fidelity=self.rungs[i])
             to = self.rungs[i + 1]
-            for row in ranked[: len(ranked) // self.opts.eta]:
+            for row in ranked[: len(ranked) // self.opts.eta] + self._best_seed(ranked, view):
                 if (row.hash, to, view.seed) not in have and (row.hash, to) not in view.rejected:
                     gated = self.opts.approve_from is not None and to >= self.opts.approve_from
                     return Proposal("promote", (row.node.id,), fidelity=to, seed=view.seed, approve=gated)
@@ -142,7 +159,8 @@ class HalvingScaffold(Scaffold):
             return None
         top = self.rungs[-1]
         finals = [n for n in view.nodes if n.fidelity == top]
-        for row in standings(finals, view.objective, fidelity=top)[: self.opts.reseed_top]:
+        ranked = standings(finals, view.objective, fidelity=top)
+        for row in ranked[: self.opts.reseed_top] + self._best_seed(ranked, view):
             used = {n.seed for n in finals if n.candidate.hash == row.hash}
             if len(used) < self.opts.seeds:
                 seed = next(view.seed + j for j in range(1, 10 * self.opts.seeds) if view.seed + j not in used)

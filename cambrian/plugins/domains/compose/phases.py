@@ -34,7 +34,8 @@ Config (the campaign's ``phases`` mapping; a phase set to ``false`` is skipped):
     why. Rank agreement: Spearman and Kendall (exact p) between the proxy's and the largest
     rung's ranking of the promoted designs, resolved from 6 designs.
   hidden: {top_k: 2, seeds: 5, baselines: null, rung: null}
-    The ``top_k`` designs (the leaderboard's: mean over seeds at the highest fidelity) and
+    The ``top_k`` designs the search found (the leaderboard's: mean over seeds at the highest
+    fidelity; a hand-built reference leading the search is compared as a baseline) and
     the baselines (null: every baseline of the domain), each trained with every seed and
     scored on the hidden split, at the proxy's budget (fidelity 1, or the search's highest
     where finalists went beyond it), or at ``rung``. ``seeds`` is a count of fresh seeds
@@ -231,12 +232,18 @@ def rung_options(rung: dict[str, Any]) -> dict[str, Any]:
     return {**{k: rung[k] for k in TRAINING_KEYS if k in rung}, "scale": rung["name"]}
 
 
-def promoted(campaign: Any, top_k: int, baselines: list[str]) -> list[dict[str, Any]]:
-    """The designs a phase carries forward: the best ``top_k`` and the named baselines."""
+def promoted(campaign: Any, top_k: int, baselines: list[str], found_only: bool = False) -> list[dict[str, Any]]:
+    """The designs a phase carries forward: the best ``top_k`` and the named baselines.
+
+    With ``found_only``, the best ``top_k`` are the search's own designs: a hand-built
+    reference that leads the search (it was evaluated there like any candidate) is compared
+    as a baseline, not as a find, so the verdict always asks whether a discovery beats it."""
+    refs = campaign.domain.baselines()
+    ref_hashes = {c.hash for c in refs.values()}
+    pool = [n for n in search_pool(campaign) if not (found_only and n.candidate.hash in ref_hashes)]
     designs = [{"label": f"#{i + 1} {n.id}", "kind": n.phase, "hash": n.candidate.hash,
                 "candidate": n.candidate, "proxy_node": n}
-               for i, n in enumerate(search_pool(campaign)[:top_k])]
-    refs = campaign.domain.baselines()
+               for i, n in enumerate(pool[:top_k])]
     for name in baselines:
         if name not in refs:
             raise ValueError(f"unknown baseline {name!r} (known: {', '.join(refs)})")
@@ -395,7 +402,7 @@ class HiddenEvaluation(Phase):
         seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
         refs = campaign.domain.baselines()
         baselines = list(self.options.baselines or refs)
-        designs = promoted(campaign, self.options.top_k, baselines)
+        designs = promoted(campaign, self.options.top_k, baselines, found_only=True)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
         fidelity = 1.0 if rung else search_fidelity(campaign)  # the proxy, or the finalists' budget
