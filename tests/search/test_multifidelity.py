@@ -121,6 +121,25 @@ def test_halving_promotes_and_reseeds_the_best_reference_whatever_its_rank():
     assert plain.reserve == 2 and h.reserve == 4  # the reference's promotion and reseed are kept too
 
 
+def test_the_inner_scaffold_ranks_candidates_as_the_standings_do():
+    """A candidate that did best at the largest budget leads the inner scaffold's view, even
+    when its screening score was not the best; the inner scaffold sees one node per candidate."""
+    seen = []
+
+    class Spy(type(get_plugin_manager().get("scaffold", "random")())):
+        def propose(self, view):
+            seen.append({n.candidate.content[0]: n.metrics["loss"].value for n in view.nodes})
+            return super().propose(view)
+
+    nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1), node(3, 3.0, 0.1),
+             node(2, 2.5, 1.0, operator="promote"), node(1, 2.9, 1.0, operator="promote")]
+    for rank, expect in (("standings", {2.0: 1.0, 1.0: 2.0, 3.0: 3.0}), ("screening", {1.0: 1.0, 2.0: 2.0, 3.0: 3.0})):
+        h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=0, inner_rank=rank)
+        h.inner = Spy()
+        assert h.propose(view(nodes)).fidelity == 0.1
+        assert seen[-1] == expect
+
+
 def test_halving_keeps_the_budgets_end_for_promotions():
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)  # reserve 1 + 1
     nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1, status=NodeStatus.RUNNING)]

@@ -23,13 +23,22 @@ are left, screening stops (the agent waits for its running evaluations, which ma
 promotion, and then stops, leaving the rest to other agents' finalists), and a promotion
 is made only while the rest of its way up (higher rungs and reseeds) fits.
 
-The inner scaffold sees only the screening evaluations (its own view of the search,
-with comparable scores); promotions and reseeds are this scaffold's. Everything is
+The inner scaffold sees only the screening evaluations (one node per candidate it made);
+promotions and reseeds are this scaffold's. With ``inner_rank: standings`` (the default)
+each of those nodes carries its candidate's place in the standings instead of its raw
+screening score (1 = best, negated when the objective is maximised): candidates that
+climbed higher come first, by their mean there, then the rest by their screening score.
+Raw scores at different fidelities do not compare, and a screening score is the noisiest
+one a candidate has, so an evolutionary inner scaffold then breeds from the candidates
+that did best at the largest budget. The inner scaffold's ``observe`` still gets the real
+nodes (``bo`` tells optuna real screening values). Everything is
 recomputed from the stored nodes at each step, so a resumed campaign continues the same
 schedule (the inner scaffold replays its own nodes through ``observe``).
 
 Options (defaults):
   inner ({name: random}): the scaffold that makes new candidates, with its options;
+  inner_rank (standings): what the inner scaffold's nodes score (above): ``standings`` or
+    ``screening`` (the raw screening score);
   rungs ([0.1, 0.33, 1.0]): ascending fidelities; the first screens, the last is final;
   eta (3): promote the best 1/eta of each rung;
   reseed_top (2), seeds (3): the best reseed_top finalists are evaluated with seeds
@@ -51,11 +60,11 @@ Options (defaults):
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cambrian import Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
+from cambrian import Direction, Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
 from cambrian.core.components import REEVALUATE_ROLES
 
 
@@ -75,6 +84,9 @@ class HalvingOptions(Options):
     reserve: int | None = Field(None, ge=0, description="nodes kept for promotions and reseeds")
     approve_from: float | None = Field(None, description="promotions to this rung's fidelity or above wait "
                                        "for a person's approval (cambrian approve); null: none do")
+    inner_rank: Literal["standings", "screening"] = Field(
+        "standings", description="what the inner scaffold's nodes score: their candidate's place in the "
+        "standings (highest fidelity first), or the raw screening score")
     promote_seeds: bool = Field(False, description="also promote the best of the domain's own starting designs "
                                 "(operator `seeds`: hand-built references) at every rung and reseed it at the top, "
                                 "so the finalists are ranked against the strongest reference at their budget")
@@ -181,12 +193,27 @@ class HalvingScaffold(Scaffold):
             # more screening. With nothing running either, the agent is done.
             return None
         screening = [n for n in view.nodes if not is_reevaluation(n)]
+        if self.opts.inner_rank == "standings":
+            screening = self._ranked(screening, view)
         inner_view = replace(view, nodes=screening, shared=[n for n in view.shared if not is_reevaluation(n)],
                              in_flight=sum(not n.status.finished for n in screening))
         move = self.inner.propose(inner_view)
         if move is not None:
             move.fidelity = self.rungs[0]
         return move
+
+    def _ranked(self, screening: list[Node], view: SearchView) -> list[Node]:
+        """The screening nodes, each scored by its candidate's place in the standings."""
+        place = {r.hash: i for i, r in enumerate(standings(view.nodes, view.objective), 1)}
+        sign = -1.0 if view.objective.direction == Direction.MAX else 1.0
+        name, out = view.objective.name, []
+        for n in screening:
+            if n.score(view.objective) is None or n.candidate.hash not in place:
+                out.append(n)
+                continue
+            metric = n.metrics[name].model_copy(update={"value": sign * place[n.candidate.hash]})
+            out.append(n.model_copy(update={"metrics": {**n.metrics, name: metric}}))
+        return out
 
     def state(self, view: SearchView) -> dict[str, Any]:
         """Per rung: the candidates with a valid result there (best first) and their means."""
