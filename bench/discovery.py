@@ -20,6 +20,7 @@ ratio to random's mean side by side.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -86,7 +87,7 @@ def policies(args: argparse.Namespace) -> int:
     for name, vals in results.items():
         m = mean(vals)
         ratio = f"{m / ref:.3f}x random" if m is not None and ref else "-"
-        print(f"{name:15s} best hidden per seed {['%.3f' % v if v is not None else 'failed' for v in vals]}  "
+        print(f"{name:15s} best hidden per seed {[f'{v:.3f}' if v is not None else 'failed' for v in vals]}  "
               f"mean {m if m is None else round(m, 4)}  {ratio}  evaluation CPU {cost[name]:.0f} s")
     if args.out:
         Path(args.out).write_text(json.dumps({"results": results, "cpu_s": cost, "nodes": args.nodes,
@@ -94,39 +95,74 @@ def policies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(job: tuple[str, str, dict[str, Any], dict[str, Any], int, str]) -> tuple[str, str, dict[str, float], float]:
+    """One (rung, design) training through the compose evaluator's train-and-score path."""
+    from cambrian.plugins.domains.compose.evaluator import run_proxy
+    from cambrian.plugins.domains.compose.phases import rung_spec
+
+    rung_name, label, content, s, seed, run = job
+    rung = json.loads(rung_name) if rung_name.startswith("{") else {"name": rung_name}
+    with tempfile.TemporaryDirectory() as work:
+        c0 = time.process_time()
+        m, _ = run_proxy(rung_spec(content, rung), s, split="val", seed=seed, workdir=Path(work),
+                         run_dir=Path(run), threads=1, save_model=False)
+    return rung["name"], label, m, time.process_time() - c0
+
+
 def ladder(args: argparse.Namespace) -> int:
+    """The finalists and baselines at the proxy and the larger rungs; rank agreement."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from cambrian import Store, standings
     from cambrian.core.config import parse_config
     from cambrian.plugins.domains.compose.domain import ComposeDomain, settings
-    from cambrian.plugins.domains.compose.evaluator import run_proxy
-    from cambrian.plugins.domains.compose.phases import rung_spec
     from cambrian.scaling.ladder import rank_agreement
 
     store = Store(args.run, create=False)
     cfg = parse_config(store.get_meta("config"))
     domain = ComposeDomain(**cfg.domain.options)
     s0 = settings(cfg.domain.options)
+    seed = int(cfg.seed) if args.seed is None else args.seed
     nodes = store.nodes(phase="search")
     top = max(n.fidelity for n in nodes)
-    designs = {f"finalist {r.node.id}": r.node.candidate.content for r in standings(nodes, domain.objective, fidelity=top)}
-    designs.update({name: c.content for name, c in domain.baselines().items()})
+    # one entry per design (by canonical hash): a baseline the search promoted is one design
+    designs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for r in standings(nodes, domain.objective, fidelity=top):
+        designs[r.hash] = (f"finalist {r.node.id}", r.node.candidate.content)
+    for name, c in domain.baselines().items():
+        label = designs[c.hash][0] + f" = {name}" if c.hash in designs else name
+        designs[c.hash] = (label, c.content)
     rungs = [{"name": "proxy"}] + [json.loads(r) for r in args.rung]
     scores: dict[str, dict[str, float]] = {r["name"]: {} for r in rungs}
-    t0 = time.perf_counter()
+    # the proxy's scores are the search's own (fidelity 1 at this seed) where it has them
+    proxy = {n.candidate.hash: n for n in nodes if n.fidelity == 1.0 and n.seed == seed
+             and n.score(domain.objective) is not None}
+    jobs = []
     for rung in rungs:
-        for label, content in designs.items():
-            s = {**s0, **{k: v for k, v in rung.items() if k in s0}, "mqar_steps": 0}
-            with tempfile.TemporaryDirectory() as work:
-                c0 = time.process_time()
-                m, _ = run_proxy(rung_spec(content, rung), s, split="val", seed=args.seed, workdir=Path(work),
-                                 run_dir=Path(args.run), threads=1, save_model=False)
-            scores[rung["name"]][label] = m["bpb"]
-            print(f"  {rung['name']:8s} {label:24s} bpb {m['bpb']:.4f}  params {int(m['params'])}  "
-                  f"cpu {time.process_time() - c0:.0f} s", flush=True)
+        s = {**s0, **{k: v for k, v in rung.items() if k in s0}, "mqar_steps": 0}
+        for h, (label, content) in designs.items():
+            if rung["name"] == "proxy" and h in proxy:
+                scores["proxy"][label] = proxy[h].metrics["bpb"].value
+                print(f"  proxy    {label:34s} bpb {scores['proxy'][label]:.4f}  (the search's node {proxy[h].id})")
+                continue
+            jobs.append((json.dumps(rung) if rung["name"] != "proxy" else "proxy", label, content, s, seed, args.run))
+    t0 = time.perf_counter()
+    cpu = 0.0
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for rung_name, label, m, c in pool.map(_train, jobs):
+            scores[rung_name][label] = m["bpb"]
+            cpu += c
+            print(f"  {rung_name:8s} {label:34s} bpb {m['bpb']:.4f}  params {int(m['params'])}  cpu {c:.0f} s",
+                  flush=True)
     first, last = rungs[0]["name"], rungs[-1]["name"]
     ra = rank_agreement(scores[first], scores[last])
     print(f"\nrank agreement {first} -> {last} over {ra.n} designs: Spearman {ra.spearman:.3f} (p {ra.spearman_p:.3g}), "
-          f"Kendall {ra.kendall:.3f} (p {ra.kendall_p:.3g}); {time.perf_counter() - t0:.0f} s wall")
+          f"Kendall {ra.kendall:.3f} (p {ra.kendall_p:.3g}); {time.perf_counter() - t0:.0f} s wall, "
+          f"{cpu:.0f} CPU s of training")
+    for label in sorted(scores[first], key=scores[first].get):
+        print(f"  {label:34s} proxy {scores[first][label]:.4f}  {last} {scores[last].get(label, float('nan')):.4f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"scores": scores, "rank_agreement": dataclasses.asdict(ra)}, indent=1))
     return 0
 
 
@@ -137,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rung", action="append", default=[],
                     help='a larger rung as JSON, e.g. \'{"name": "x2", "d_model": 96, "depth": 1.5, '
                          '"train_tokens": 1200000}\' (repeatable)')
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="training seed (ladder; default: the campaign's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="campaign seeds (policies)")
     ap.add_argument("--nodes", type=int, default=10, help="evaluations per campaign (policies)")
     ap.add_argument("--hidden-seeds", type=int, default=2)
