@@ -227,6 +227,11 @@ def serve(preload: list[str]) -> int:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    # A campaign process that was killed never ran its cleanup: the server's folder (its cwd,
+    # made for it alone by ForkServer) goes with the server.
+    here = os.getcwd()
+    if os.path.basename(here).startswith("cambrian-forkserver-"):
+        shutil.rmtree(here, ignore_errors=True)
     return 0
 
 

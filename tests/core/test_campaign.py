@@ -98,7 +98,9 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
                      domain={"name": "toy", "options": {"dim": 3, "sleep_s": 0.4}},
                      agents=[{"name": "a", "scaffold": "random"}, {"name": "b", "scaffold": "random"}])
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
+    tmp = tmp_path / "tmp"  # the killed campaign's temporary folders (its fork server's) land here
+    tmp.mkdir()
+    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"], env={**os.environ, "TMPDIR": str(tmp)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 120
     before: dict[str, float] = {}
@@ -111,6 +113,11 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 4 <= len(before) < 14, "the kill must land mid-run"
+    for _ in range(100):  # the fork server (its own session) sees its campaign gone and removes its folder
+        if not list(tmp.glob("cambrian-forkserver-*")):
+            break
+        time.sleep(0.2)
+    assert not list(tmp.glob("cambrian-forkserver-*"))
     before = _done_metrics(run)  # anything that finished before the kill landed
     out = subprocess.run([*CLI, "resume", str(run), "--quiet"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
