@@ -8,6 +8,15 @@ batch 2 (its fallback needs seconds per step) for both sides.
 
     .venv/bin/python bench/mixers.py [--steps 6] [--threads 2] [--device cuda]
 
+``--before-after`` times the CPU paths of the Mamba-1, Mamba-2 and short-conv mixers
+against their previous implementation (bench/mixers_before.py) in this one process, at
+the default campaign's size: each mixer alone (d_model 64, fwd+bwd of a (8, 128, 64)
+input), then a full AdamW step of the ``hybrid`` and ``mamba_hybrid`` references (d_model
+64, 4 blocks, batch 8 x 128). Old and new steps alternate, the ratio is the median over
+pairs, and the outputs and gradients of both are compared.
+
+    .venv/bin/python bench/mixers.py --before-after [--threads 1] [--steps 30]
+
 On CUDA (``--device cuda``) every model trains in bf16 autocast (``--precision fp32`` for
 fp32) and the recurrent mixers get one row per kernel library (``kernels=...``: the policy of
 :mod:`cambrian.architectures.kernels`; ``torch`` is the pure-torch path): Mamba-1 through
@@ -69,10 +78,82 @@ def mixer_model(name: str, options: dict, scan: str | None = None, seq: int = 25
     return model
 
 
+def _paired_ms(step_old, step_new, steps: int) -> tuple[float, float, float]:
+    """Median ms of each, and the median over adjacent pairs of old / new."""
+    old, new = [], []
+    for i in range(steps + 3):
+        t0 = time.perf_counter()
+        step_old()
+        t1 = time.perf_counter()
+        step_new()
+        t2 = time.perf_counter()
+        if i >= 3:  # warm-up pairs
+            old.append(t1 - t0)
+            new.append(t2 - t1)
+    ratio = statistics.median(o / n for o, n in zip(old, new))
+    return statistics.median(old) * 1e3, statistics.median(new) * 1e3, ratio
+
+
+def _max_diff(m_old, m_new, x) -> float:
+    """Largest |old - new| over the output and every parameter's gradient."""
+    outs = []
+    for m in (m_old, m_new):
+        m.zero_grad(set_to_none=True)
+        y = m(x)
+        y.pow(2).mean().backward()
+        outs.append([y.detach()] + [p.grad for p in m.parameters()])
+    return max((a - b).abs().max().item() for a, b in zip(*outs))
+
+
+def before_after(steps: int) -> None:
+    import copy
+
+    from cambrian.architectures import reference_spec
+    from cambrian.architectures.modules.attention import CausalSelfAttention
+    from cambrian.architectures.modules.conv import GatedShortConv
+    from cambrian.architectures.modules.mamba import MambaMixer
+    from cambrian.architectures.modules.mamba2 import Mamba2Mixer
+    from mixers_before import before
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 128, 64)
+    print(f"{'fwd+bwd, (8, 128, 64), ' + str(torch.get_num_threads()) + ' thread(s)':40s} "
+          f"{'before ms':>10s} {'after ms':>9s} {'speedup':>8s} {'max |diff|':>11s}")
+    for label, mixer in [("mamba2 (head_dim 32)", Mamba2Mixer(64, head_dim=32)),
+                         ("mamba2 (head_dim 16, 2 groups)", Mamba2Mixer(64, head_dim=16, n_groups=2)),
+                         ("mamba", MambaMixer(64)), ("conv (kernel 4)", GatedShortConv(64, 4)),
+                         ("attention (for scale)", CausalSelfAttention(64, 4, 4, 16, rope=True))]:
+        old = before(copy.deepcopy(mixer))
+        xo, xn = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ms_old, ms_new, ratio = _paired_ms(lambda: old(xo).sum().backward(),
+                                           lambda: mixer(xn).sum().backward(), steps)
+        print(f"{label:40s} {ms_old:10.2f} {ms_new:9.2f} {ratio:7.2f}x {_max_diff(old, mixer, x):11.1e}")
+    tokens = torch.randint(0, 256, (8, 129), generator=torch.Generator().manual_seed(0))
+    print(f"{'AdamW step, d 64, 4 blocks, 8 x 128':40s}")
+    for name in ("hybrid", "mamba_hybrid", "llama"):
+        new = build_model(reference_spec(name, d_model=64, n_layers=4), seed=0)
+        old = before(copy.deepcopy(new))
+        diff = _max_diff(old, new, tokens[:, :-1])
+
+        def train_step(model, opt):
+            loss = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        opt_old = torch.optim.AdamW(old.parameters(), lr=1e-3)
+        opt_new = torch.optim.AdamW(new.parameters(), lr=1e-3)
+        ms_old, ms_new, ratio = _paired_ms(lambda: train_step(old, opt_old),
+                                           lambda: train_step(new, opt_new), steps)
+        print(f"{name:40s} {ms_old:10.2f} {ms_new:9.2f} {ratio:7.2f}x {diff:11.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--before-after", action="store_true",
+                    help="CPU Mamba-1 / Mamba-2 / conv mixers against their previous implementation")
+    ap.add_argument("--steps", type=int, default=None, help="default 6 (30 with --before-after)")
+    ap.add_argument("--threads", type=int, default=None, help="default 2 (1 with --before-after)")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--batch", type=int, default=16)
@@ -80,6 +161,10 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
     args = ap.parse_args()
+    if args.before_after:
+        torch.set_num_threads(args.threads or 1)  # a campaign's workers train on 1 thread
+        return before_after(args.steps or 30)
+    args.threads, args.steps = args.threads or 2, args.steps or 6
     from cambrian.architectures import kernels
 
     device = torch.device(args.device)

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from cambrian.architectures.modules.common import causal_conv1d
 from cambrian.architectures.modules.linear_attention import gla_chunked, gla_sequential
 from cambrian.architectures.modules.mamba2 import ssd_chunked, ssd_sequential
 from cambrian.architectures.modules.selective_scan import (load_extension, scan_chunked, scan_cpp,
@@ -98,19 +100,65 @@ def test_gla_chunked_matches_sequential(length):
         torch.testing.assert_close(a, c)
 
 
-@pytest.mark.parametrize("length, chunk", [(32, 8), (29, 8), (12, 64)])
-def test_ssd_chunked_matches_sequential(length, chunk):
+@pytest.mark.parametrize("length, chunk, heads, groups", [
+    (32, 8, 3, 1), (29, 8, 3, 3), (29, 8, 4, 2), (12, 64, 2, 1), (70, 16, 4, 4), (64, 64, 6, 2)])
+def test_ssd_chunked_matches_sequential(length, chunk, heads, groups):
+    # T not a multiple of the chunk (29, 70), one chunk shorter than T (12 < 64), and B, C
+    # shared by groups of heads (g < h) against the step-by-step scan: values and gradients
     g = torch.Generator().manual_seed(0)
-    b, h, p, n = 2, 3, 4, 5
-    x = torch.randn(b, length, h, p, generator=g, dtype=torch.float64)
-    a = -torch.rand(b, length, h, generator=g, dtype=torch.float64) * 2
-    B, C = (torch.randn(b, length, h, n, generator=g, dtype=torch.float64) for _ in range(2))
+    b, p, n = 2, 4, 5
+    x = torch.randn(b, length, heads, p, generator=g, dtype=torch.float64)
+    a = -torch.rand(b, length, heads, generator=g, dtype=torch.float64) * 2
+    B, C = (torch.randn(b, length, groups, n, generator=g, dtype=torch.float64) for _ in range(2))
     inputs = [z.requires_grad_() for z in (x, a, B, C)]
     y_ref, g_ref = values_and_grads(ssd_sequential, inputs)
     y, gr = values_and_grads(lambda *z: ssd_chunked(*z, chunk=chunk), inputs)
     torch.testing.assert_close(y, y_ref)
     for u, w in zip(gr, g_ref):
         torch.testing.assert_close(u, w)
+
+
+def test_ssd_chunked_fp32_matches_fp64_reference():
+    # the decays as differences of running sums (decay_matrix) stay accurate in fp32 at the
+    # mixer's chunk (64) with strong decay (a down to -4 per step)
+    g = torch.Generator().manual_seed(0)
+    b, t, h, p, n, groups = 2, 100, 4, 8, 16, 2
+    x = torch.randn(b, t, h, p, generator=g, dtype=torch.float64)
+    a = -torch.rand(b, t, h, generator=g, dtype=torch.float64) * 4
+    B, C = (torch.randn(b, t, groups, n, generator=g, dtype=torch.float64) for _ in range(2))
+    inputs = [z.requires_grad_() for z in (x, a, B, C)]
+    y_ref = ssd_sequential(*inputs)
+    dy = torch.randn(y_ref.shape, generator=g, dtype=torch.float64)
+    g_ref = torch.autograd.grad(y_ref, inputs, dy)
+    inputs32 = [z.detach().float().requires_grad_() for z in inputs]
+    y = ssd_chunked(*inputs32)
+    gr = torch.autograd.grad(y, inputs32, dy.float())
+    torch.testing.assert_close(y.double(), y_ref.detach(), rtol=1e-4, atol=1e-4)
+    for u, w in zip(gr, g_ref):
+        torch.testing.assert_close(u.double(), w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k, length", [(4, 20), (1, 9), (3, 2), (7, 30)])
+def test_causal_conv1d_matches_conv1d(k, length):
+    # the shifted multiply-adds (with their hand-written backward) against F.conv1d,
+    # including a kernel longer than the sequence
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, length, 6, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 1, k, generator=g, dtype=torch.float64)
+    bias = torch.randn(6, generator=g, dtype=torch.float64)
+    inputs = [z.requires_grad_() for z in (x, w, bias)]
+
+    def reference(x, w, bias):
+        return F.conv1d(F.pad(x.transpose(1, 2), (k - 1, 0)), w, bias, groups=6).transpose(1, 2)
+
+    y_ref, g_ref = values_and_grads(reference, inputs)
+    y, gr = values_and_grads(causal_conv1d, inputs)
+    torch.testing.assert_close(y, y_ref)
+    for u, v in zip(gr, g_ref):
+        torch.testing.assert_close(u, v)
+    assert torch.autograd.gradcheck(causal_conv1d, inputs)
+    x_only = [inputs[0], w.detach(), None]  # no bias, weight frozen
+    torch.testing.assert_close(causal_conv1d(*x_only), reference(*x_only))
 
 
 @pytest.mark.parametrize("window", [None, 3])

@@ -99,10 +99,55 @@ class Rotary:
         return torch.addcmul(x * cos, torch.cat([x2, x1], dim=-1), sin)
 
 
+class _ShortCausalConvFn(torch.autograd.Function):
+    """Depthwise causal conv in (B, T, C) layout as K shifted multiply-adds.
+
+    On CPU, F.conv1d's depthwise path (mkldnn) spends most of its time in a slow
+    backward, and needs (B, C, T) inputs, so a transpose each way. Here each tap is
+    one vectorised pass over a contiguous (B, T, C) tensor (the weight is read per
+    tap as a contiguous (C,) row), forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        t, k = x.size(1), weight.size(-1)
+        w = weight.view(-1, k).t().contiguous()  # (K, C): w[j] contiguous, tap j sees x[t - (K-1) + j]
+        y = torch.mul(x, w[k - 1]) if bias is None else torch.addcmul(bias, x, w[k - 1])  # (B, T, C)
+        for s in range(1, min(k, t)):  # tap k-1-s reads s steps back
+            y[:, s:].addcmul_(x[:, :t - s], w[k - 1 - s])
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        k, t = w.size(0), x.size(1)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = dy * w[k - 1]  # (B, T, C)
+            for s in range(1, min(k, t)):
+                dx[:, :t - s].addcmul_(dy[:, s:], w[k - 1 - s])
+        if ctx.needs_input_grad[1]:
+            dw = w.new_zeros(w.shape)  # (K, C); taps further back than T stay 0
+            for s in range(min(k, t)):
+                dw[k - 1 - s] = (dy[:, s:] * x[:, :t - s]).sum((0, 1))
+            dw = dw.t().reshape(w.size(1), 1, k)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum((0, 1))
+        return dx, dw, db
+
+
+SHIFTED_CONV_MAX_K = 64  # measured (8 x 128 x 256, 1 thread): 5-10x faster fwd+bwd at K 2-8, 2x at 64
+
+
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Depthwise causal conv. x: (B, C, T), weight: (C, 1, K) -> (B, C, T)."""
+    """Depthwise causal conv. x: (B, T, C), weight: (C, 1, K) -> (B, T, C)."""
     k = weight.size(-1)
-    return F.conv1d(F.pad(x, (k - 1, 0)), weight, bias, groups=x.size(1))
+    if k <= SHIFTED_CONV_MAX_K and not x.is_cuda and x.dtype == weight.dtype:  # not under autocast
+        return _ShortCausalConvFn.apply(x.contiguous(), weight, bias)
+    y = F.conv1d(F.pad(x.transpose(1, 2), (k - 1, 0)), weight, bias, groups=x.size(2))  # (B, C, T)
+    return y.transpose(1, 2)
 
 
 def scan_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -18,5 +18,5 @@ class GatedShortConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, g = self.in_proj(x).chunk(2, dim=-1)  # (B, T, d) each
-        u = causal_conv1d(u.transpose(1, 2), self.conv.weight, self.conv.bias).transpose(1, 2)
+        u = causal_conv1d(u, self.conv.weight, self.conv.bias)  # (B, T, d)
         return self.out_proj(u * g)

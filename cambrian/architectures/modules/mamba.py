@@ -44,13 +44,13 @@ class MambaMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         xi, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, di) each
-        xi = F.silu(causal_conv1d(xi.transpose(1, 2), self.conv.weight, self.conv.bias))  # (B, di, T)
-        dt, Bm, Cm = self.x_proj(xi.transpose(1, 2)).split(
+        xi = F.silu(causal_conv1d(xi, self.conv.weight, self.conv.bias))  # (B, T, di)
+        dt, Bm, Cm = self.x_proj(xi).split(
             [self.dt_rank, self.d_state, self.d_state], dim=-1)  # (B, T, r), (B, T, N) x2
         delta = F.softplus(self.dt_proj(dt)).transpose(1, 2)  # (B, di, T)
         f = scan_dtype(dtype)
         A = -self.A_log.to(f).exp()  # (di, N)
-        xi = xi.to(f)
+        xi = xi.transpose(1, 2).to(f)  # (B, di, T): the scans' layout
         y = selective_scan(xi, delta.to(f), A, Bm.to(f), Cm.to(f), self.scan_impl)
         y = (y + xi * self.D.to(f)[:, None]).to(dtype)  # (B, di, T)
         return self.out_proj(y.transpose(1, 2) * F.silu(z))

@@ -8,6 +8,7 @@ On CUDA the fused kernels run where installed (see kernels.py): mamba-ssm's
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -19,43 +20,66 @@ from cambrian.architectures.modules.common import RMSNorm, causal_conv1d, scan_d
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
 
 
-def segsum(x: torch.Tensor) -> torch.Tensor:
-    """(..., T) -> (..., T, T) with out[i, j] = sum_{j < k <= i} x_k, -inf above the diagonal."""
-    t = x.size(-1)
-    x = x[..., None].expand(*x.shape, t)  # x[..., i, j] = x_i
-    x = x.masked_fill(~torch.ones(t, t, dtype=torch.bool, device=x.device).tril(-1), 0)
-    out = x.cumsum(dim=-2)
-    return out.masked_fill(~torch.ones(t, t, dtype=torch.bool, device=x.device).tril(0), -math.inf)
+@functools.lru_cache(maxsize=8)
+def _tril(t: int, device: torch.device) -> torch.Tensor:
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def decay_matrix(a_cum: torch.Tensor) -> torch.Tensor:
+    """(..., T) running sums of log decays -> (..., T, T): exp(a_cum_i - a_cum_j) for
+    j <= i (the decay from step j to step i), 0 above the diagonal.
+
+    The difference of running sums, as mamba-ssm's kernels compute it: one subtraction
+    instead of a (T, T) cumsum per row (the minimal SSD listing's segsum)."""
+    diff = a_cum[..., :, None] - a_cum[..., None, :]
+    return diff.masked_fill(~_tril(a_cum.size(-1), a_cum.device), -math.inf).exp()
 
 
 def ssd_chunked(x, a, B, C, chunk: int = SSD_CHUNK):
-    """x: (b, T, h, p) already times dt; a: (b, T, h) = A * dt; B, C: (b, T, h, n)."""
+    """x: (b, T, h, p) already times dt; a: (b, T, h) = A * dt; B, C: (b, T, g, n), h % g == 0.
+
+    Every tensor is put in the layout its matmul wants once (heads before time), so each
+    einsum of the paper's listing is one plain batched matmul on contiguous operands: on
+    CPU, bmm on permuted views copies or takes a slow strided path. B and C are shared
+    by the r = h / g heads of a group, so C.B is computed once per group and the states
+    of a group's heads are one (r*p, l) @ (l, n) matmul, instead of repeating B and C
+    over heads."""
     b, t, h, p = x.shape
+    g, n = B.shape[2:]
+    r = h // g
     chunk = min(chunk, t)
     pad = (-t) % chunk
     if pad:
         x, B, C = (F.pad(z, (0, 0, 0, 0, 0, pad)) for z in (x, B, C))
         a = F.pad(a, (0, 0, 0, pad))
-    c = (t + pad) // chunk
-    x, B, C = (z.reshape(b, c, chunk, h, z.size(-1)) for z in (x, B, C))
-    a = a.reshape(b, c, chunk, h).permute(0, 3, 1, 2)  # (b, h, c, l)
-    a_cum = a.cumsum(dim=-1)
-    decay = segsum(a).exp()  # (b, h, c, l, l)
-    scores = torch.einsum("bclhn,bcshn->bchls", C, B) * decay.permute(0, 2, 1, 3, 4)
-    y_diag = torch.einsum("bchls,bcshp->bclhp", scores, x)
-    decay_states = (a_cum[..., -1:] - a_cum).exp().permute(0, 2, 3, 1)  # (b, c, l, h)
-    states = torch.einsum("bclhn,bclhp->bchpn", B * decay_states[..., None], x)
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (b, c+1, h, p, n)
-    decay_chunk = segsum(F.pad(a_cum[..., -1], (1, 0))).exp()  # (b, h, c+1, c+1)
-    states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]  # entering each chunk
-    out_decay = a_cum.exp().permute(0, 2, 3, 1)  # (b, c, l, h)
-    y_off = torch.einsum("bclhn,bchpn->bclhp", C, states) * out_decay[..., None]
-    return (y_diag + y_off).reshape(b, c * chunk, h, p)[:, :t]
+    c, l = (t + pad) // chunk, chunk
+    xh = x.view(b, c, l, h, p).permute(0, 1, 3, 2, 4).contiguous()  # (b, c, h, l, p)
+    Bg = B.reshape(b, c, l, g, n).permute(0, 1, 3, 2, 4)  # (b, c, g, l, n)
+    Cg = C.reshape(b, c, l, g, n).permute(0, 1, 3, 2, 4)  # (b, c, g, l, n)
+    a_cum = a.view(b, c, l, h).permute(0, 1, 3, 2).cumsum(-1)  # (b, c, h, l)
+    # inside chunks: attention-like, scores = (C B^T) * decay, causal
+    CB = Cg @ Bg.transpose(-1, -2)  # (b, c, g, l, s), once per group
+    scores = decay_matrix(a_cum).view(b, c, g, r, l, l) * CB[:, :, :, None]  # (b, c, g, r, l, s)
+    y = scores.view(b, c, h, l, l) @ xh  # (b, c, h, l, p)
+    # the state each chunk leaves: sum_l exp(a_cum_last - a_cum_l) x_l B_l^T
+    decay_states = (a_cum[..., -1:] - a_cum).exp()  # (b, c, h, l)
+    xd = (xh * decay_states[..., None]).view(b, c, g, r, l, p).transpose(-1, -2)  # (b, c, g, r, p, l)
+    states = (xd.reshape(b, c, g, r * p, l) @ Bg).view(b, c, h, p, n)
+    # the state entering chunk z: sum_{j < z} exp(total decay of chunks j+1 .. z-1) states_j
+    totals = F.pad(a_cum[..., -1].transpose(1, 2), (1, 0)).cumsum(-1)  # (b, h, c+1)
+    decay_chunk = decay_matrix(totals)[..., :-1, 1:]  # (b, h, c, c)
+    states_in = torch.einsum("bhzj,bjhpn->bzhpn", decay_chunk, states)  # (b, c, h, p, n)
+    # its contribution inside the chunk: exp(a_cum_l) C_l states_in
+    y_off = Cg @ states_in.reshape(b, c, g, r * p, n).transpose(-1, -2)  # (b, c, g, l, r*p)
+    y_off = y_off.view(b, c, g, l, r, p).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h, l, p)
+    y = torch.addcmul(y, y_off, a_cum.exp()[..., None])  # (b, c, h, l, p)
+    return y.permute(0, 1, 3, 2, 4).reshape(b, c * l, h, p)[:, :t]
 
 
 def ssd_sequential(x, a, B, C):
-    """Step-by-step reference, elementwise only."""
+    """Step-by-step reference, elementwise only. Shapes as ssd_chunked's."""
     b, t, h, p = x.shape
+    B, C = (z.repeat_interleave(h // z.size(2), dim=2) for z in (B, C))  # (b, T, h, n)
     state = x.new_zeros(b, h, p, B.size(-1))
     ys = []
     for i in range(t):
@@ -95,7 +119,7 @@ class Mamba2Mixer(nn.Module):
         b, t, _ = x.shape
         dtype = x.dtype
         z, xbc, dt = self.in_proj(x).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
-        xbc = F.silu(causal_conv1d(xbc.transpose(1, 2), self.conv.weight, self.conv.bias)).transpose(1, 2)
+        xbc = F.silu(causal_conv1d(xbc, self.conv.weight, self.conv.bias))  # (B, T, conv_dim)
         xs, Bm, Cm = xbc.split([self.d_inner, self.n_groups * self.d_state,
                                 self.n_groups * self.d_state], dim=-1)
         xs = xs.reshape(b, t, self.n_heads, self.head_dim)
@@ -107,10 +131,7 @@ class Mamba2Mixer(nn.Module):
         impl = self.ssd_impl
 
         def torch_ssd(fn=ssd_sequential if impl == "sequential" else ssd_chunked):
-            rep = self.n_heads // self.n_groups  # heads per group share B and C
-            Bh = Bm.to(f).repeat_interleave(rep, dim=2)
-            Ch = Cm.to(f).repeat_interleave(rep, dim=2)
-            return fn(xs.to(f) * dt[..., None], A * dt, Bh, Ch)  # (B, T, H, P)
+            return fn(xs.to(f) * dt[..., None], A * dt, Bm.to(f), Cm.to(f))  # (B, T, H, P)
 
         if impl == "auto" and x.is_cuda:
             y = kernels.dispatch("ssd", xs, {
