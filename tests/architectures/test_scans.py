@@ -101,9 +101,10 @@ def test_gla_chunked_matches_sequential(length):
 
 
 @pytest.mark.parametrize("length, chunk, heads, groups", [
-    (32, 8, 3, 1), (29, 8, 3, 3), (29, 8, 4, 2), (12, 64, 2, 1), (70, 16, 4, 4), (64, 64, 6, 2)])
+    (32, 8, 3, 1), (29, 8, 3, 3), (29, 8, 4, 2), (12, 64, 2, 1), (70, 16, 4, 4), (64, 64, 6, 2),
+    (24, 16, 2, 1), (40, 16, 4, 2)])
 def test_ssd_chunked_matches_sequential(length, chunk, heads, groups):
-    # T not a multiple of the chunk (29, 70), one chunk shorter than T (12 < 64), and B, C
+    # T not a multiple of the chunk (29, 70, 24, 40), one chunk (12, 64), two and more, and B, C
     # shared by groups of heads (g < h) against the step-by-step scan: values and gradients
     g = torch.Generator().manual_seed(0)
     b, p, n = 2, 4, 5

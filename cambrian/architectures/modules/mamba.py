@@ -52,5 +52,5 @@ class MambaMixer(nn.Module):
         A = -self.A_log.to(f).exp()  # (di, N)
         xi = xi.transpose(1, 2).to(f)  # (B, di, T): the scans' layout
         y = selective_scan(xi, delta.to(f), A, Bm.to(f), Cm.to(f), self.scan_impl)
-        y = (y + xi * self.D.to(f)[:, None]).to(dtype)  # (B, di, T)
+        y = torch.addcmul(y, xi, self.D.to(f)[:, None]).to(dtype)  # + D u, (B, di, T)
         return self.out_proj(y.transpose(1, 2) * F.silu(z))

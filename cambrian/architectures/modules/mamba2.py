@@ -43,7 +43,8 @@ def ssd_chunked(x, a, B, C, chunk: int = SSD_CHUNK):
     CPU, bmm on permuted views copies or takes a slow strided path. B and C are shared
     by the r = h / g heads of a group, so C.B is computed once per group and the states
     of a group's heads are one (r*p, l) @ (l, n) matmul, instead of repeating B and C
-    over heads."""
+    over heads. No state enters the first chunk and the last chunk's state is not used,
+    so neither is computed (at T = 2 chunks, half the state work of the listing)."""
     b, t, h, p = x.shape
     g, n = B.shape[2:]
     r = h // g
@@ -61,18 +62,19 @@ def ssd_chunked(x, a, B, C, chunk: int = SSD_CHUNK):
     CB = Cg @ Bg.transpose(-1, -2)  # (b, c, g, l, s), once per group
     scores = decay_matrix(a_cum).view(b, c, g, r, l, l) * CB[:, :, :, None]  # (b, c, g, r, l, s)
     y = scores.view(b, c, h, l, l) @ xh  # (b, c, h, l, p)
-    # the state each chunk leaves: sum_l exp(a_cum_last - a_cum_l) x_l B_l^T
-    decay_states = (a_cum[..., -1:] - a_cum).exp()  # (b, c, h, l)
-    xd = (xh * decay_states[..., None]).view(b, c, g, r, l, p).transpose(-1, -2)  # (b, c, g, r, p, l)
-    states = (xd.reshape(b, c, g, r * p, l) @ Bg).view(b, c, h, p, n)
-    # the state entering chunk z: sum_{j < z} exp(total decay of chunks j+1 .. z-1) states_j
-    totals = F.pad(a_cum[..., -1].transpose(1, 2), (1, 0)).cumsum(-1)  # (b, h, c+1)
-    decay_chunk = decay_matrix(totals)[..., :-1, 1:]  # (b, h, c, c)
-    states_in = torch.einsum("bhzj,bjhpn->bzhpn", decay_chunk, states)  # (b, c, h, p, n)
-    # its contribution inside the chunk: exp(a_cum_l) C_l states_in
-    y_off = Cg @ states_in.reshape(b, c, g, r * p, n).transpose(-1, -2)  # (b, c, g, l, r*p)
-    y_off = y_off.view(b, c, g, l, r, p).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h, l, p)
-    y = torch.addcmul(y, y_off, a_cum.exp()[..., None])  # (b, c, h, l, p)
+    if c > 1:  # states pass between chunks; the first gets none, the last one's leaves the sequence
+        # the state chunk j < c-1 leaves: sum_l exp(a_cum_last - a_cum_l) x_l B_l^T
+        a_out = a_cum[:, :-1]  # (b, c-1, h, l)
+        xd = xh[:, :-1] * (a_out[..., -1:] - a_out).exp()[..., None]  # (b, c-1, h, l, p)
+        xd = xd.view(b, c - 1, g, r, l, p).transpose(-1, -2).reshape(b, c - 1, g, r * p, l)
+        states = (xd @ Bg[:, :-1]).view(b, c - 1, h, p, n)
+        # the state entering chunk z = 1 .. c-1: sum_{j < z} exp(total decay of chunks j+1 .. z-1) states_j
+        totals = F.pad(a_cum[:, 1:-1, :, -1].transpose(1, 2), (1, 0)).cumsum(-1)  # (b, h, c-1)
+        states_in = torch.einsum("bhzj,bjhpn->bzhpn", decay_matrix(totals), states)  # (b, c-1, h, p, n)
+        # its contribution inside the chunk: exp(a_cum_l) C_l states_in
+        y_off = Cg[:, 1:] @ states_in.reshape(b, c - 1, g, r * p, n).transpose(-1, -2)  # (b, c-1, g, l, r*p)
+        y_off = y_off.view(b, c - 1, g, l, r, p).permute(0, 1, 2, 4, 3, 5).reshape(b, c - 1, h, l, p)
+        y[:, 1:].addcmul_(y_off, a_cum[:, 1:].exp()[..., None])  # (b, c-1, h, l, p)
     return y.permute(0, 1, 3, 2, 4).reshape(b, c * l, h, p)[:, :t]
 
 
@@ -143,7 +145,7 @@ class Mamba2Mixer(nn.Module):
             y = kernels.fla_ssd(xs, dt, A, Bm, Cm)
         else:
             y = torch_ssd()
-        y = y.to(f) + xs.to(f) * self.D.to(f)[:, None]
+        y = torch.addcmul(y.to(f), xs.to(f), self.D.to(f)[:, None])  # + D x, one pass
         y = y.reshape(b, t, self.d_inner).to(dtype)
         y = self.norm(y * F.silu(z))  # gated RMSNorm
         return self.out_proj(y)
