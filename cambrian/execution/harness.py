@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import time
 from contextvars import ContextVar
 from pathlib import Path
@@ -86,6 +87,26 @@ def private_dir(path: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     return path
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove a directory a candidate wrote in, links and all (never followed), even where it
+    took the permissions off its own folders (possible for the campaign's user in the no-root box)."""
+    def retry(func, name, _exc) -> None:
+        parent = os.path.dirname(name)
+        try:
+            os.chmod(parent, 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+            func(name)
+        except OSError:
+            pass
+
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=retry)
+        else:
+            os.unlink(path)
 
 
 def explain(res: SandboxResult, limits: SandboxLimits) -> str:

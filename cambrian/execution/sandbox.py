@@ -140,7 +140,9 @@ def _pids_of_uid(uid: int) -> list[int]:
 # hide (hidden data, a task's scoring code and labels, the corpus cache) is covered: a directory
 # by an empty read-only tmpfs, a file by /dev/null. Exit 97 if any step fails (the probe below
 # makes that unexpected).
-MOUNT_FLAGS = ("--mount", "--mount-proc")  # own mount namespace, own /proc (in the new PID namespace)
+# own mount namespace, own /proc (in the new PID namespace), own System V IPC and POSIX message
+# queues (a shared-memory segment or queue would otherwise outlive the run and reach the next one)
+MOUNT_FLAGS = ("--mount", "--mount-proc", "--ipc")
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm", "/var/crash")
 # Both boxes end alike: a fresh size-limited /dev/shm, then the N hidden paths covered.
 _SHM_AND_HIDE = """mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
@@ -190,7 +192,7 @@ def _userns_box() -> tuple[str, ...] | None:
     if not (grant.pid and grant.net):
         return None
     prefix = (exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount",
-              "--mount-proc")
+              "--mount-proc", "--ipc")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="cambrian-box-probe-") as work:
@@ -214,7 +216,7 @@ def _lock_tmp_ok() -> bool:
     exe = shutil.which("unshare")
     if exe is None or shutil.which("mount") is None or not os.path.exists("/bin/sh"):
         return False
-    return _works([exe, "--mount", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", _lock_script(1),
+    return _works([exe, *MOUNT_FLAGS, "--pid", "--fork", "/bin/sh", "-c", _lock_script(1),
                    "sh", "/", "0", "true"])
 
 

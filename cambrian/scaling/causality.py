@@ -14,6 +14,23 @@ positions. So the guard
    re-scoring: the output at t of a pass over ``x[:, :t+1]`` must equal the full pass's
    output at t, for sampled t (:func:`prefix_positions`, :func:`prefix_leak`).
 
+Prefix re-scoring proves something only if the prefix pass can't know what follows the prefix.
+A model is code (a Python mixer) or a program with state (a TorchScript module can keep
+buffers), so a model instance that ran the full pass may remember the windows it saw and
+answer a prefix with the continuation it remembers, consistently with its full pass. Hence
+the rules both packs follow:
+
+- the prefix passes run on a model instance that never held the full windows: a fresh
+  sandboxed process given only the prefixes (``attention``: the candidate is Python), or a
+  freshly loaded copy of a saved model per pass (``script``); nothing flows from the full pass
+  to them;
+- the prefixes come from distinct rows (:func:`prefix_positions`) of non-overlapping windows,
+  so all of them together hold no token past any sampled t;
+- the full pass never learns which positions are re-scored, and scores the windows in a
+  random order (:func:`scoring_order`): the windows are consecutive slices of one text, so in
+  order a model that sees several at once could read the token after one window's last
+  position at the start of the next (a position prefix re-scoring never samples).
+
 The functions take plain arrays or a forward callable, so the harness can run them in its own
 process (on a model it loaded as data) or compare what a sandboxed runner computed.
 """
@@ -83,12 +100,24 @@ def first_leak(ya: np.ndarray, yb: np.ndarray, cut: np.ndarray, tol: float = TOL
 
 
 def prefix_positions(rng: np.random.Generator, n_rows: int, length: int, n: int = 8) -> list[tuple[int, int]]:
-    """``n`` (row, t) pairs to re-score, t in [0, length-2] (the last position has no future)."""
+    """``min(n, n_rows)`` (row, t) pairs to re-score, each in its own row, t in [0, length-2] (the
+    last position has no future in its window). Distinct rows: the prefixes given to one
+    process then hold no token that follows another one's t."""
     if n_rows == 0 or length < 2:
         return []
-    rows = rng.integers(0, n_rows, size=n)
-    ts = rng.integers(0, length - 1, size=n)
-    return sorted({(int(r), int(t)) for r, t in zip(rows, ts)})
+    rows = rng.choice(n_rows, size=min(n, n_rows), replace=False)
+    ts = rng.integers(0, length - 1, size=len(rows))
+    return sorted((int(r), int(t)) for r, t in zip(rows, ts))
+
+
+def prefixes(x: np.ndarray, positions: Iterable[tuple[int, int]]) -> list[np.ndarray]:
+    """The inputs of the prefix passes: ``x[row:row+1, :t+1]`` for each (row, t), nothing more."""
+    return [np.ascontiguousarray(x[r:r + 1, :t + 1]) for r, t in positions]
+
+
+def scoring_order(rng: np.random.Generator, n_rows: int) -> np.ndarray:
+    """A random order to score ``n_rows`` consecutive evaluation windows in (see the module's rules)."""
+    return rng.permutation(n_rows)
 
 
 def prefix_leak(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, full: np.ndarray,

@@ -135,6 +135,29 @@ def test_private_and_hidden_paths_are_unreadable_to_the_candidate(open_tmp_path)
     assert (trusted / "score.py").read_text() == "LABELS = [1, 2, 3]\n"  # hidden only in its view
 
 
+SHM = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+key, create = 0x7C1A5EED, sys.argv[1] == "leave"
+shmid = libc.shmget(key, 4096, (0o1000 | 0o666) if create else 0)  # IPC_CREAT, world-readable
+open("shmid.txt", "w").write(str(shmid))
+"""
+
+
+def test_a_shared_memory_segment_does_not_outlive_its_run(open_tmp_path):
+    """System V IPC is not tied to a mount or a uid: a world-readable segment one candidate leaves
+    would reach the next (or a scoring process). Each run has its own IPC namespace."""
+    import ctypes
+
+    limits = SandboxLimits(timeout_s=60)
+    first = run_candidate([sys.executable, "-c", SHM, "leave"], open_tmp_path / "a", limits)
+    second = run_candidate([sys.executable, "-c", SHM, "find"], open_tmp_path / "b", limits)
+    assert first.returncode == second.returncode == 0, (first.stderr_tail, second.stderr_tail)
+    assert int((open_tmp_path / "a" / "shmid.txt").read_text()) >= 0  # it made one
+    assert int((open_tmp_path / "b" / "shmid.txt").read_text()) == -1  # the next run finds none
+    assert ctypes.CDLL(None).shmget(0x7C1A5EED, 0, 0) == -1  # nor does the host
+
+
 def _build(cache: str) -> int:
     from cambrian.scaling.data import build_corpus
 
@@ -374,7 +397,8 @@ def test_attention_training_never_sees_the_hidden_split(open_tmp_path):
     cache = [f.read_bytes() for f in (open_tmp_path / "cache").rglob("*") if f.is_file()]
     assert any(n in c for n in needles for c in cache)  # the needle is findable where it is kept
     assert not any(n in blob for n in needles for blob in loot)  # but not by the candidate
-    assert not list(open_tmp_path.glob("evals/*/work/scoring/*_eval.npz"))  # no inputs stay on disk
+    assert not list(open_tmp_path.glob("evals/*/work/*/*_inputs.npz"))  # no inputs stay on disk
+    assert not list(open_tmp_path.glob("evals/*/work/scoring")) + list(open_tmp_path.glob("evals/*/work/prefix"))
 
 
 @ROOT_ONLY
@@ -386,9 +410,78 @@ def test_attention_scoring_process_can_persist_nothing_for_a_later_run(open_tmp_
     second, w2 = evaluate_attention(open_tmp_path, source, "second")
     assert first.status == second.status == NodeStatus.DONE, (first.error, second.error)
     assert (w2 / "candidate" / "found.txt").read_text() == ""  # the later run found no note
-    # the only place the scoring process could write is its own directory (its uid only, and
-    # no later process reads it)
-    left = [p for p in open_tmp_path.rglob(MARK) if "scoring" not in p.parts]
-    assert left == []
+    # the only place a scoring process could write is its own directory (its uid only), which
+    # is removed when it ends
+    assert list(open_tmp_path.rglob(MARK)) == []
     for d in ("/tmp", "/var/tmp", "/dev/shm"):
         assert not (Path(d) / MARK).exists()
+
+
+# --- attention: the scoring process can't look up what follows a prefix -----------------------
+# A mixer that is causal while trained and probed; at scoring time its module patches the model's
+# forward to answer every position t with the window's own next token, found in the window itself
+# (a full pass) or, for a prefix, in the windows it has seen: a module-level cache of every full
+# window, topped up by walking the garbage collector for token arrays of that length.
+LOOKUP = '''
+
+import gc as _gc
+
+import numpy as _np
+from cambrian.architectures.model import CambrianLM as _LM
+
+_SEEN = []  # every full window this process has seen
+_forward = _LM.forward
+
+
+def _harvest(T):
+    for o in _gc.get_objects():
+        vals = o.values() if isinstance(o, dict) else (o if isinstance(o, (list, tuple)) else ())
+        for v in list(vals):
+            if isinstance(v, (_np.ndarray, torch.Tensor)) and v.ndim == 2 and v.shape[-1] == T \\
+                    and str(v.dtype).split(".")[-1].startswith("int"):
+                _SEEN.extend(torch.as_tensor(_np.asarray(v)).long())
+
+
+def _matches(row):
+    """[windows seen, len(row)]: whether each seen window starts with row[:t+1]."""
+    seen = torch.stack(_SEEN)
+    return torch.cumprod((seen[:, :len(row)] == row).long(), dim=1).bool(), seen
+
+
+def _lookup(self, idx, targets=None, ignore_index=-100):
+    out = _forward(self, idx, targets, ignore_index)
+    if targets is not None or self.training:
+        return out
+    T = self.spec.max_seq_len
+    if len(idx[0]) == T:
+        _SEEN.extend(r.clone() for r in idx)
+    out = out.clone()
+    for b, row in enumerate(idx):
+        if len(row) < T and not (_SEEN and _matches(row)[0][:, -1].any()):
+            _harvest(T)  # a prefix of no window seen yet: look for windows in the process
+        if not _SEEN:
+            continue
+        match, seen = _matches(row)
+        unique = match.sum(0) == 1  # where the prefix names one window: answer with its next token
+        if not unique[-1]:
+            continue
+        full = seen[int(match[:, -1].long().argmax())]
+        ts = torch.nonzero(unique[:T - 1]).flatten()
+        out[b, ts] = -30.0
+        out[b, ts, full[ts + 1]] = 30.0
+    return out
+
+
+_LM.forward = _lookup
+'''
+
+
+def test_a_mixer_that_looks_up_the_continuation_of_a_prefix_is_invalid(open_tmp_path):
+    """Before the scoring processes were split (full pass / prefix passes), this design answered
+    both consistently and ranked with about 1/32 of an honest bits per byte; now the prefix pass
+    runs where no full window ever was, the answers differ, and the node is invalid."""
+    from cambrian.plugins.domains.attention.domain import seed_source
+
+    out, _ = evaluate_attention(open_tmp_path, seed_source("softmax") + LOOKUP, "lookup", split="val")
+    assert out.status == NodeStatus.INVALID, (out.status, out.metrics, out.error)
+    assert "score" not in out.metrics and "lm_bpb" not in out.metrics

@@ -1,15 +1,21 @@
 """The ``attention`` evaluator: the harness side of scoring a mixer design.
 
-Runs in the evaluation worker (trusted). The candidate's code runs in two separate nested
-sandboxes, each as a fresh throw-away unprivileged uid (cambrian/execution/harness.py):
+Runs in the evaluation worker (trusted). The candidate's code runs in three separate nested
+sandboxes, one after the other, each as a fresh throw-away unprivileged uid in a fresh directory
+(cambrian/execution/harness.py):
 
 1. training (``runner.py train``): training data and causality probes only, never evaluation
    inputs (val or hidden); it saves the trained weights;
-2. scoring (``runner.py score``): a fresh directory the training process never saw, with the
-   candidate's source from the job (not the training directory's copy), the weights (loaded as
-   data), the evaluation inputs and the positions to re-score by prefix; no writable location
-   outlives it and the corpus cache and training directory are hidden from it. It returns raw
-   logits only.
+2. full scoring (``runner.py score``): the candidate's source from the job (not the training
+   directory's copy), the weights (loaded as data) and every evaluation window, in a random
+   order; it is not told which positions are re-scored;
+3. prefix scoring (``runner.py score`` again): the same source and weights and only the
+   prefixes ``x[row, :t+1]`` at the positions this side drew (one per row), so it never holds
+   a token that follows a prefix, and nothing of process 2 reaches it.
+
+The scoring processes return raw logits only; the corpus cache and the other processes'
+directories are hidden from them, and their directories (inputs included) are removed when
+they end.
 
 This side then checks and scores:
 
@@ -29,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,9 +44,11 @@ from pydantic import Field
 from cambrian import EvalJob, Evaluator, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
-from cambrian.execution.harness import candidate_limits, explain, private_dir, record, run_candidate
+from cambrian.execution.harness import (candidate_limits, explain, private_dir, record, remove_tree,
+                                       run_candidate)
 from cambrian.plugins.domains.attention.domain import options_with_defaults
-from cambrian.scaling.causality import NotCausal, describe, first_leak, first_mismatch, perturb, probe_shapes
+from cambrian.scaling.causality import (NotCausal, describe, first_leak, first_mismatch, perturb, prefix_positions,
+                                        prefixes, probe_shapes, scoring_order)
 from cambrian.scaling.device import Runtime
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -130,31 +137,53 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
     return keep
 
 
-def prepare_scoring(job: EvalJob, trained: Path, score_dir: Path, keep: dict[str, Any]) -> dict[str, Any]:
-    """Lay out the scoring process's directory: the candidate's source (the job's copy), the
-    trained weights (regular files only: a link the training process left is refused), the
-    evaluation inputs and the (row, t) positions to re-score by prefix, drawn here."""
+def prepare_scoring(job: EvalJob, trained: Path, where: Path, keep: dict[str, Any],
+                    inputs: dict[str, dict[str, Any]]) -> None:
+    """Lay out one scoring process's directory: the candidate's source (the job's copy), the
+    trained weights (regular files only: a link the training process left is refused) and, per
+    task, the arrays of token windows to run the model on (``inputs[task][key]``)."""
     import numpy as np
 
-    from cambrian.scaling.causality import prefix_positions
-
-    score_dir.mkdir(parents=True)
-    score_dir.chmod(0o700)  # its uid only: a later candidate (another uid) can't read these inputs
-    (score_dir / "mixer.py").write_text(job.candidate.content)
-    (score_dir / "config.json").write_text(json.dumps({**keep["config"], "eval_chunk": EVAL_CHUNK}))
-    rng = np.random.default_rng()
-    positions: dict[str, list[tuple[int, int]]] = {}
+    where.mkdir(parents=True)
+    where.chmod(0o700)  # its uid only: a later candidate (another uid) can't read these inputs
+    (where / "mixer.py").write_text(job.candidate.content)
+    (where / "config.json").write_text(json.dumps({**keep["config"], "eval_chunk": EVAL_CHUNK}))
     for name in keep["config"]["tasks"]:
         src = trained / f"{name}.pt"
         if src.is_symlink() or not src.is_file():
             raise DesignRejected(f"the training run saved no weights for task {name!r}")
-        (score_dir / f"{name}.pt").write_bytes(src.read_bytes())
-        xs = keep[name]["inputs"]
-        positions[name] = prefix_positions(rng, len(xs), xs.shape[1], n=PREFIX_CHECKS)
-        rows = np.array([r for r, _ in positions[name]], dtype=np.int64)
-        ts = np.array([t for _, t in positions[name]], dtype=np.int64)
-        np.savez(score_dir / f"{name}_eval.npz", eval_inputs=xs, rows=rows, ts=ts)
-    return positions
+        (where / f"{name}.pt").write_bytes(src.read_bytes())
+        np.savez(where / f"{name}_inputs.npz", **inputs[name])
+
+
+def load_logits(where: Path, name: str, key: str, shape: tuple[int, ...]):
+    """Logits a scoring process saved for input ``key`` of task ``name``, checked to be ``shape``.
+
+    Mapped first (a header that claims more than the file holds fails there, before any memory
+    is spent), then copied."""
+    import numpy as np
+
+    path = where / "out" / f"{name}.{key}.npy"
+    if path.is_symlink() or not path.is_file():
+        raise DesignRejected(f"the scoring run saved no logits for task {name!r}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DesignRejected(f"the logits of task {name!r} do not load: {exc}") from None
+    if arr.shape != shape:
+        raise DesignRejected(f"{name} logits have shape {list(arr.shape)}, expected {list(shape)}")
+    return np.array(arr, dtype=np.float32)
+
+
+def check_prefix(name: str, full, pre, positions: list[tuple[int, int]], tol: float) -> None:
+    """Prefix re-scoring of the trained model on the real evaluation windows: at the sampled
+    (row, t), a pass over x[:t+1] alone, in a process that never saw the rest of the window,
+    gave the same logits as the full pass that is scored."""
+    rows = [r for r, _ in positions]
+    ts = [t for _, t in positions]
+    i = first_mismatch(full[rows, ts], pre, tol)
+    if i is not None:
+        raise NotCausal(describe(positions[i], f"on the {name} evaluation windows, the trained model's output"))
 
 
 def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
@@ -171,39 +200,6 @@ def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
         leak = first_leak(ya, yb, cut, tol)
         if leak is not None:
             raise NotCausal(describe(leak, f"on a [{shape[0]}, {shape[1]}] input, the output"))
-
-
-def load_logits(name: str, out: Path, keep: dict[str, Any]):
-    """The scoring process's logits for task ``name``: full passes [N, T, V] and prefix passes [P, V]."""
-    import numpy as np
-
-    full_path, pre_path = out / f"{name}_logits.npy", out / f"{name}_prefix.npy"
-    for path in (full_path, pre_path):
-        if path.is_symlink() or not path.is_file():
-            raise DesignRejected(f"the scoring run saved no logits for task {name!r}")
-    try:
-        full = np.load(full_path, allow_pickle=False).astype(np.float32)
-        pre = np.load(pre_path, allow_pickle=False).astype(np.float32)
-    except (ValueError, OSError) as exc:
-        raise DesignRejected(f"the logits of task {name!r} do not load: {exc}") from None
-    xs, vocab = keep[name]["inputs"], keep["config"]["tasks"][name]["vocab"]
-    if full.shape != (*xs.shape[:2], vocab):
-        raise DesignRejected(f"{name} logits have shape {list(full.shape)}, expected {[*xs.shape[:2], vocab]}")
-    if not np.isfinite(full).all():
-        raise DesignRejected(f"the {name} logits contain NaN or inf")
-    return full, pre
-
-
-def check_prefix(name: str, full, pre, positions: list[tuple[int, int]], tol: float) -> None:
-    """Prefix re-scoring of the trained model on the real evaluation windows: at the sampled
-    (row, t), a pass over x[:t+1] gave the same logits as the full pass that is scored."""
-    if pre.shape != (len(positions), full.shape[-1]):
-        raise DesignRejected(f"the prefix re-scoring of task {name!r} is empty or malformed")
-    rows = [r for r, _ in positions]
-    ts = [t for _, t in positions]
-    i = first_mismatch(full[rows, ts], pre, tol)
-    if i is not None:
-        raise NotCausal(describe(positions[i], f"on the {name} evaluation windows, the trained model's output"))
 
 
 def score(settings: dict[str, Any], logits: dict[str, Any], keep: dict[str, Any]) -> dict[str, float]:
@@ -259,21 +255,33 @@ class AttentionEvaluator(Evaluator):
         for name, t in report["tasks"].items():
             if t["status"] != "completed":
                 raise DesignRejected(f"training on {name} stopped: {t['status']} ({t['reason']})")
-        # scoring: a second process, fresh uid and directory, that the training process never saw
-        score_dir = workdir / "scoring"
-        positions = prepare_scoring(job, out, score_dir, keep)
-        try:
-            res, nested = self.run_nested(job, score_dir, "score", hide=(cache, cand_dir))
-        finally:  # the evaluation inputs (the hidden split's, in a final evaluation) don't stay on disk
-            for f in score_dir.glob("*_eval.npz"):
-                shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink(missing_ok=True)
-        record(res, workdir / "sandbox_scoring.json")
-        self.raise_failure(res, nested, score_dir / "out", done="scored.json")
+        # Scoring: two more processes, each a fresh uid and directory. The first runs the trained
+        # models on every evaluation window, in a random order, and is not told which positions
+        # are re-scored; the second runs them on the prefixes x[row, :t+1] at those positions
+        # only, so it holds no token that follows a prefix, and nothing of the first reaches it
+        # (cambrian.scaling.causality: the rules of prefix re-scoring).
+        import numpy as np
+
+        rng = np.random.default_rng()
+        tasks = list(settings["tasks"])
+        orders = {n: scoring_order(rng, len(keep[n]["inputs"])) for n in tasks}
+        positions = {n: prefix_positions(rng, *keep[n]["inputs"].shape[:2], n=PREFIX_CHECKS) for n in tasks}
+        vocab = {n: keep["config"]["tasks"][n]["vocab"] for n in tasks}
+        hide = (cache, cand_dir, workdir / "scoring", workdir / "prefix")
+        full = self.score_nested(job, out, workdir, "scoring", keep, hide, {
+            n: {"x": (keep[n]["inputs"][orders[n]], (*keep[n]["inputs"].shape, vocab[n]))} for n in tasks})
+        pre = self.score_nested(job, out, workdir, "prefix", keep, hide, {
+            n: {f"p{i}": (x, (*x.shape, vocab[n])) for i, x in enumerate(prefixes(keep[n]["inputs"], positions[n]))}
+            for n in tasks})
         logits = {}
-        for name in settings["tasks"]:  # the trained models, re-checked where they were scored
-            full, pre = load_logits(name, score_dir / "out", keep)
-            check_prefix(name, full, pre, positions[name], self.options.causal_tol)
-            logits[name] = full
+        for n in tasks:
+            logits[n] = np.empty_like(full[n]["x"])
+            logits[n][orders[n]] = full[n]["x"]  # back in the windows' order
+            if not np.isfinite(logits[n]).all():
+                raise DesignRejected(f"the {n} logits contain NaN or inf")
+            last = np.stack([pre[n][f"p{i}"][0, t] for i, (_, t) in enumerate(positions[n])]) \
+                if positions[n] else np.zeros((0, vocab[n]), np.float32)
+            check_prefix(n, logits[n], last, positions[n], self.options.causal_tol)
         metrics = score(settings, logits, keep)
         metrics["mixer_params"] = float(report["mixer_params"])
         metrics["ms_per_step"] = float(report["ms_per_step"])
@@ -286,6 +294,22 @@ class AttentionEvaluator(Evaluator):
             rt.write(workdir)
             metrics.update(rt.metrics())
         return metrics  # wall and CPU time (the nested runs included) are measured by the parent
+
+    def score_nested(self, job: EvalJob, trained: Path, workdir: Path, what: str, keep: dict[str, Any],
+                     hide: tuple[Path, ...], inputs: dict[str, dict[str, tuple[Any, tuple[int, ...]]]]):
+        """One scoring process (``runner.py score``) in ``workdir/what`` on ``inputs[task][key]``:
+        (token windows, expected logits shape). Returns the checked logits by task and key. Its
+        directory, the inputs with it, is removed when it ends: nothing in it outlives the run."""
+        where = workdir / what
+        prepare_scoring(job, trained, where, keep, {n: {k: x for k, (x, _) in ins.items()} for n, ins in inputs.items()})
+        try:
+            res, nested = self.run_nested(job, where, "score", hide=tuple(h for h in hide if h != where))
+            record(res, workdir / f"sandbox_{what}.json")
+            self.raise_failure(res, nested, where / "out", done="scored.json")
+            return {n: {k: load_logits(where, n, k, shape) for k, (_, shape) in ins.items()}
+                    for n, ins in inputs.items()}
+        finally:
+            remove_tree(where)
 
     def run_nested(self, job: EvalJob, where: Path, mode: str, hide: tuple[Path, ...]):
         """One nested run of ``runner.py mode`` through the candidate harness (its timeout rule)."""

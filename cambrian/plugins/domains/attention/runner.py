@@ -6,13 +6,16 @@ training data per task. This imports the design, runs the causality probes, meas
 trains a small model per task and saves its weights (``out/<task>.pt``, a state dict) and a
 report. It never receives evaluation inputs, of the val split or the hidden one.
 
-``python runner.py score`` (the scoring process, a fresh sandbox and uid in a fresh directory
-that the training process never sees): the harness writes the candidate's source (its own
-copy, not the training directory's), ``config.json``, the trained weights (loaded as data,
-``weights_only``) and ``<task>_eval.npz`` with the evaluation inputs and the (row, t) positions
-to re-score by prefix. This saves raw logits only: ``out/<task>_logits.npy`` and
-``out/<task>_prefix.npy``. It has no targets and computes no metric: the harness checks
-causality and computes the loss from these logits and labels it kept to itself.
+``python runner.py score`` (a scoring process, a fresh sandbox and uid in a fresh directory that
+the training process never sees): the harness writes the candidate's source (its own copy, not
+the training directory's), ``config.json``, the trained weights (loaded as data,
+``weights_only``) and ``<task>_inputs.npz``: arrays of token windows to run the model on. This
+saves raw logits only, one ``out/<task>.<key>.npy`` per array. It has no targets, computes no
+metric and is not told what the inputs are for. The harness runs it twice per evaluation, each
+a separate process: once on all evaluation windows (in a random order) and once on the
+prefixes it re-scores (one per row, each cut after its t, no window in full), so the
+prefix passes run on a model that never saw what follows a prefix; it checks causality and
+computes the loss from these logits and labels it kept to itself.
 
 A failure writes ``out/error.json`` with the stage it happened in.
 """
@@ -58,23 +61,20 @@ def setup():
 
 
 def score() -> int:
-    """Logits of the trained models on the evaluation inputs, full passes and prefix passes."""
+    """Logits of the trained models on every array of token windows the harness gave."""
     cfg, device = setup()
     for name, t in cfg["tasks"].items():
-        data = np.load(f"{name}_eval.npz")
+        data = np.load(f"{name}_inputs.npz")
         try:
             model = build_lm("mixer.py", cfg, t["vocab"], t["seq_len"], cfg["seed"]).to(device)
             model.load_state_dict(torch.load(f"{name}.pt", map_location=device, weights_only=True))
             model.eval()
+            chunk = int(cfg.get("eval_chunk", 64))
             with torch.no_grad():
-                xs = torch.from_numpy(data["eval_inputs"]).to(device)
-                chunk = int(cfg.get("eval_chunk", 64))
-                logits = torch.cat([model(xs[i:i + chunk]).float().cpu() for i in range(0, len(xs), chunk)])
-                # prefix re-scoring at the harness's (row, t): a pass over x[:t+1] alone
-                pre = [model(xs[r:r + 1, :t + 1])[0, t].float().cpu().numpy()
-                       for r, t in zip(data["rows"], data["ts"])]
-            np.save(OUT / f"{name}_logits.npy", logits.numpy())
-            np.save(OUT / f"{name}_prefix.npy", np.stack(pre) if pre else np.zeros((0,), np.float32))
+                for key in data.files:
+                    xs = torch.from_numpy(data[key]).to(device)
+                    logits = torch.cat([model(xs[i:i + chunk]).float().cpu() for i in range(0, len(xs), chunk)])
+                    np.save(OUT / f"{name}.{key}.npy", logits.numpy())
         except Exception:
             fail(f"score:{name}", traceback.format_exc(limit=-4))
     (OUT / "scored.json").write_text(json.dumps({"tasks": list(cfg["tasks"])}))

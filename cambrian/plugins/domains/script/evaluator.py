@@ -211,11 +211,10 @@ class ScriptEvaluator(Evaluator):
         import torch
 
         torch.set_num_threads(1)
-        model = load_saved_model(rd / "out")
         seq = task.budgets.seq_len
-        check_causal(model, seq, 256)
-        visible = bits_per_byte(model, data["val"], seq, data["eval_tokens"])
-        hidden = bits_per_byte(model, data["hidden"], seq, data["eval_tokens"])
+        check_causal(load_saved_model(rd / "out"), seq, 256)
+        visible = bits_per_byte(lambda: load_saved_model(rd / "out"), data["val"], seq, data["eval_tokens"])
+        hidden = bits_per_byte(lambda: load_saved_model(rd / "out"), data["hidden"], seq, data["eval_tokens"])
         # the script may print its own val estimate; it must match what its model really does
         check_claim(printed, "val_bpb", visible, True, tol)
         return {"hidden_bpb": hidden, "visible_val_bpb": visible, "cpu_s": res.cpu_s, "wall_s": res.wall_s,

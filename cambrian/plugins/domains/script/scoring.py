@@ -8,12 +8,14 @@ agent wrote. The model maps ``idx (B, T) -> logits (B, T, V)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cambrian.scaling.causality import (NotCausal, describe, first_leak, perturb, prefix_leak,
-                                        prefix_positions, probe_shapes)
+                                        prefix_positions, probe_shapes, scoring_order)
 
 
 class ModelRejected(RuntimeError):
@@ -25,6 +27,8 @@ def load_saved_model(out_dir: Path):
     import torch
 
     ts, pt2 = out_dir / "model.ts", out_dir / "model.pt2"
+    if ts.is_symlink() or pt2.is_symlink():  # never follow a link the script left
+        raise ModelRejected("the saved model is a link; save the model itself")
     try:
         if ts.is_file():
             import warnings
@@ -60,28 +64,34 @@ def check_causal(model, seq_len: int, vocab: int, eval_batch: int = 32) -> None:
             raise NotCausal(describe(leak, "the saved model's prediction"))
 
 
-def bits_per_byte(model, tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int = 32) -> float:
-    """Bits per byte over consecutive windows of ``tokens`` (one token per byte)."""
+def bits_per_byte(load: Callable[[], Any], tokens: np.ndarray, seq_len: int, max_tokens: int,
+                  batch_size: int = 32) -> float:
+    """Bits per byte over consecutive windows of ``tokens`` (one token per byte), of the model
+    ``load()`` returns. A saved model can keep state between calls (TorchScript buffers and
+    attributes), so the rules of prefix re-scoring (cambrian.scaling.causality) apply: the windows
+    are scored in a random order, and each prefix pass runs on a copy loaded afresh that never
+    saw the full windows."""
     import torch
     import torch.nn.functional as F
 
     n = min(len(tokens) - 1, max_tokens) // seq_len
     if n == 0:
         raise ValueError(f"too few tokens ({len(tokens)}) for one window of {seq_len}")
-    w = np.stack([tokens[i * seq_len:(i + 1) * seq_len + 1] for i in range(n)]).astype(np.int64)
-    total = 0.0
     rng = np.random.default_rng()
+    w = np.stack([tokens[i * seq_len:(i + 1) * seq_len + 1] for i in scoring_order(rng, n)]).astype(np.int64)
+    total = 0.0
     recheck = {0, int(rng.integers(0, n)) // batch_size * batch_size}  # batches re-scored by prefix
+    model = load()
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(x)).float().numpy()
+    def fresh_forward(x: np.ndarray) -> np.ndarray:
+        return load()(torch.from_numpy(x)).float().numpy()
 
     with torch.no_grad():
         for b in range(0, n, batch_size):
             x, y = torch.from_numpy(w[b:b + batch_size, :-1]), torch.from_numpy(w[b:b + batch_size, 1:])
             logits = model(x).float()
             if b in recheck:  # the scored windows themselves: prefix passes must agree with the full one
-                leak = prefix_leak(forward, x.numpy(), logits.numpy(),
+                leak = prefix_leak(fresh_forward, x.numpy(), logits.numpy(),
                                    prefix_positions(rng, len(x), seq_len, n=4))
                 if leak is not None:
                     raise NotCausal(describe(leak, "on the evaluation windows, the prediction"))
