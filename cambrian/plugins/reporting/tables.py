@@ -6,6 +6,7 @@ from rich.table import Table
 
 from cambrian.core.records import MetricSpec, Node
 from cambrian.core.standings import standings
+from cambrian.plugins.reporting.summary import design_summary
 
 
 def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
@@ -15,11 +16,15 @@ def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
     rows = standings(nodes, objective)[:k]
     fids = sorted({r.fidelity for r in rows}, reverse=True)
     note = f"; ranked at fidelity {', then '.join(f'{f:g}' for f in fids)}" if len(fids) > 1 else ""
+    origin: dict[str, str] = {}  # the operator that made each candidate (its first node's)
+    for n in sorted(nodes, key=lambda n: n.created_at):
+        origin.setdefault(n.candidate.hash, n.operator)
     t = Table(title=f"{title} ({objective.name}, {objective.direction.value}{note})")
-    for col in ("rank", "node", "agent", "operator", "fidelity", objective.name, "wall s"):
-        t.add_column(col, justify="left" if col in ("node", "agent", "operator") else "right")
+    for col in ("rank", "node", "design", "agent", "origin", "fidelity", objective.name, "wall s"):
+        t.add_column(col, justify="left" if col in ("node", "design", "agent", "origin") else "right",
+                     overflow="fold" if col == "design" else "ellipsis")
     for i, r in enumerate(rows, 1):
         n = r.node
-        t.add_row(str(i), n.id, n.agent, n.operator, f"{r.fidelity:g}", r.text(),
-                  f"{sum(x.cost.wall_s for x in r.nodes):.1f}")
+        t.add_row(str(i), n.id, design_summary(n.candidate.content), n.agent, origin[r.hash], f"{r.fidelity:g}",
+                  r.text(), f"{sum(x.cost.wall_s for x in r.nodes):.1f}")
     return t
