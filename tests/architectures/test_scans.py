@@ -119,6 +119,17 @@ def test_ssd_chunked_matches_sequential(length, chunk, heads, groups):
         torch.testing.assert_close(u, w)
 
 
+def test_decay_matrix_values_and_gradcheck():
+    from cambrian.architectures.modules.mamba2 import decay_matrix
+
+    a_cum = (-torch.rand(2, 3, 7, dtype=torch.float64)).cumsum(-1).requires_grad_()
+    L = decay_matrix(a_cum)  # (2, 3, 7, 7)
+    i, j = torch.tril_indices(7, 7)
+    torch.testing.assert_close(L[..., i, j], (a_cum[..., i] - a_cum[..., j]).exp())
+    assert (L.triu(1) == 0).all()
+    assert torch.autograd.gradcheck(decay_matrix, (a_cum,))
+
+
 def test_ssd_chunked_fp32_matches_fp64_reference():
     # the decays as differences of running sums (decay_matrix) stay accurate in fp32 at the
     # mixer's chunk (64) with strong decay (a down to -4 per step)

@@ -25,14 +25,32 @@ def _tril(t: int, device: torch.device) -> torch.Tensor:
     return torch.ones(t, t, dtype=torch.bool, device=device).tril()
 
 
+class _DecayMatrixFn(torch.autograd.Function):
+    """exp(a_cum_i - a_cum_j) for j <= i, 0 above the diagonal: (..., T) -> (..., T, T).
+
+    The difference of running sums, as mamba-ssm's kernels compute it (one subtraction
+    instead of the minimal listing's (T, T) cumsum per row), built in place. The
+    backward is one multiply and two row / column sums: the output is already 0 where
+    masked, so no mask pass and no negation over (T, T) as autograd's chain takes."""
+
+    @staticmethod
+    def forward(ctx, a_cum):
+        L = (a_cum[..., :, None] - a_cum[..., None, :])  # (..., T, T)
+        L.masked_fill_(~_tril(a_cum.size(-1), a_cum.device), -math.inf).exp_()
+        ctx.save_for_backward(L)
+        return L
+
+    @staticmethod
+    def backward(ctx, grad):
+        (L,) = ctx.saved_tensors
+        g = grad * L  # (..., T, T), d/d(a_cum_i - a_cum_j)
+        return g.sum(-1) - g.sum(-2)
+
+
 def decay_matrix(a_cum: torch.Tensor) -> torch.Tensor:
     """(..., T) running sums of log decays -> (..., T, T): exp(a_cum_i - a_cum_j) for
-    j <= i (the decay from step j to step i), 0 above the diagonal.
-
-    The difference of running sums, as mamba-ssm's kernels compute it: one subtraction
-    instead of a (T, T) cumsum per row (the minimal SSD listing's segsum)."""
-    diff = a_cum[..., :, None] - a_cum[..., None, :]
-    return diff.masked_fill(~_tril(a_cum.size(-1), a_cum.device), -math.inf).exp()
+    j <= i (the decay from step j to step i), 0 above the diagonal."""
+    return _DecayMatrixFn.apply(a_cum)
 
 
 def ssd_chunked(x, a, B, C, chunk: int = SSD_CHUNK):
