@@ -12,8 +12,8 @@ batch 2 (its fallback needs seconds per step) for both sides.
 against their previous implementation (bench/mixers_before.py) in this one process, at
 the default campaign's size: each mixer alone (d_model 64, fwd+bwd of a (8, 128, 64)
 input), then a full AdamW step of the ``hybrid`` and ``mamba_hybrid`` references (d_model
-64, 4 blocks, batch 8 x 128). Old and new steps alternate, the ratio is the median over
-pairs, and the outputs and gradients of both are compared.
+64, 4 blocks, batch 8 x 128). Old and new steps alternate, timed in thread CPU time; the
+ratio is the median over pairs, and the outputs and gradients of both are compared.
 
     .venv/bin/python bench/mixers.py --before-after [--threads 1] [--steps 30]
 
@@ -79,14 +79,19 @@ def mixer_model(name: str, options: dict, scan: str | None = None, seq: int = 25
 
 
 def _paired_ms(step_old, step_new, steps: int) -> tuple[float, float, float]:
-    """Median ms of each, and the median over adjacent pairs of old / new."""
+    """Median ms of each, and the median over adjacent pairs of old / new.
+
+    Timed in this thread's CPU time (time.thread_time): with one torch thread, forward and
+    backward run on the calling thread, and on a shared machine CPU time is what a
+    campaign pays, while wall time also counts waiting for a core (several-fold swings
+    under load)."""
     old, new = [], []
     for i in range(steps + 3):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         step_old()
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         step_new()
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         if i >= 3:  # warm-up pairs
             old.append(t1 - t0)
             new.append(t2 - t1)
@@ -117,7 +122,9 @@ def before_after(steps: int) -> None:
 
     torch.manual_seed(0)
     x = torch.randn(8, 128, 64)
-    print(f"{'fwd+bwd, (8, 128, 64), ' + str(torch.get_num_threads()) + ' thread(s)':40s} "
+    if torch.get_num_threads() != 1:
+        print("note: more than one torch thread; thread CPU time then misses the other threads' work")
+    print(f"{'fwd+bwd, (8, 128, 64), thread CPU ms':40s} "
           f"{'before ms':>10s} {'after ms':>9s} {'speedup':>8s} {'max |diff|':>11s}")
     for label, mixer in [("mamba2 (head_dim 32)", Mamba2Mixer(64, head_dim=32)),
                          ("mamba2 (head_dim 16, 2 groups)", Mamba2Mixer(64, head_dim=16, n_groups=2)),

@@ -1,6 +1,8 @@
 """The CPU paths of the Mamba-1, Mamba-2 and short-conv mixers as they were before the
 layout rework (commit a35b89f), kept here only so ``bench/mixers.py --before-after`` can
-time old against new in one process. Same parameters; forward bodies copied verbatim.
+time old against new in one process. Same parameters; forward bodies copied verbatim, and
+the C++ selective scan of that commit (``csrc_before/selective_scan.cpp``, (B, D, L)
+layout; built once into the same kernel cache, under its own hash).
 
 ``before(model)`` switches every mixer of a built model to these forwards in place.
 """
@@ -12,12 +14,40 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pathlib import Path
+
 from cambrian.architectures.modules.common import scan_dtype
+from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension, read_source
 from cambrian.architectures.modules.conv import GatedShortConv
 from cambrian.architectures.modules.mamba import MambaMixer
 from cambrian.architectures.modules.mamba2 import Mamba2Mixer
-from cambrian.architectures.modules.selective_scan import selective_scan
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
+
+
+_SOURCE = (Path(__file__).parent / "csrc_before" / "selective_scan.cpp").read_text()
+_SOURCE = _SOURCE.replace('#include "vexp.h"', read_source("vexp.h").rstrip("\n"))  # as read_source does
+_SCAN = CppExtension("cambrian_selective_scan", _SOURCE, ["scan_fwd", "scan_bwd"],
+                     what="previous selective scan", fallback="nothing: the bench needs it",
+                     cflags=CFLAGS + ["-fno-trapping-math", "-fopenmp"], ldflags=["-fopenmp"])
+
+
+def _scan_ext():
+    ext = _SCAN.load()
+    if ext is None:
+        raise RuntimeError("the previous C++ selective scan did not build (see the warning)")
+    return ext
+
+
+class _CppScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, Bm, Cm):
+        args = [z.contiguous() for z in (u, delta, A, Bm, Cm)]
+        ctx.save_for_backward(*args)
+        return _scan_ext().scan_fwd(*args)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return tuple(_scan_ext().scan_bwd(*ctx.saved_tensors, dy.contiguous()))
 
 
 def causal_conv1d(x, weight, bias):
@@ -92,7 +122,7 @@ def mamba_forward(self, x):
     f = scan_dtype(dtype)
     A = -self.A_log.to(f).exp()
     xi = xi.to(f)
-    y = selective_scan(xi, delta.to(f), A, Bm.to(f), Cm.to(f), self.scan_impl)
+    y = _CppScan.apply(xi, delta.to(f), A, Bm.to(f), Cm.to(f))
     y = (y + xi * self.D.to(f)[:, None]).to(dtype)
     return self.out_proj(y.transpose(1, 2) * F.silu(z))
 

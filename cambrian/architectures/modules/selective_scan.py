@@ -35,21 +35,28 @@ def load_extension():
 
 
 class _CppScan(torch.autograd.Function):
+    """The kernels take u, delta and dy in (B, L, D), the mixer's layout: the (B, D, L)
+    views it passes (transposes of (B, L, D) tensors) then reach them without a copy,
+    and y, du and ddelta go back as (B, D, L) views of (B, L, D) tensors."""
+
     @staticmethod
     def forward(ctx, u, delta, A, Bm, Cm):
         ext = load_extension()
-        args = [z.contiguous() for z in (u, delta, A, Bm, Cm)]
+        args = [u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous()]  # (B, L, D)
+        args += [z.contiguous() for z in (A, Bm, Cm)]
         ctx.save_for_backward(*args)
-        return ext.scan_fwd(*args)
+        return ext.scan_fwd(*args).transpose(1, 2)  # (B, D, L)
 
     @staticmethod
     def backward(ctx, dy):
-        du, ddelta, dA, dB, dC = load_extension().scan_bwd(*ctx.saved_tensors, dy.contiguous())
-        return du, ddelta, dA, dB, dC
+        du, ddelta, dA, dB, dC = load_extension().scan_bwd(*ctx.saved_tensors,
+                                                           dy.transpose(1, 2).contiguous())
+        return du.transpose(1, 2), ddelta.transpose(1, 2), dA, dB, dC
 
 
 def scan_cpp(u, delta, A, Bm, Cm):
-    """u, delta: (B, D, L); A: (D, N); Bm, Cm: (B, L, N) -> y (B, D, L)."""
+    """u, delta: (B, D, L), fastest as views of (B, L, D) tensors; A: (D, N); Bm, Cm: (B, L, N)
+    -> y (B, D, L), a view of a (B, L, D) tensor."""
     return _CppScan.apply(u, delta, A, Bm, Cm)
 
 

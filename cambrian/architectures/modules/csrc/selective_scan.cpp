@@ -19,11 +19,12 @@ static void dispatch(const torch::Tensor& t, F&& body) {
   }
 }
 
-// u, delta: (B, D, L); A: (D, N); Bm, Cm: (B, L, N), all contiguous with the state
-// dimension innermost, so each step's inner loop is one stride-1 pass over N.
+// u, delta: (B, L, D), the mixer's own layout (no transposes on either side); A: (D, N);
+// Bm, Cm: (B, L, N); all contiguous. Each (b, d) row reads its steps D apart; the state
+// dimension is innermost, so each step's inner loop is one stride-1 pass over N.
 torch::Tensor scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
                        torch::Tensor Bm, torch::Tensor Cm) {
-  const int64_t B = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  const int64_t B = u.size(0), L = u.size(1), D = u.size(2), N = A.size(1);
   auto y = torch::empty_like(u);
   auto body = [&](auto zero) {
     using scalar_t = decltype(zero);
@@ -39,14 +40,14 @@ torch::Tensor scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / D, d = row % D;
         const scalar_t* a = pA + d * N;
-        const scalar_t* ur = pu + row * L;
-        const scalar_t* dr = pd + row * L;
+        const scalar_t* ur = pu + b * L * D + d;  // step t at ur[t * D]
+        const scalar_t* dr = pd + b * L * D + d;
         const scalar_t* Bb = pB + b * L * N;
         const scalar_t* Cb = pC + b * L * N;
-        scalar_t* yr = py + row * L;
+        scalar_t* yr = py + b * L * D + d;
         std::fill(h, h + N, scalar_t(0));
         for (int64_t t = 0; t < L; ++t) {
-          const scalar_t dt = dr[t], du = dt * ur[t];
+          const scalar_t dt = dr[t * D], du = dt * ur[t * D];
           const scalar_t* Bt = Bb + t * N;
           const scalar_t* Ct = Cb + t * N;
           scalar_t acc = 0;
@@ -56,7 +57,7 @@ torch::Tensor scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
             h[n] = hn;
             acc += Ct[n] * hn;
           }
-          yr[t] = acc;
+          yr[t * D] = acc;
         }
       }
     });
@@ -65,14 +66,14 @@ torch::Tensor scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
   return y;
 }
 
-// Gradients of y w.r.t. u, delta, A, Bm, Cm given dy: (B, D, L).
+// Gradients of y w.r.t. u, delta, A, Bm, Cm given dy: (B, L, D).
 // Parallel over the batch: dA, dB and dC sum over channels, so each batch row owns
 // its slice of dB, dC and a per-batch dA that is summed afterwards. Per (b, d) row the
 // states are recomputed into a small (L + 1, N) buffer and the decays exp(dt * a)
 // into an (L, N) one, so each exp is computed once in the backward.
 std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A,
                                     torch::Tensor Bm, torch::Tensor Cm, torch::Tensor dy) {
-  const int64_t B = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  const int64_t B = u.size(0), L = u.size(1), D = u.size(2), N = A.size(1);
   auto du = torch::empty_like(u);
   auto ddelta = torch::empty_like(delta);
   auto dA = torch::zeros({B, D, N}, A.options());
@@ -104,14 +105,14 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
         for (int64_t d = 0; d < D; ++d) {
           const int64_t row = b * D + d;
           const scalar_t* a = pA + d * N;
-          const scalar_t* ur = pu + row * L;
-          const scalar_t* dr = pd + row * L;
-          const scalar_t* dyr = pdy + row * L;
+          const scalar_t* ur = pu + b * L * D + d;  // step t at ur[t * D]
+          const scalar_t* dr = pd + b * L * D + d;
+          const scalar_t* dyr = pdy + b * L * D + d;
           scalar_t* dAr = pdA + row * N;
           // recompute the states: hs[t + 1] = h_t, hs[0] = 0; dec[t] = exp(dt_t * a)
           std::fill(hs, hs + N, scalar_t(0));
           for (int64_t t = 0; t < L; ++t) {
-            const scalar_t dt = dr[t], dtu = dt * ur[t];
+            const scalar_t dt = dr[t * D], dtu = dt * ur[t * D];
             const scalar_t* Bt = Bb + t * N;
             const scalar_t* hp = hs + t * N;
             scalar_t* hn = hs + (t + 1) * N;
@@ -125,7 +126,7 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
           }
           std::fill(g, g + N, scalar_t(0));  // dLoss/dh_t
           for (int64_t t = L - 1; t >= 0; --t) {
-            const scalar_t dt = dr[t], ut = ur[t], gy = dyr[t], dtu = dt * ut;
+            const scalar_t dt = dr[t * D], ut = ur[t * D], gy = dyr[t * D], dtu = dt * ut;
             const scalar_t* Bt = Bb + t * N;
             const scalar_t* Ct = Cb + t * N;
             const scalar_t* decay = dec + t * N;
@@ -146,8 +147,8 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
               dut += gB * dt;
               g[n] = gn * decay[n];
             }
-            pdd[row * L + t] = ddt;
-            pdu[row * L + t] = dut;
+            pdd[b * L * D + t * D + d] = ddt;
+            pdu[b * L * D + t * D + d] = dut;
           }
         }
       }
