@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 from cambrian.core.components import (REEVALUATE_ROLES, Domain, Executor, LLMBackend, LLMResponse, Operator,
                                       OperatorContext, Phase, Proposal, Scaffold, SearchView)
-from cambrian.core.config import (AgentConfig, CampaignConfig, check_components, load_config, parse_config,
-                                  split_approvals)
+from cambrian.core.config import (AgentConfig, CampaignConfig, ComponentRef, check_components, load_config,
+                                  parse_config, split_approvals)
+from cambrian.core.coordinator import THREAD, open_graph, pending_request, run_graph
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
@@ -37,7 +38,7 @@ from cambrian.core.rundir import LOCK_FILE, RunDirLock, new_run_dir
 from cambrian.core.standings import standings
 from cambrian.core.store import Store
 from cambrian.core.supervisor import Supervisor
-from cambrian.core.version import code_version
+from cambrian.core.version import code_version, package_version
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
 # Budgets whose running evaluations are stopped when they run out (their use grows while an
@@ -139,7 +140,7 @@ class Campaign:
         self.pm = pm or get_plugin_manager()
         check_components(config, self.pm)  # names and typed options, before anything is built
         self.domain: Domain = self.build("domain", config.domain.name, config.domain.options, "domain")
-        self.evaluator = config.evaluator or _ref(self.domain.default_evaluator)
+        self.evaluator = config.evaluator or ComponentRef(name=self.domain.default_evaluator)
         self.pm.get("evaluator", self.evaluator.name)  # fail early on an unknown name
         self.objective = self.domain.objective
         self._space = self.domain.search_space()  # what model-based scaffolds search
@@ -265,7 +266,7 @@ class Campaign:
                 "created_at": time.time(), "seed": self.config.seed,
                 "python": sys.version.split()[0], "platform": platform.platform(),
                 "cpus": os.cpu_count(), "plugins": {n: v for n, v in self.pm.versions.items()},
-                "torch": _version("torch"), "cambrian": _version("cambrian"), "code": code_version(),
+                "torch": package_version("torch"), "cambrian": package_version("cambrian"), "code": code_version(),
             })
             store.log_event("campaign_started")
         else:
@@ -277,8 +278,6 @@ class Campaign:
         A phase marked ``approve: true`` stops the run before it starts: the result's
         reason is ``awaiting_approval`` until ``cambrian approve`` and ``resume``.
         """
-        from cambrian.core.coordinator import run_graph
-
         self._run_lock.acquire()
         try:
             try:
@@ -706,7 +705,7 @@ class Campaign:
         if proposal.role in REEVALUATE_ROLES:  # no operator: the same candidate, evaluated again
             if proposal.approve:
                 pid = proposal.parents[0]
-                parent = self.nodes[pid] if pid in self.nodes else store.node(pid)
+                parent = self._node(store, pid)
                 key = promotion_key(parent.candidate.hash, proposal.fidelity)
                 decision = approvals.get(key)
                 if decision is None:  # a person decides first: the agent waits for the gate
@@ -720,19 +719,14 @@ class Campaign:
                     return False, []
             with self._lock:
                 created = self._reevaluate(store, executor, agent, proposal)
-            agent.idle_steps = 0 if created else agent.idle_steps + 1
-            if agent.idle_steps >= MAX_IDLE_STEPS:
-                agent.stopped = "stalled"
-                store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new evaluations")
-            if created:
-                self.made_progress = True
+            self._progress(store, agent, created, "evaluations")
             return created, []
         ops = agent.operators.get(proposal.role)
         if not ops:
             raise CambrianError(f"scaffold {agent.scaffold.name!r} asked for a {proposal.role!r} "
                                 f"operator, which agent {agent.name!r} does not have")
         op = ops[0] if len(ops) == 1 else rng.choice(ops)
-        parents = [self.nodes[pid] if pid in self.nodes else store.node(pid) for pid in proposal.parents]
+        parents = [self._node(store, pid) for pid in proposal.parents]
         if agent.llm is not None:
             agent.llm.operator, agent.llm.cost = op.name, Cost()
         board = rank_insights(insights, self.config.coordination.max_insights)
@@ -763,13 +757,21 @@ class Campaign:
                                            step_cost, fidelity=proposal.fidelity, seed=proposal.seed)
         if created == 0 and step_cost.llm_tokens:
             store.log_event("llm_step_without_candidate", agent=agent.name, tokens=step_cost.llm_tokens)
-        agent.idle_steps = 0 if created or new else agent.idle_steps + 1
+        self._progress(store, agent, created > 0, "candidates", wrote=bool(new))
+        return created > 0 or bool(new), new
+
+    def _progress(self, store: Store, agent: Agent, created: bool, what: str, wrote: bool = False) -> None:
+        """Count a step that made nothing new; an agent stalled that long stops."""
+        agent.idle_steps = 0 if created or wrote else agent.idle_steps + 1
         if agent.idle_steps >= MAX_IDLE_STEPS:
             agent.stopped = "stalled"
-            store.log_event("agent_stopped", agent=agent.name, reason="stalled: no new candidates")
+            store.log_event("agent_stopped", agent=agent.name, reason=f"stalled: no new {what}")
         if created:
             self.made_progress = True
-        return created > 0 or bool(new), new
+
+    def _node(self, store: Store, node_id: str) -> Node:
+        """A node from the mirror, else from the store (a phase's node)."""
+        return self.nodes[node_id] if node_id in self.nodes else store.node(node_id)
 
     def _insight(self, agent: str, text: str, parents: list[Node]) -> Insight:
         """An analyze step's note as an insight; its evidence: the parents and node ids it cites."""
@@ -813,7 +815,7 @@ class Campaign:
             raise CambrianError(f"scaffold {agent.scaffold.name!r}: a {proposal.role!r} proposal names "
                                 f"exactly one parent, got {len(proposal.parents)}")
         pid = proposal.parents[0]
-        parent = self.nodes[pid] if pid in self.nodes else store.node(pid)
+        parent = self._node(store, pid)
         seed = parent.seed if proposal.seed is None else int(proposal.seed)
         key = (parent.candidate.hash, float(proposal.fidelity), seed)
         if key in self._evals:
@@ -902,16 +904,32 @@ class Campaign:
                 if e["payload"].get("error")}
 
 
-def _ref(name: str) -> Any:
-    from cambrian.core.config import ComponentRef
 
-    return ComponentRef(name=name)
+def decide(run_dir: str | Path, decision: str) -> str:
+    """Record a person's decision ("approved" or "rejected") on the pending approval.
 
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
+    Takes the run directory's lock (a writer, like `resume`); returns what was decided:
+    the phase's name or the promotion's key (``promotion <hash> to <fidelity>``).
+    """
+    if decision not in ("approved", "rejected"):
+        raise CambrianError(f"decision must be 'approved' or 'rejected', got {decision!r}")
+    campaign = Campaign.resume(run_dir)
     try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
+        conn, app = open_graph(Path(run_dir), campaign)
+        try:
+            config = dict(THREAD)
+            request = pending_request(app, config)
+            if request is None:
+                raise CambrianError(f"{run_dir} is not awaiting an approval")
+            phase = str(request.get("phase") or request.get("promotion"))
+            gate = f"approve_{phase}" if "phase" in request else "approve_promotion"
+            # As if the gate had returned the decision: `resume` continues from there.
+            app.update_state(config, {"approvals": {phase: decision}}, as_node=gate)
+        finally:
+            conn.close()
+        store = campaign.open_store()
+        store.log_event("approval_decided", phase=phase, decision=decision)
+        store.close()
+        return phase
+    finally:
+        campaign._run_lock.release()

@@ -8,17 +8,15 @@ validation, so they are checked exactly like the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cambrian.core.errors import ConfigError, validation_message
+from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import Budget
 from cambrian.core.supervisor import BanditPolicy, FixedPolicy
-
-if TYPE_CHECKING:
-    from cambrian.core.plugins import PluginManager
 
 
 class _Strict(BaseModel):
@@ -124,15 +122,13 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             raise ConfigError(f"override {path!r}: {'.'.join(keys[:i])} is not a mapping or list")
 
 
-def check_components(cfg: CampaignConfig, pm: "PluginManager | None" = None) -> None:
+def check_components(cfg: CampaignConfig, pm: PluginManager | None = None) -> None:
     """Resolve every named component through the plugin manager and validate its
     options against the component's ``Options`` model.
 
     Raises ConfigError naming the full key path (``agents.0.scaffold.options.n_draftz``)
     of the first component whose name or options are wrong.
     """
-    from cambrian.core.plugins import get_plugin_manager
-
     pm = pm or get_plugin_manager()
 
     def check(kind: str, ref: ComponentRef, where: str) -> Any:
@@ -192,7 +188,7 @@ def split_approvals(phases: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
 
 
 def parse_config(data: Any, source: str = "<config>", overrides: list[str] = (), *,
-                 pm: "PluginManager | None" = None, components: bool = True) -> CampaignConfig:
+                 pm: PluginManager | None = None, components: bool = True) -> CampaignConfig:
     """Validate a campaign config (a mapping) after applying dotted overrides.
 
     With ``components`` (the default) every named component is resolved through the
@@ -215,7 +211,7 @@ def parse_config(data: Any, source: str = "<config>", overrides: list[str] = (),
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] = (), *, pm: "PluginManager | None" = None,
+def load_config(path: str | Path, overrides: list[str] = (), *, pm: PluginManager | None = None,
                 components: bool = True) -> CampaignConfig:
     path = Path(path)
     if not path.is_file():

@@ -253,11 +253,11 @@ def run_graph(campaign: "Campaign") -> str | None:
 
 def pending_approval(app: Any, config: dict) -> str | None:
     """The key of the pending approval: a phase's name, or a promotion's key."""
-    request = _pending_request(app, config)
+    request = pending_request(app, config)
     return None if request is None else str(request.get("phase") or request.get("promotion"))
 
 
-def _pending_request(app: Any, config: dict) -> dict | None:
+def pending_request(app: Any, config: dict) -> dict | None:
     state = app.get_state(config)
     for task in state.tasks:
         for intr in task.interrupts:
@@ -265,7 +265,7 @@ def _pending_request(app: Any, config: dict) -> dict | None:
     return None
 
 
-def _open(run_dir: Path, campaign: "Campaign") -> tuple[sqlite3.Connection, Any]:
+def open_graph(run_dir: Path, campaign: "Campaign") -> tuple[sqlite3.Connection, Any]:
     conn = _connect(run_dir)
     return conn, build_graph(campaign, SqliteSaver(conn))
 
@@ -297,35 +297,3 @@ def coordination_state(run_dir: str | Path) -> dict[str, Any]:
     finally:
         conn.close()
 
-
-def decide(run_dir: str | Path, decision: str) -> str:
-    """Record a person's decision ("approved" or "rejected") on the pending approval.
-
-    Takes the run directory's lock (a writer, like `resume`); returns what was decided:
-    the phase's name or the promotion's key (``promotion <hash> to <fidelity>``).
-    """
-    from cambrian.core.campaign import Campaign
-    from cambrian.core.errors import CambrianError
-
-    if decision not in ("approved", "rejected"):
-        raise CambrianError(f"decision must be 'approved' or 'rejected', got {decision!r}")
-    campaign = Campaign.resume(run_dir)
-    try:
-        conn, app = _open(Path(run_dir), campaign)
-        try:
-            config = dict(THREAD)
-            request = _pending_request(app, config)
-            if request is None:
-                raise CambrianError(f"{run_dir} is not awaiting an approval")
-            phase = str(request.get("phase") or request.get("promotion"))
-            gate = f"approve_{phase}" if "phase" in request else "approve_promotion"
-            # As if the gate had returned the decision: `resume` continues from there.
-            app.update_state(config, {"approvals": {phase: decision}}, as_node=gate)
-        finally:
-            conn.close()
-        store = campaign.open_store()
-        store.log_event("approval_decided", phase=phase, decision=decision)
-        store.close()
-        return phase
-    finally:
-        campaign._run_lock.release()

@@ -52,6 +52,7 @@ KINDS = {
     "llm": "cambrian_llm_backends",
     "executor": "cambrian_executors",
 }
+HOOKS = [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("cambrian_")]
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class PluginManager:
         return registered
 
     def _check(self, plugin: Any, name: str) -> None:
-        hooks = set(_hook_names())
+        hooks = set(HOOKS)
         for attr in dir(plugin):
             opts = self.pm.parse_hookimpl_opts(plugin, attr)
             if opts is not None and attr not in hooks and not opts.get("optionalhook"):
@@ -254,16 +255,9 @@ def _declared_in_checkout() -> dict[str, str]:
     return dict(project.get("entry-points", {}).get("cambrian", {}))
 
 
-def _hook_names() -> list[str]:
-    return HOOKS
-
-
-HOOKS = [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("cambrian_")]
-
-
 def _unknown_hook(attr: str) -> str:
-    close = difflib.get_close_matches(attr, _hook_names(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are: {', '.join(_hook_names())}"
+    close = difflib.get_close_matches(attr, HOOKS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are: {', '.join(HOOKS)}"
     return f"{attr!r} is not a Cambrian hook{hint}"
 
 

@@ -44,14 +44,6 @@ class Metric(_Record):
     value: float
     direction: Direction = Direction.MIN
 
-    @property
-    def finite(self) -> bool:
-        return math.isfinite(self.value)
-
-    def better(self, other: float) -> bool:
-        """True when this value beats ``other`` in this metric's direction."""
-        return self.value < other if self.direction == Direction.MIN else self.value > other
-
 
 class MetricSpec(_Record):
     """A metric a task optimises: its name and direction."""

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cambrian.core.errors import StoreError
 from cambrian.core.records import Cost, EvalOutcome, Metric, Node, NodeStatus
@@ -43,13 +43,6 @@ CREATE TABLE IF NOT EXISTS events (
     agent TEXT,
     node_id TEXT,
     payload TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    agent TEXT NOT NULL,
-    node_id TEXT,
-    text TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS llm_calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,10 +166,6 @@ class Store:
                 args.append(val)
         return [Node.model_validate_json(r[0]) for r in self._query(sql + " ORDER BY seq", args)]
 
-    def has_hash(self, candidate_hash: str, phase: str = "search") -> bool:
-        return bool(self._query("SELECT 1 FROM nodes WHERE candidate_hash=? AND phase=? LIMIT 1",
-                                (candidate_hash, phase)))
-
     def count_nodes(self, *, agent: str | None = None, phase: str = "search") -> int:
         sql, args = "SELECT COUNT(*) FROM nodes WHERE phase=?", [phase]
         if agent is not None:
@@ -190,7 +179,7 @@ class Store:
             total = total + n.cost
         return total
 
-    # -- events, notes, llm calls ---------------------------------------------------
+    # -- events, llm calls ---------------------------------------------------
 
     def log_event(self, kind: str, *, agent: str | None = None, node_id: str | None = None,
                   **payload: Any) -> None:
@@ -208,15 +197,6 @@ class Store:
         rows = self._query(sql + (" WHERE kind=?" if kind else "") + " ORDER BY seq", (kind,) if kind else ())
         return [dict(seq=r[0], ts=r[1], kind=r[2], agent=r[3], node_id=r[4], payload=json.loads(r[5]))
                 for r in rows]
-
-    def add_note(self, agent: str, text: str, node_id: str | None = None) -> None:
-        with self._tx() as c:
-            c.execute("INSERT INTO notes (ts, agent, node_id, text) VALUES (?, ?, ?, ?)",
-                      (time.time(), agent, node_id, text))
-
-    def notes(self, limit: int | None = None) -> list[str]:
-        rows = self._query("SELECT text FROM notes ORDER BY seq DESC" + (f" LIMIT {int(limit)}" if limit else ""))
-        return [r[0] for r in reversed(rows)]
 
     def log_llm_call(self, agent: str, operator: str, model: str, prompt_tokens: int,
                      completion_tokens: int, cost_usd: float, ok: bool, error: str | None = None) -> None:
@@ -268,7 +248,3 @@ class _Tx:
         finally:
             self.store._lock.release()
 
-
-def iter_runs(root: Path) -> Iterator[Path]:
-    for p in sorted(root.glob(f"*/{Store.FILENAME}")):
-        yield p.parent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
@@ -25,8 +26,7 @@ def code_version() -> str:
 
 
 def package_version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
+    """The installed version of distribution ``dist``, or None."""
     try:
         return version(dist)
     except PackageNotFoundError:

@@ -1,7 +1,7 @@
 """One verdict for every pack: does the best design beat every hand-built baseline?
 
 The final evaluation trains the best searched designs and every listed baseline
-on the hidden split under fresh seeds (:func:`cambrian.core.standings.hidden_seeds`:
+on the hidden split under fresh seeds (:func:`hidden_seeds`:
 seeds the search never used, since a seed the search selected on would carry the
 winner's curse), then calls :func:`verdict`.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -159,3 +159,34 @@ def verdict(designs: Mapping[str, Sequence[float]] | Sequence[Row],
     text += f" [{metric}, {'lower' if direction == 'min' else 'higher'} is better, hidden split]"
     return Verdict(best=best.name, strongest_baseline=strongest.name if strongest else None,
                    beats_all_baselines=beats_all, comparisons=comps, text=text, **common)
+
+
+def fresh_seeds(count: int, used: Iterable[int], start: int = 1000) -> list[int]:
+    """``count`` seeds, from ``start`` up, that are not in ``used``.
+
+    The final (hidden) evaluation trains every design again with seeds the search never
+    used: a design selected on its search seeds' luck would otherwise keep that luck
+    (the winner's curse).
+    """
+    taken = set(used)
+    out: list[int] = []
+    seed = start
+    while len(out) < count:
+        if seed not in taken:
+            out.append(seed)
+        seed += 1
+    return out
+
+
+def hidden_seeds(option: int | Iterable[int] | None, used: Iterable[int], default: int = 5) -> list[int]:
+    """The hidden evaluation's seeds from a phase option: a count (fresh seeds, see
+    :func:`fresh_seeds`) or an explicit list, which must not reuse a search seed."""
+    used = set(used)
+    if option is None or isinstance(option, int):
+        return fresh_seeds(default if option is None else int(option), used)
+    seeds = [int(s) for s in option]
+    clash = sorted(set(seeds) & used)
+    if clash:
+        raise ValueError(f"hidden seeds {clash} were used by the search; the hidden evaluation needs seeds "
+                         f"the search never used (give a count, e.g. seeds: {len(seeds)}, for fresh ones)")
+    return seeds

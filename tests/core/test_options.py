@@ -6,7 +6,7 @@ from pydantic import Field
 from cambrian import Options, Scaffold
 from cambrian.core.config import parse_config
 from cambrian.core.errors import ConfigError
-from cambrian.core.options_doc import options_rows
+from cambrian.options_doc import options_rows
 from cambrian.core.plugins import get_plugin_manager
 
 from ..conftest import toy_config

@@ -21,14 +21,12 @@ def test_nodes_read_back_exactly_after_reopen(tmp_path):
     done = s.record_outcome(EvalOutcome(node_id=n.id, status=NodeStatus.DONE,
                                         metrics={"loss": Metric(name="loss", value=1.25)},
                                         cost=Cost(wall_s=2.0, flops=1e9)))
-    s.add_note("a", "attention helps", n.id)
     s.log_llm_call("a", "llm-draft", "m", 10, 5, 0.01, True)
     s.close()
     s2 = Store(tmp_path, create=False)
     back = s2.node(n.id)
     assert back == done
     assert back.metrics["loss"].value == 1.25 and back.cost.flops == 1e9
-    assert s2.notes() == ["attention helps"]
     assert s2.llm_calls()[0]["prompt_tokens"] == 10
     kinds = [e["kind"] for e in s2.events()]
     assert kinds == ["node_created", "node_done"]

@@ -56,7 +56,7 @@ def test_sections_with_data_are_shown_and_empty_ones_left_out(report):
     assert ids[:3] == ["overview", "agents", "leaderboard"]
     assert {"best_so_far", "search_graph", "failures", "costs", "environment"} <= set(ids)
     # a toy campaign has no sizes, phases, verdict or notes: those sections are not written at all
-    assert not {"quality_vs_cost", "aggregation", "scaling", "hidden", "verdict", "phases", "notes"} & set(ids)
+    assert not {"quality_vs_cost", "aggregation", "scaling", "hidden", "verdict", "phases"} & set(ids)
     assert ">none<" not in report["html"]
 
 

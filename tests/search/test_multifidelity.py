@@ -9,7 +9,7 @@ import pytest
 from cambrian import Campaign, Candidate, Metric, MetricSpec, Node, NodeStatus, SearchView, standings
 from cambrian.core.errors import ConfigError
 from cambrian.core.plugins import get_plugin_manager
-from cambrian.core.standings import fresh_seeds, hidden_seeds, shared_fidelity
+from cambrian.scaling.verdict import fresh_seeds, hidden_seeds
 
 LOSS = MetricSpec(name="loss")
 ROLES = ("draft", "improve")
@@ -47,8 +47,7 @@ def test_standings_rank_by_the_mean_at_the_highest_fidelity_reached():
     a = rows[1]
     assert a.n == 2 and a.seeds == (0, 1) and a.mean == pytest.approx(3.1) and a.sd == pytest.approx(0.1414, abs=1e-4)
     assert "±" in a.text() and "2 seeds" in a.text() and "±" not in rows[0].text()
-    assert a.fidelities == (0.1, 1.0) and shared_fidelity(a, rows[2]) == 0.1
-    assert shared_fidelity(rows[0], rows[2]) is None
+    assert a.fidelities == (0.1, 1.0) and rows[2].fidelities == (0.1,) and rows[0].fidelities == (1.0,)
     screening = standings(nodes, LOSS, fidelity=0.1)  # compared where both were measured
     assert [r.hash for r in screening] == [nodes[3].candidate.hash, nodes[0].candidate.hash]
 

@@ -321,14 +321,6 @@ def coordination(d: ReportData) -> Section | None:
     return Section("coordination", "Coordination", body, figures=["slots"] if img is not None else [])
 
 
-def notes(d: ReportData) -> Section | None:
-    items = d.store.notes(limit=50)
-    if not items:
-        return None
-    return Section("notes", "Notes", Markup("<ul>{}</ul>").format(
-        Markup("").join(Markup("<li>{}</li>").format(t) for t in items)))
-
-
 def costs(d: ReportData) -> Section | None:
     nodes, total = d.nodes + d.phase_nodes, d.store.total_cost()
     if not nodes or not (total.wall_s or total.flops or total.llm_tokens):
@@ -347,7 +339,7 @@ def environment(d: ReportData) -> Section | None:
 # A builder returns a Section, None (nothing to show) or a list of Sections (plugin_sections).
 SECTIONS: list[Callable[[ReportData], Section | list[Section] | None]] = [
     overview, verdict, agents, leaderboard, best_so_far, search_graph, quality_vs_cost, coordination,
-    plugin_sections, hidden, other_phases, failures, notes, costs, environment,
+    plugin_sections, hidden, other_phases, failures, costs, environment,
 ]
 
 

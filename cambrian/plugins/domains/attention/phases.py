@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from cambrian import Options, Phase, best_nodes
-from cambrian.core.standings import hidden_seeds
+from cambrian.scaling.verdict import hidden_seeds
 from cambrian.scaling.verdict import Row, verdict
 
 

@@ -53,7 +53,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
-from cambrian.core.standings import hidden_seeds
+from cambrian.scaling.verdict import hidden_seeds
 from cambrian.plugins.domains.compose.evaluator import TRAINING_KEYS
 from cambrian.scaling.floors import below
 from cambrian.scaling.ladder import (

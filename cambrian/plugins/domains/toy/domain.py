@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Candidate, Domain, MetricSpec, Options, Phase, standings
-from cambrian.core.standings import hidden_seeds
+from cambrian.scaling.verdict import hidden_seeds
 
 
 class ToyDomain(Domain):

@@ -1,8 +1,9 @@
-"""Options models as rows of text: name, type, default, description (for the CLI and docs)."""
+"""Options models as rows of text: name, type, default, description (for `cambrian plugins --options`)."""
 
 from __future__ import annotations
 
 import json
+import types
 import typing
 from typing import Any
 
@@ -18,7 +19,7 @@ def type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         return " | ".join(json.dumps(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(a) for a in args)
     if origin is not None:
         inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
