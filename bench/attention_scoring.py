@@ -10,8 +10,9 @@ Trains the built-in softmax design once per repeat through the evaluator's own s
             ``AttentionEvaluator.evaluate`` does)
   one       a single run given the windows and the prefixes together (the old cost)
 
-Prints one line: median seconds of training, of each scoring, and the ratios
-(scoring split / one; whole evaluation split / one, training included).
+Prints one line: median wall seconds of training, of each scoring, and the ratios (scoring
+split / one; whole evaluation split / one, training included); then the same in CPU seconds of
+the sandboxed runs (what a loaded machine stretches least).
 
     .venv/bin/python bench/attention_scoring.py --repeats 3 [--tasks lm,mqar] [--default-budget]
 """
@@ -19,6 +20,7 @@ Prints one line: median seconds of training, of each scoring, and the ratios
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sysconfig
 import tempfile
@@ -29,8 +31,12 @@ import numpy as np
 
 from cambrian import Candidate, EvalJob
 from cambrian.plugins.domains.attention.domain import options_with_defaults, seed_source
-from cambrian.plugins.domains.attention.evaluator import (PREFIX_CHECKS, AttentionEvaluator, corpus_cache,
-                                                          prepare)
+from cambrian.plugins.domains.attention.evaluator import (
+    PREFIX_CHECKS,
+    AttentionEvaluator,
+    corpus_cache,
+    prepare,
+)
 from cambrian.scaling.causality import prefix_positions, prefixes, scoring_order
 
 # the test suite's CPU-second budget (tests/attention/conftest.py), so a run takes a minute
@@ -58,6 +64,7 @@ def main() -> None:
                "weights": {n: 1.0 for n in names}}
     ev = AttentionEvaluator()
     times: dict[str, list[float]] = {"train": [], "split": [], "one": []}
+    cpu: dict[str, list[float]] = {"train": [], "split": [], "one": []}  # CPU seconds of the sandboxed runs
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # the dropped uids must reach their directories
         for i in range(args.repeats):
@@ -73,6 +80,7 @@ def main() -> None:
             t = time.perf_counter()
             res, _ = ev.run_nested(job, cand, "train", hide=(cache,))
             times["train"].append(time.perf_counter() - t)
+            cpu["train"].append(res.cpu_s)
             assert res.returncode == 0, res.stderr_tail
             rng = np.random.default_rng(i)
             full, pre = {}, {}
@@ -91,12 +99,18 @@ def main() -> None:
                     ev.score_nested(job, cand / "out", work, "one", keep, hide,
                                     {n: {**full[n], **pre[n]} for n in full})
                 times[way].append(time.perf_counter() - t)
+                runs = ("scoring", "prefix") if way == "split" else ("one",)
+                cpu[way].append(sum(json.loads((work / f"sandbox_{r}.json").read_text())["cpu_s"] for r in runs))
     med = {k: statistics.median(v) for k, v in times.items()}
     whole = (med["train"] + med["split"]) / (med["train"] + med["one"])
+    c = {k: statistics.median(v) for k, v in cpu.items()}
+    whole_cpu = (c["train"] + c["split"]) / (c["train"] + c["one"])
     print(f"attention_scoring repeats={args.repeats} tasks={args.tasks} "
           f"budget={'default' if args.default_budget else 'tiny'} train={med['train']:.2f}s "
           f"scoring_split={med['split']:.2f}s scoring_one={med['one']:.2f}s "
-          f"scoring split/one={med['split'] / med['one']:.2f}x evaluation split/one={whole:.3f}x")
+          f"scoring split/one={med['split'] / med['one']:.2f}x evaluation split/one={whole:.3f}x | cpu: "
+          f"train={c['train']:.2f}s scoring_split={c['split']:.2f}s scoring_one={c['one']:.2f}s "
+          f"evaluation split/one={whole_cpu:.3f}x")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,12 @@ def get_primitive(name: str) -> Primitive:
     return cached[1]
 
 
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` resolves to one of Cambrian's own primitives (each tested for causality in
+    its suite), not a third-party one nor one registered in place of a built-in's name."""
+    return type(get_primitive(name)) in BUILTIN_PRIMITIVES
+
+
 def primitive_names() -> list[str]:
     """Every usable name: registered directly or offered by a source."""
     return sorted(set(_REGISTRY) | {n for n in _offered() if n})

@@ -99,6 +99,19 @@ def first_leak(ya: np.ndarray, yb: np.ndarray, cut: np.ndarray, tol: float = TOL
     return None
 
 
+def check_forward(forward: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
+                  shapes: Iterable[tuple[int, int]], sample: Callable[[tuple[int, ...]], np.ndarray], what: str,
+                  *, feature: tuple[int, ...] = (), tol: float = TOL) -> None:
+    """Probe ``forward`` (run here, in this process) at each (batch, length) of ``shapes``: an
+    input of shape (batch, length, *feature) drawn by ``sample``, and a copy with its future
+    perturbed (:func:`perturb`). :class:`NotCausal` names the first leak."""
+    for B, T in shapes:
+        p = perturb(rng, sample((B, T, *feature)), sample)
+        leak = first_leak(forward(p.a), forward(p.b), p.cut, tol)
+        if leak is not None:
+            raise NotCausal(describe(leak, f"{what} on a [{B}, {T}] input"))
+
+
 def prefix_positions(rng: np.random.Generator, n_rows: int, length: int, n: int = 8) -> list[tuple[int, int]]:
     """``min(n, n_rows)`` (row, t) pairs to re-score, each in its own row, t in [0, length-2] (the
     last position has no future in its window). Distinct rows: the prefixes given to one

@@ -485,3 +485,29 @@ def test_a_mixer_that_looks_up_the_continuation_of_a_prefix_is_invalid(open_tmp_
     out, _ = evaluate_attention(open_tmp_path, seed_source("softmax") + LOOKUP, "lookup", split="val")
     assert out.status == NodeStatus.INVALID, (out.status, out.metrics, out.error)
     assert "score" not in out.metrics and "lm_bpb" not in out.metrics
+
+
+def test_the_scoring_processes_count_in_the_nodes_cost(open_tmp_path):
+    """The training and both scoring runs are children of the evaluation worker: the CPU time the
+    node is charged (measured around the worker by the fork server) includes all three."""
+    import json
+
+    from cambrian.execution.evaluation import finish_job, start_job
+    from cambrian.execution.forkserver import ForkServer
+    from cambrian.plugins.domains.attention.domain import seed_source
+    from tests.attention.conftest import TINY
+
+    options = {**TINY, "tasks": {"lm": TINY["tasks"]["lm"]}, "weights": {"lm": 1.0}}
+    job = EvalJob(node_id="costed", run_dir=str(open_tmp_path), domain="attention", domain_options=options,
+                  evaluator="attention", candidate=Candidate(kind="code", content=seed_source("softmax")),
+                  limits={"timeout_s": 300})
+    server = ForkServer(preload=["torch"])
+    try:
+        out = finish_job(job, start_job(job, server))
+    finally:
+        server.close()
+    assert out.status == NodeStatus.DONE, out.error
+    work = open_tmp_path / "evals" / "costed" / "work"
+    nested = [json.loads((work / f"sandbox{s}.json").read_text())["cpu_s"] for s in ("", "_scoring", "_prefix")]
+    assert all(c > 0 for c in nested)
+    assert out.cost.cpu_s >= sum(nested)

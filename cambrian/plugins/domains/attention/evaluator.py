@@ -41,14 +41,29 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import EvalJob, Evaluator, Options
+from cambrian import Cost, EvalJob, Evaluator, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.evaluation import CUDA_ADDRESS_SPACE_MB
-from cambrian.execution.harness import (candidate_limits, explain, private_dir, record, remove_tree,
-                                       run_candidate)
+from cambrian.execution.harness import (
+    candidate_limits,
+    explain,
+    private_dir,
+    record,
+    remove_tree,
+    run_candidate,
+)
 from cambrian.plugins.domains.attention.domain import options_with_defaults
-from cambrian.scaling.causality import (NotCausal, describe, first_leak, first_mismatch, perturb, prefix_positions,
-                                        prefixes, probe_shapes, scoring_order)
+from cambrian.scaling.causality import (
+    NotCausal,
+    describe,
+    first_leak,
+    first_mismatch,
+    perturb,
+    prefix_positions,
+    prefixes,
+    probe_shapes,
+    scoring_order,
+)
 from cambrian.scaling.device import Runtime
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -241,15 +256,15 @@ class AttentionEvaluator(Evaluator):
                                                   "(default: what the sandbox timeout leaves, less 10%)")
         causal_tol: float = Field(1e-4, gt=0, description="largest change of past outputs under a future edit")
 
-    def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float]:
+    def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         settings = options_with_defaults(job.domain_options)
         cand_dir = workdir / "candidate"
         keep = prepare(settings, job, cand_dir)
         cache = corpus_cache(settings, job.run_dir)
-        res, nested = self.run_nested(job, cand_dir, "train", hide=(cache,))
+        res_train, nested = self.run_nested(job, cand_dir, "train", hide=(cache,))
         out = cand_dir / "out"
-        record(res, workdir / "sandbox.json")
-        self.raise_failure(res, nested, out, done="report.json")
+        record(res_train, workdir / "sandbox.json")
+        self.raise_failure(res_train, nested, out, done="report.json")
         check_probe(out, keep, self.options.causal_tol)
         report = json.loads((out / "report.json").read_text())
         for name, t in report["tasks"].items():
@@ -268,9 +283,9 @@ class AttentionEvaluator(Evaluator):
         positions = {n: prefix_positions(rng, *keep[n]["inputs"].shape[:2], n=PREFIX_CHECKS) for n in tasks}
         vocab = {n: keep["config"]["tasks"][n]["vocab"] for n in tasks}
         hide = (cache, cand_dir, workdir / "scoring", workdir / "prefix")
-        full = self.score_nested(job, out, workdir, "scoring", keep, hide, {
+        full, res_full = self.score_nested(job, out, workdir, "scoring", keep, hide, {
             n: {"x": (keep[n]["inputs"][orders[n]], (*keep[n]["inputs"].shape, vocab[n]))} for n in tasks})
-        pre = self.score_nested(job, out, workdir, "prefix", keep, hide, {
+        pre, res_pre = self.score_nested(job, out, workdir, "prefix", keep, hide, {
             n: {f"p{i}": (x, (*x.shape, vocab[n])) for i, x in enumerate(prefixes(keep[n]["inputs"], positions[n]))}
             for n in tasks})
         logits = {}
@@ -293,13 +308,17 @@ class AttentionEvaluator(Evaluator):
             rt = runtimes[0].model_copy(update={"kernels": tuple(sorted({k for r in runtimes for k in r.kernels}))})
             rt.write(workdir)
             metrics.update(rt.metrics())
-        return metrics  # wall and CPU time (the nested runs included) are measured by the parent
+        # Wall and CPU time (the nested runs included: they are the worker's children) are measured
+        # by the parent around the worker; GPU time is the three runs' wall time when they ran on CUDA.
+        gpu_s = sum(r.wall_s for r in (res_train, res_full, res_pre)) if self.uses_gpu(job) else 0.0
+        return metrics, Cost(gpu_s=gpu_s)
 
     def score_nested(self, job: EvalJob, trained: Path, workdir: Path, what: str, keep: dict[str, Any],
                      hide: tuple[Path, ...], inputs: dict[str, dict[str, tuple[Any, tuple[int, ...]]]]):
         """One scoring process (``runner.py score``) in ``workdir/what`` on ``inputs[task][key]``:
-        (token windows, expected logits shape). Returns the checked logits by task and key. Its
-        directory, the inputs with it, is removed when it ends: nothing in it outlives the run."""
+        (token windows, expected logits shape). Returns the checked logits by task and key, and
+        how the run ended. Its directory, the inputs with it, is removed when it ends: nothing in
+        it outlives the run."""
         where = workdir / what
         prepare_scoring(job, trained, where, keep, {n: {k: x for k, (x, _) in ins.items()} for n, ins in inputs.items()})
         try:
@@ -307,7 +326,7 @@ class AttentionEvaluator(Evaluator):
             record(res, workdir / f"sandbox_{what}.json")
             self.raise_failure(res, nested, where / "out", done="scored.json")
             return {n: {k: load_logits(where, n, k, shape) for k, (_, shape) in ins.items()}
-                    for n, ins in inputs.items()}
+                    for n, ins in inputs.items()}, res
         finally:
             remove_tree(where)
 

@@ -14,8 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from cambrian.scaling.causality import (NotCausal, describe, first_leak, perturb, prefix_leak,
-                                        prefix_positions, probe_shapes, scoring_order)
+from cambrian.scaling.causality import (
+    NotCausal,
+    check_forward,
+    describe,
+    prefix_leak,
+    prefix_positions,
+    probe_shapes,
+    scoring_order,
+)
 
 
 class ModelRejected(RuntimeError):
@@ -51,17 +58,17 @@ def check_causal(model, seq_len: int, vocab: int, eval_batch: int = 32) -> None:
     import torch
 
     rng = np.random.default_rng()
-    for B, T in probe_shapes(rng, [(eval_batch, seq_len)], max_len=seq_len):
-        a = rng.integers(0, vocab, (B, T))
-        p = perturb(rng, a, lambda shape: rng.integers(0, vocab, shape))
+
+    def forward(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            la, lb = model(torch.from_numpy(p.a)), model(torch.from_numpy(p.b))
-        if tuple(la.shape) != (B, T, vocab):
-            raise ModelRejected(f"the saved model returns {list(la.shape)} for input [{B}, {T}]; "
-                                f"expected [{B}, {T}, {vocab}]")
-        leak = first_leak(la.float().numpy(), lb.float().numpy(), p.cut)
-        if leak is not None:
-            raise NotCausal(describe(leak, "the saved model's prediction"))
+            logits = model(torch.from_numpy(x))
+        if tuple(logits.shape) != (*x.shape, vocab):
+            raise ModelRejected(f"the saved model returns {list(logits.shape)} for input {list(x.shape)}; "
+                                f"expected {[*x.shape, vocab]}")
+        return logits.float().numpy()
+
+    check_forward(forward, rng, probe_shapes(rng, [(eval_batch, seq_len)], max_len=seq_len),
+                  lambda shape: rng.integers(0, vocab, shape), "the saved model's prediction")
 
 
 def bits_per_byte(load: Callable[[], Any], tokens: np.ndarray, seq_len: int, max_tokens: int,
