@@ -28,13 +28,19 @@ Mamba-2 rows against attention (auto: flash-attn where installed, else SDPA).
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
+from mixers_before import before  # bench/ is on the path when this file runs
 
-from cambrian.architectures import ArchSpec, build_model
+from cambrian.architectures import ArchSpec, build_model, reference_spec
+from cambrian.architectures.modules.attention import CausalSelfAttention
+from cambrian.architectures.modules.conv import GatedShortConv
+from cambrian.architectures.modules.mamba import MambaMixer
+from cambrian.architectures.modules.mamba2 import Mamba2Mixer
 
 MIXERS = [
     ("attention", {}), ("attention", {"window": 64}), ("linear_attention", {}),
@@ -111,15 +117,6 @@ def _max_diff(m_old, m_new, x) -> float:
 
 
 def before_after(steps: int) -> None:
-    import copy
-
-    from cambrian.architectures import reference_spec
-    from cambrian.architectures.modules.attention import CausalSelfAttention
-    from cambrian.architectures.modules.conv import GatedShortConv
-    from cambrian.architectures.modules.mamba import MambaMixer
-    from cambrian.architectures.modules.mamba2 import Mamba2Mixer
-    from mixers_before import before
-
     torch.manual_seed(0)
     x = torch.randn(8, 128, 64)
     if torch.get_num_threads() != 1:
@@ -132,8 +129,8 @@ def before_after(steps: int) -> None:
                          ("attention (for scale)", CausalSelfAttention(64, 4, 4, 16, rope=True))]:
         old = before(copy.deepcopy(mixer))
         xo, xn = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ms_old, ms_new, ratio = _paired_ms(lambda: old(xo).sum().backward(),
-                                           lambda: mixer(xn).sum().backward(), steps)
+        ms_old, ms_new, ratio = _paired_ms(lambda m=old, x=xo: m(x).sum().backward(),
+                                           lambda m=mixer, x=xn: m(x).sum().backward(), steps)
         print(f"{label:40s} {ms_old:10.2f} {ms_new:9.2f} {ratio:7.2f}x {_max_diff(old, mixer, x):11.1e}")
     tokens = torch.randint(0, 256, (8, 129), generator=torch.Generator().manual_seed(0))
     print(f"{'AdamW step, d 64, 4 blocks, 8 x 128':40s}")
@@ -150,8 +147,8 @@ def before_after(steps: int) -> None:
 
         opt_old = torch.optim.AdamW(old.parameters(), lr=1e-3)
         opt_new = torch.optim.AdamW(new.parameters(), lr=1e-3)
-        ms_old, ms_new, ratio = _paired_ms(lambda: train_step(old, opt_old),
-                                           lambda: train_step(new, opt_new), steps)
+        ms_old, ms_new, ratio = _paired_ms(lambda m=old, o=opt_old: train_step(m, o),
+                                           lambda m=new, o=opt_new: train_step(m, o), steps)
         print(f"{name:40s} {ms_old:10.2f} {ms_new:9.2f} {ratio:7.2f}x {diff:11.1e}")
 
 

@@ -10,19 +10,17 @@ layout; built once into the same kernel cache, under its own hash).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from pathlib import Path
-
 from cambrian.architectures.modules.common import scan_dtype
-from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension, read_source
 from cambrian.architectures.modules.conv import GatedShortConv
+from cambrian.architectures.modules.cpp_ext import CFLAGS, CppExtension, read_source
 from cambrian.architectures.modules.mamba import MambaMixer
 from cambrian.architectures.modules.mamba2 import Mamba2Mixer
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
-
 
 _SOURCE = (Path(__file__).parent / "csrc_before" / "selective_scan.cpp").read_text()
 _SOURCE = _SOURCE.replace('#include "vexp.h"', read_source("vexp.h").rstrip("\n"))  # as read_source does

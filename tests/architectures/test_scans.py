@@ -11,8 +11,12 @@ import torch.nn.functional as F
 from cambrian.architectures.modules.common import causal_conv1d
 from cambrian.architectures.modules.linear_attention import gla_chunked, gla_sequential
 from cambrian.architectures.modules.mamba2 import ssd_chunked, ssd_sequential
-from cambrian.architectures.modules.selective_scan import (load_extension, scan_chunked, scan_cpp,
-                                                           scan_sequential)
+from cambrian.architectures.modules.selective_scan import (
+    load_extension,
+    scan_chunked,
+    scan_cpp,
+    scan_sequential,
+)
 
 needs_ext = pytest.mark.skipif(load_extension() is None, reason="C++ scan did not compile")
 

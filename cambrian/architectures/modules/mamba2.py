@@ -8,7 +8,6 @@ On CUDA the fused kernels run where installed (see kernels.py): mamba-ssm's
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -18,11 +17,6 @@ import torch.nn.functional as F
 from cambrian.architectures import kernels
 from cambrian.architectures.modules.common import RMSNorm, causal_conv1d, scan_dtype
 from cambrian.architectures.primitives.builtin import SSD_CHUNK
-
-
-@functools.lru_cache(maxsize=8)
-def _tril(t: int, device: torch.device) -> torch.Tensor:
-    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
 
 
 class _DecayMatrixFn(torch.autograd.Function):
@@ -35,8 +29,10 @@ class _DecayMatrixFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a_cum):
-        L = (a_cum[..., :, None] - a_cum[..., None, :])  # (..., T, T)
-        L.masked_fill_(~_tril(a_cum.size(-1), a_cum.device), -math.inf).exp_()
+        t = a_cum.size(-1)
+        L = a_cum[..., :, None] - a_cum[..., None, :]  # (..., T, T)
+        above = torch.ones(t, t, dtype=torch.bool, device=a_cum.device).triu(1)  # microseconds: not cached
+        L.masked_fill_(above, -math.inf).exp_()
         ctx.save_for_backward(L)
         return L
 
