@@ -37,11 +37,14 @@ process (on a model it loaded as data) or compare what a sandboxed runner comput
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from cambrian.architectures.registry import get_primitive, is_builtin
 from cambrian.core.errors import InvalidCandidate
 
 TOL = 1e-4  # relative to 1 + max |output|
@@ -158,3 +161,75 @@ def first_mismatch(full: np.ndarray, pre: np.ndarray, tol: float = TOL) -> int |
 def describe(leak: tuple[int, int], what: str) -> str:
     r, t = leak
     return f"not causal: {what} at position {t} (row {r}) depends on later inputs; the design peeks at future tokens"
+
+
+# -- specs: primitives a plugin added -----------------------------------------------------------
+# Cambrian's own primitives are tested for causality in its suite; a third-party primitive (a
+# plugin's ``cambrian_primitives``, a registered attention design, or anything registered under
+# a built-in's name) is not, and a language model that sees the next token scores an impossible
+# bits per byte. The one train-and-score path (cambrian.scaling.runs: train_lm, train_task) and
+# compose's MQAR run every layer whose primitive is not a built-in through the guard:
+#   1. before training (check_spec): the layer's module, built as the model builds it, at the
+#      real training and scoring shapes and random ones, the future perturbed at random; each
+#      (primitive, options, width, shapes) passes once per process;
+#   2. after training (check_trained): the trained model, tokens to logits, the same way: a
+#      primitive can be causal at its initial weights and learn to peek (a gate on the future
+#      that starts at zero).
+# This catches a plugin's mistakes; a plugin is trusted code (it runs in the evaluation worker)
+# and is not defended against. Built-in-only specs pay nothing.
+
+_PASSED: set[tuple[Any, ...]] = set()  # (primitive, class, options, width, shapes, device) passed here
+
+
+def third_party_layers(spec) -> list[int]:
+    """Indices of the spec's layers whose primitive is not one of Cambrian's built-ins."""
+    return [i for i, layer in enumerate(spec.layers) if not is_builtin(layer.primitive)]
+
+
+def check_spec(spec, real: list[tuple[int, int]], device: Any = "cpu") -> None:
+    """Step 1 for every third-party layer of ``spec`` (an ArchSpec), on ``device``; ``real``: the
+    (batch, length) shapes the run will use (training, scoring)."""
+    import torch
+
+    real = sorted(set(real))
+    for i in third_party_layers(spec):
+        layer = spec.layers[i]
+        prim = get_primitive(layer.primitive)
+        key = (layer.primitive, type(prim), json.dumps(layer.options, sort_keys=True, default=str),
+               spec.d_model, tuple(real), str(device))
+        if key in _PASSED:
+            continue
+        rng = np.random.default_rng()
+        module = prim.build(layer.options, spec, i).to(device).eval()
+
+        def forward(x: np.ndarray, module=module) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        check_forward(forward, rng, probe_shapes(rng, real, max_len=max(t for _, t in real)),
+                      lambda shape, rng=rng: rng.standard_normal(shape).astype(np.float32),
+                      f"primitive {layer.primitive!r} (layer {i})", feature=(spec.d_model,))
+        _PASSED.add(key)
+
+
+def check_trained(model, spec, real: list[tuple[int, int]], what: str) -> None:
+    """Step 2: the trained ``model`` (tokens -> logits) under the guard, when ``spec`` has a
+    third-party layer (built-in-only models are left alone: nothing to check, nothing to pay)."""
+    import torch
+
+    if not third_party_layers(spec):
+        return
+    rng = np.random.default_rng()
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    try:
+        check_forward(forward, rng, probe_shapes(rng, sorted(set(real)), max_len=max(t for _, t in real)),
+                      lambda shape: rng.integers(0, spec.vocab_size, shape), f"the trained {what} model's prediction")
+    finally:
+        model.train(was_training)

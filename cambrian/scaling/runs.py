@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cambrian.scaling.causality import check_spec, check_trained
 from cambrian.scaling.data import Corpus, LMBatches, bits_per_byte, eval_windows
 from cambrian.scaling.device import Runtime, resolve_device
 from cambrian.scaling.floors import corpus_floors
@@ -58,6 +59,8 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     """Train ``spec`` on the corpus's train split for ``config``'s budget; score bits per byte on ``split``.
 
     The one train-and-score path: the ``compose`` and ``lm`` evaluators and the ladder call it.
+    A layer whose primitive a plugin added passes the causality guard before training and
+    again once trained (cambrian.scaling.causality: check_spec, check_trained; NotCausal).
     Same spec, data, config and seed give the same numbers: the model init, the batches and
     the scored windows are all functions of the seed. ``val_tokens`` caps the scored tokens
     (the first windows of the split; None: all of it).
@@ -77,6 +80,10 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     if config.threads:
         torch.set_num_threads(config.threads)
     arch = prepare_spec(spec, vocab_size=corpus.vocab_size, seq_len=seq_len)
+    device = resolve_device(config.device)
+    scored = len(corpus.tokens(split)) - 1 if val_tokens is None else min(len(corpus.tokens(split)) - 1, val_tokens)
+    shapes = [(batch_size, seq_len), (max(1, min(eval_batch_size, scored // seq_len)), seq_len)]  # training, scoring
+    check_spec(arch, shapes, device)  # a plugin's primitive: causal before it trains
     model = build_model(arch, seed=seed)
     counts = count(arch, seq_len=seq_len)
     batches = LMBatches(corpus.tokens("train"), batch_size, seq_len, seed)
@@ -86,7 +93,7 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     train_cpu_s = time.process_time() - c0
     if result.status != "completed":
         raise TrainingFailed(result)
-    device = resolve_device(config.device)
+    check_trained(model, arch, shapes, "language")  # and still causal once trained
     t1, c1 = time.perf_counter(), time.process_time()
     loss, n = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, val_tokens, eval_batch_size), device)
     bpb = bits_per_byte(loss, corpus.bytes_per_token(split))
@@ -125,14 +132,17 @@ def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 400
     from cambrian.architectures import build_model, count
 
     arch = prepare_spec(spec, vocab_size=task.vocab_size, seq_len=task.seq_len)
+    device = resolve_device(config.device)
+    shapes = [(batch_size, task.seq_len), (min(256, n_eval), task.seq_len)]  # training, scoring
+    check_spec(arch, shapes, device)  # a plugin's primitive: causal before it trains
     model = build_model(arch, seed=seed)
     train_data = make_split(task, "train", n_train, seed)
     result = train(model, TaskBatches(train_data, batch_size, seed), replace(config, seed=seed),
                    flops_per_token=count(arch, seq_len=task.seq_len).flops_per_token)
     if result.status != "completed":
         raise TrainingFailed(result)
+    check_trained(model, arch, shapes, task.name)  # and still causal once trained
     test = make_split(task, split, n_eval, seed)
-    device = resolve_device(config.device)
     acc = accuracy(model, test.inputs, test.targets, device=device)
     loss, _ = mean_loss(model, ((test.inputs[b:b + 256], test.targets[b:b + 256])
                                 for b in range(0, len(test.inputs), 256)), device)

@@ -97,3 +97,20 @@ def test_a_plugin_primitive_that_peeks_is_invalid(fresh_pm, tmp_path, primitive,
         assert out.metrics == {} or "score" not in out.metrics
     else:
         assert math.isfinite(out.metrics["score"].value)
+
+
+def test_every_caller_of_the_one_training_path_is_guarded(fresh_pm):
+    """The guard lives in the train-and-score path itself (cambrian.scaling.runs), so the ``lm`` and
+    ``synthetic`` evaluators and the ladder get it too, not only compose."""
+    from cambrian.scaling.causality import NotCausal
+    from cambrian.scaling.runs import train_task
+    from cambrian.scaling.synthetic import make_task
+    from cambrian.scaling.trainer import TrainConfig
+
+    fresh_pm.register(GuardPlugin(), "guard-test-plugin")
+    spec = {"d_model": 16, "layers": [{"primitive": Peek.name}, {"primitive": "swiglu"}]}
+    with pytest.raises(NotCausal):
+        train_task(spec, make_task("mqar"), TrainConfig(max_steps=2, threads=1), n_train=64, n_eval=32)
+    spec["layers"][0]["primitive"] = Mean.name
+    out = train_task(spec, make_task("mqar"), TrainConfig(max_steps=2, threads=1), n_train=64, n_eval=32)
+    assert 0.0 <= out["accuracy"] <= 1.0

@@ -42,23 +42,15 @@ from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, Options
 from cambrian.plugins.domains.compose.domain import settings
-from cambrian.plugins.domains.compose.guard import check_primitives, check_trained
+from cambrian.scaling.causality import check_spec, check_trained
 from cambrian.scaling.data import CorpusOption
 from cambrian.scaling.device import DeviceName
 
 MODEL_FILE = "model.pt"
-EVAL_BATCH = 64  # windows per forward pass when bpb is scored
-MQAR_BATCH = 32
 CURVE_FILE = "train.json"
 TRAINING_KEYS = ("seq_len", "batch_size", "train_tokens", "val_tokens", "lr", "warmup_steps",
                  "mqar_weight", "mqar_steps", "mqar_kv_pairs", "corpus", "cache_dir", "device", "compile",
                  "checkpoint_every")
-
-
-def mqar_task(kv_pairs: int):
-    from cambrian.scaling.synthetic import MQAR
-
-    return MQAR(num_kv_pairs=kv_pairs, num_queries=kv_pairs, num_keys=4 * kv_pairs, num_values=4 * kv_pairs)
 
 
 def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: float,
@@ -69,22 +61,25 @@ def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: 
     (chance: 1 / (4 x kv_pairs)); small, so that a proxy learns it in tens of steps.
     """
     from cambrian.architectures import build_model, count
-    from cambrian.scaling.synthetic import make_split
+    from cambrian.scaling.synthetic import MQAR, make_split
     from cambrian.scaling.trainer import TrainConfig, accuracy, train
 
-    task = mqar_task(kv_pairs)
+    task = MQAR(num_kv_pairs=kv_pairs, num_queries=kv_pairs, num_keys=4 * kv_pairs,
+                num_values=4 * kv_pairs)
     data = make_split(task, "train", steps * batch_size, seed=seed)
 
     def batches(i: int):
         sl = slice((i % steps) * batch_size, (i % steps + 1) * batch_size)
         return data.inputs[sl], data.targets[sl]
 
+    shapes = [(batch_size, task.seq_len), (256, task.seq_len)]  # training, scoring
+    check_spec(spec, shapes, device)  # a plugin's primitive: causal before it trains (as in train_lm)
     model = build_model(spec, seed=seed + 1)
     res = train(model, batches, TrainConfig(lr=lr, max_steps=steps, warmup_steps=min(20, steps // 5),
                                             threads=threads, device=device, precision="auto",
                                             log_every=max(1, steps)),
                 flops_per_token=count(spec, task.seq_len).flops_per_token)
-    check_trained(model, spec, [(batch_size, task.seq_len)], "MQAR")  # a third-party layer may have learned to peek
+    check_trained(model, spec, shapes, "MQAR")  # and still causal once trained
     test = make_split(task, split, 256, seed=0)  # the same questions for every seed
     return accuracy(model, test.inputs, test.targets, device=device), res.flops
 
@@ -114,19 +109,15 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
                          precision="auto", compile=bool(s["compile"]), warmup_steps=int(s["warmup_steps"]),
                          threads=threads, seed=seed, log_every=5, checkpoint_path=ckpt,
                          checkpoint_every=int(s["checkpoint_every"]) if s.get("checkpoint_every") else None)
-    batch, seq = int(s["batch_size"]), int(s["seq_len"])
-    lm_shapes = [(batch, seq), (max(1, min(EVAL_BATCH, int(s["val_tokens"]) // seq)), seq)]  # training, scoring
-    mqar_shapes = [(MQAR_BATCH, mqar_task(int(s["mqar_kv_pairs"])).seq_len)] if int(s["mqar_steps"]) > 0 else []
-    check_primitives(spec, lm_shapes + mqar_shapes)  # plugin-added primitives: causal before they train
-    run = train_lm(spec, corpus, config, batch_size=batch, seq_len=seq, seed=seed,
-                   split=split, val_tokens=int(s["val_tokens"]), eval_batch_size=EVAL_BATCH)
-    check_trained(run.model, spec, lm_shapes, "language")  # and still causal once trained
+    # a plugin's primitive goes through the causality guard there (before and after training)
+    run = train_lm(spec, corpus, config, batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=seed,
+                   split=split, val_tokens=int(s["val_tokens"]))
     metrics = dict(run.metrics)
     metrics["setup_s"] += corpus_s
     mqar_acc, mqar_flops = math.nan, 0.0
     t2, c2 = time.perf_counter(), time.process_time()
     if int(s["mqar_steps"]) > 0:
-        mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), MQAR_BATCH, split, seed, float(s["lr"]),
+        mqar_acc, mqar_flops = mqar_accuracy(spec, int(s["mqar_steps"]), 32, split, seed, float(s["lr"]),
                                              threads, int(s["mqar_kv_pairs"]), device=str(device))
     metrics["mqar_s"] = time.perf_counter() - t2
     metrics["score_cpu_s"] = metrics["eval_cpu_s"] + time.process_time() - c2  # bpb and MQAR scoring
