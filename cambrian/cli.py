@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from cambrian.core.campaign import PROMOTION, Campaign, decide
-from cambrian.core.coordinator import coordination_state
+from cambrian.core.campaign import PROMOTION, Campaign
+from cambrian.core.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
 from cambrian.options_doc import options_rows, primitive_rows
 from cambrian.core.plugins import KINDS, get_plugin_manager

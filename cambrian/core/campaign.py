@@ -29,7 +29,6 @@ from cambrian.core.components import (REEVALUATE_ROLES, Domain, Executor, LLMBac
                                       OperatorContext, Phase, Proposal, Scaffold, SearchView)
 from cambrian.core.config import (AgentConfig, CampaignConfig, ComponentRef, check_components, load_config,
                                   parse_config, split_approvals)
-from cambrian.core.coordinator import THREAD, open_graph, pending_request, run_graph
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
@@ -278,6 +277,9 @@ class Campaign:
         A phase marked ``approve: true`` stops the run before it starts: the result's
         reason is ``awaiting_approval`` until ``cambrian approve`` and ``resume``.
         """
+        # langgraph takes about a second to import: `import cambrian` stays light without it
+        from cambrian.core.coordinator import run_graph
+
         self._run_lock.acquire()
         try:
             try:
@@ -902,34 +904,3 @@ class Campaign:
         """Agents stopped by an error no retry fixes (from the store, so also after a resume)."""
         return {e["agent"]: e["payload"]["error"] for e in self.open_store().events("agent_stopped")
                 if e["payload"].get("error")}
-
-
-
-def decide(run_dir: str | Path, decision: str) -> str:
-    """Record a person's decision ("approved" or "rejected") on the pending approval.
-
-    Takes the run directory's lock (a writer, like `resume`); returns what was decided:
-    the phase's name or the promotion's key (``promotion <hash> to <fidelity>``).
-    """
-    if decision not in ("approved", "rejected"):
-        raise CambrianError(f"decision must be 'approved' or 'rejected', got {decision!r}")
-    campaign = Campaign.resume(run_dir)
-    try:
-        conn, app = open_graph(Path(run_dir), campaign)
-        try:
-            config = dict(THREAD)
-            request = pending_request(app, config)
-            if request is None:
-                raise CambrianError(f"{run_dir} is not awaiting an approval")
-            phase = str(request.get("phase") or request.get("promotion"))
-            gate = f"approve_{phase}" if "phase" in request else "approve_promotion"
-            # As if the gate had returned the decision: `resume` continues from there.
-            app.update_state(config, {"approvals": {phase: decision}}, as_node=gate)
-        finally:
-            conn.close()
-        store = campaign.open_store()
-        store.log_event("approval_decided", phase=phase, decision=decision)
-        store.close()
-        return phase
-    finally:
-        campaign._run_lock.release()

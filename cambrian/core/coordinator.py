@@ -43,16 +43,15 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from cambrian.core.campaign import Campaign
+from cambrian.core.errors import CambrianError
 from cambrian.core.records import Insight, rank_insights
-
-if TYPE_CHECKING:
-    from cambrian.core.campaign import Campaign
 
 GRAPH_FILE = "graph.sqlite"
 THREAD = {"configurable": {"thread_id": "campaign"}}
@@ -118,7 +117,7 @@ class Updates:
         return out
 
 
-def build_graph(campaign: "Campaign", checkpointer: Any = None) -> Any:
+def build_graph(campaign: Campaign, checkpointer: Any = None) -> Any:
     g = StateGraph(CoordinationState)
 
     def supervisor(state: CoordinationState) -> dict[str, Any]:
@@ -198,7 +197,7 @@ def _pending_promotion(state: CoordinationState) -> tuple[str, dict] | None:
     return None
 
 
-def _approval_gate(campaign: "Campaign", name: str) -> Any:
+def _approval_gate(campaign: Campaign, name: str) -> Any:
     def gate(state: CoordinationState) -> dict[str, Any]:
         decision = (state.get("approvals") or {}).get(name)
         if decision is None:
@@ -208,7 +207,7 @@ def _approval_gate(campaign: "Campaign", name: str) -> Any:
     return gate
 
 
-def _phase_node(campaign: "Campaign", name: str) -> Any:
+def _phase_node(campaign: Campaign, name: str) -> Any:
     def run(state: CoordinationState) -> dict[str, Any]:
         decision = (state.get("approvals") or {}).get(name)
         if decision == "rejected":
@@ -228,7 +227,7 @@ def _connect(run_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-def run_graph(campaign: "Campaign") -> str | None:
+def run_graph(campaign: Campaign) -> str | None:
     """Run (or resume) the campaign's graph; returns the phase awaiting approval, if any."""
     conn = _connect(Path(campaign.run_dir))
     # One thread per agent branch: LangGraph's default pool is sized by CPU count.
@@ -253,11 +252,11 @@ def run_graph(campaign: "Campaign") -> str | None:
 
 def pending_approval(app: Any, config: dict) -> str | None:
     """The key of the pending approval: a phase's name, or a promotion's key."""
-    request = pending_request(app, config)
+    request = _pending_request(app, config)
     return None if request is None else str(request.get("phase") or request.get("promotion"))
 
 
-def pending_request(app: Any, config: dict) -> dict | None:
+def _pending_request(app: Any, config: dict) -> dict | None:
     state = app.get_state(config)
     for task in state.tasks:
         for intr in task.interrupts:
@@ -265,7 +264,7 @@ def pending_request(app: Any, config: dict) -> dict | None:
     return None
 
 
-def open_graph(run_dir: Path, campaign: "Campaign") -> tuple[sqlite3.Connection, Any]:
+def _open(run_dir: Path, campaign: Campaign) -> tuple[sqlite3.Connection, Any]:
     conn = _connect(run_dir)
     return conn, build_graph(campaign, SqliteSaver(conn))
 
@@ -297,3 +296,32 @@ def coordination_state(run_dir: str | Path) -> dict[str, Any]:
     finally:
         conn.close()
 
+
+def decide(run_dir: str | Path, decision: str) -> str:
+    """Record a person's decision ("approved" or "rejected") on the pending approval.
+
+    Takes the run directory's lock (a writer, like `resume`); returns what was decided:
+    the phase's name or the promotion's key (``promotion <hash> to <fidelity>``).
+    """
+    if decision not in ("approved", "rejected"):
+        raise CambrianError(f"decision must be 'approved' or 'rejected', got {decision!r}")
+    campaign = Campaign.resume(run_dir)
+    try:
+        conn, app = _open(Path(run_dir), campaign)
+        try:
+            config = dict(THREAD)
+            request = _pending_request(app, config)
+            if request is None:
+                raise CambrianError(f"{run_dir} is not awaiting an approval")
+            phase = str(request.get("phase") or request.get("promotion"))
+            gate = f"approve_{phase}" if "phase" in request else "approve_promotion"
+            # As if the gate had returned the decision: `resume` continues from there.
+            app.update_state(config, {"approvals": {phase: decision}}, as_node=gate)
+        finally:
+            conn.close()
+        store = campaign.open_store()
+        store.log_event("approval_decided", phase=phase, decision=decision)
+        store.close()
+        return phase
+    finally:
+        campaign._run_lock.release()
