@@ -320,8 +320,10 @@ class AttentionEvaluator(Evaluator):
         how the run ended. Its directory, the inputs with it, is removed when it ends: nothing in
         it outlives the run."""
         where = workdir / what
-        prepare_scoring(job, trained, where, keep, {n: {k: x for k, (x, _) in ins.items()} for n, ins in inputs.items()})
         try:
+            remove_tree(where)  # what an earlier attempt of this evaluation left
+            prepare_scoring(job, trained, where, keep,
+                            {n: {k: x for k, (x, _) in ins.items()} for n, ins in inputs.items()})
             res, nested = self.run_nested(job, where, "score", hide=tuple(h for h in hide if h != where))
             record(res, workdir / f"sandbox_{what}.json")
             self.raise_failure(res, nested, where / "out", done="scored.json")
