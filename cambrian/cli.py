@@ -14,17 +14,17 @@ from rich.console import Console
 from rich.live import Live
 
 from cambrian.core.campaign import PROMOTION, Campaign
+from cambrian.core.components import CODE_KINDS
+from cambrian.core.config import load_config
 from cambrian.core.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
-from cambrian.options_doc import options_rows, primitive_rows
 from cambrian.core.plugins import KINDS, get_plugin_manager
+from cambrian.execution.harness import UNISOLATED
+from cambrian.execution.sandbox import isolation_available
+from cambrian.options_doc import options_rows, primitive_rows
+from cambrian.plugins.reporting.live import LiveView
 from cambrian.plugins.reporting.report import write_report
-from cambrian.plugins.reporting.summary import (
-    campaign_summary,
-    phase_records,
-    phase_warnings,
-    run_state,
-)
+from cambrian.plugins.reporting.summary import campaign_summary, phase_records, phase_warnings, run_state
 from cambrian.plugins.reporting.tables import leaderboard_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
@@ -136,8 +136,6 @@ def _run(campaign, quiet: bool) -> None:
         campaign.subscribers.append(_print_update)
         result = campaign.run()
     else:
-        from cambrian.plugins.reporting.live import LiveView
-
         view = LiveView(campaign)  # re-drawn on every refresh: the clock ticks between results
         campaign.subscribers.append(view.on_update)
         with Live(view, console=console, refresh_per_second=2):
@@ -193,12 +191,6 @@ def _subject(request: dict) -> str:
 
 def _refuse_unisolated(path: Path, overrides: list[str]) -> None:
     """Before anything is written: a domain whose candidates are code needs isolation (or consent)."""
-    from cambrian.core.components import CODE_KINDS
-    from cambrian.core.config import load_config
-    from cambrian.core.plugins import get_plugin_manager
-    from cambrian.execution.harness import UNISOLATED
-    from cambrian.execution.sandbox import isolation_available
-
     cfg = load_config(path, overrides)
     kind = get_plugin_manager().get("domain", cfg.domain.name).candidate_kind
     if kind in CODE_KINDS and not cfg.sandbox.unsafe_no_isolation and not isolation_available():

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def build_model(spec: "ArchSpec | dict[str, Any]", seed: int = 0) -> "CambrianLM":
     """spec -> causal LM ``nn.Module`` (see :func:`cambrian.architectures.model.build_model`)."""
-    from cambrian.architectures.model import build_model as _build
+    from cambrian.architectures.model import build_model as _build  # torch: not with the package
 
     return _build(spec, seed)
 

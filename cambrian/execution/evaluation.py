@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cambrian.core.config import SandboxLimits
 from cambrian.core.errors import InvalidCandidate
+from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
 from cambrian.execution import harness
 from cambrian.execution.sandbox import SandboxProcess, kernel_cache_dir
@@ -34,8 +35,6 @@ CUDA_ADDRESS_SPACE_MB = 1 << 27
 def job_limits(job: EvalJob) -> SandboxLimits:
     """The job's sandbox limits; a job whose evaluator says it uses a GPU gets no address-space cap."""
     limits = SandboxLimits(**job.limits)
-    from cambrian.core.plugins import get_plugin_manager
-
     try:
         evaluator = get_plugin_manager().get("evaluator", job.evaluator)(**job.evaluator_options)
         gpu = evaluator.uses_gpu(job)
@@ -116,8 +115,6 @@ def classify(node_id: str, metrics: dict[str, Metric], objective: str, cost: Cos
 
 def evaluate_here(job: EvalJob, workdir: Path) -> EvalOutcome:
     """Run the evaluator in this process (the worker side)."""
-    from cambrian.core.plugins import get_plugin_manager
-
     harness.mark_start()
     pm = get_plugin_manager()
     domain = pm.get("domain", job.domain)(**job.domain_options)

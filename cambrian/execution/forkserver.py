@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cambrian.core.config import SandboxLimits
+from cambrian.core.plugins import get_plugin_manager
 from cambrian.execution import namespaces
 from cambrian.execution.sandbox import (SandboxResult, _tail, die_with_parent, kernel_cache_dir,
                                    missing_protections, scrubbed_env, set_rlimits)
@@ -168,8 +169,6 @@ def serve(preload: list[str]) -> int:
                 getattr(imported, func)()
         except Exception as exc:  # noqa: BLE001 - optional: workers import (or build) it themselves
             print(f"forkserver: preload {entry} skipped: {exc}", file=sys.stderr, flush=True)
-    from cambrian.core.plugins import get_plugin_manager
-
     get_plugin_manager()
     grant = namespaces.granted()
     net_isolated, pids_isolated = grant.isolated(False)

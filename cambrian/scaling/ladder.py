@@ -34,6 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cambrian.architectures import ArchSpec, count, get_primitive, reference_spec
+from cambrian.architectures.spec import GLOBAL_OPTIONS
 from cambrian.scaling.fits import PowerLawFit, compare_slopes, fit_power_law
 
 
@@ -83,9 +85,6 @@ Layer = dict[str, Any]  # {"primitive": name, "options": {...}}
 
 
 def _draft(spec_dims: dict[str, Any]):
-    from cambrian.architectures import ArchSpec
-    from cambrian.architectures.spec import GLOBAL_OPTIONS
-
     dims = {o.name: spec_dims.get(o.name, o.default) for o in GLOBAL_OPTIONS}
     return ArchSpec(layers=(), **dims)
 
@@ -95,8 +94,6 @@ def minimal_layers(spec: dict[str, Any]) -> list[Layer]:
     (or default) on its own at this width: a canonical spec at d_model 64 carries ``head_dim: 16``
     for 4 heads; its minimal form drops it, so a new width re-derives it instead of freezing it.
     The spec operators work on this form too."""
-    from cambrian.architectures import get_primitive
-
     draft = _draft(spec)
     out = []
     for layer in spec["layers"]:
@@ -154,8 +151,6 @@ def at_rung(spec: Any, *, d_model: int | None = None, depth: float = 1.0, n_laye
     width re-derived), depth ``n_layers`` or ``depth`` x the spec's own (the pattern stacked or
     stretched, :func:`resize`), context ``seq_len``. Unchanged dims give the spec back as is.
     """
-    from cambrian.architectures import ArchSpec
-
     d = _as_dict(spec)
     old_d = int(d["d_model"])
     new_d = int(d_model or old_d)
@@ -186,8 +181,6 @@ def at_scale(spec: Any, scale: str | Scale, mode: Literal["stack", "stretch"] = 
 
 def scale_budget(spec: Any, scale: str | Scale) -> tuple[int, float]:
     """(training tokens, training FLOPs) of ``spec`` already at ``scale``."""
-    from cambrian.architectures import ArchSpec, count
-
     s = get_scale(scale)
     c = count(ArchSpec.from_dict(_as_dict(spec)), seq_len=s.seq_len)
     tokens = s.train_tokens or int(s.tokens_per_param * c.params)
@@ -201,8 +194,6 @@ def rung_at_scale(rung: Mapping[str, Any], vocab_size: int = 256) -> dict[str, A
     (the rung's, else the scale's) x the parameters of the Llama reference at that scale: one
     budget for every design of the rung, so they compare at equal data. The rung's own keys win.
     """
-    from cambrian.architectures import ArchSpec, count, reference_spec
-
     s = get_scale(rung["preset"])
     out: dict[str, Any] = {"d_model": s.d_model, "n_layers": s.n_layers, "seq_len": s.seq_len,
                            "batch_size": s.batch_size, "lr": s.lr, "device": "cuda" if s.device == "gpu" else "cpu"}
@@ -430,8 +421,6 @@ def run_ladder(specs: Mapping[str, Any], scales: Sequence[str | Scale],
                mode: Literal["stack", "stretch"] = "stack",
                on_rung: Callable[[Rung], None] | None = None) -> list[Rung]:
     """Train every spec at every scale; ``train_fn(spec_at_scale, scale) -> (loss, train_flops[, floor])``."""
-    from cambrian.architectures import ArchSpec, count
-
     rungs = []
     for scale in map(get_scale, scales):
         for name, spec in specs.items():
@@ -450,6 +439,7 @@ def lm_train_fn(corpus: Any, seed: int = 0, val_tokens: int = 32768,
                 threads: int | None = None) -> Callable[[dict[str, Any], Scale], tuple[float, float, float]]:
     """A ``train_fn`` for :func:`run_ladder`: train on ``corpus`` for the scale's budget through
     :func:`cambrian.scaling.runs.train_lm`; (val bpb, training FLOPs, unigram floor)."""
+    # torch: the ladder's fits and rung arithmetic are used without it (compose's phases at plugin load)
     from cambrian.scaling.runs import train_lm
     from cambrian.scaling.trainer import TrainConfig
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
+from cambrian.architectures import ArchSpec, build_model, count
 from cambrian.scaling.causality import check_spec, check_trained
 from cambrian.scaling.data import Corpus, LMBatches, bits_per_byte, eval_windows
 from cambrian.scaling.device import Runtime, resolve_device
@@ -32,8 +34,6 @@ class TrainingFailed(RuntimeError):
 
 def prepare_spec(spec: Any, *, vocab_size: int, seq_len: int):
     """The spec as an ArchSpec with the data's vocabulary and a context of at least ``seq_len``."""
-    from cambrian.architectures import ArchSpec
-
     d = spec.to_dict() if isinstance(spec, ArchSpec) else dict(spec)
     d["vocab_size"] = vocab_size
     d["max_seq_len"] = max(int(d.get("max_seq_len", 0) or 0), seq_len)
@@ -72,10 +72,6 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     train_s, eval_s (wall) and train_cpu_s, eval_cpu_s (CPU seconds: wall time says little on
     a shared machine), and where it trained (on_cuda, bf16, compiled, kernel_<name>).
     """
-    import torch
-
-    from cambrian.architectures import build_model, count
-
     t0 = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -129,8 +125,6 @@ def train_task(spec: Any, task: Task, config: TrainConfig, *, n_train: int = 400
                batch_size: int = 32, seed: int = 0, split: str = "val") -> dict[str, Any]:
     """Train ``spec`` on one synthetic task; accuracy on ``split`` (and chance, for reference),
     and the run's ``runtime`` record."""
-    from cambrian.architectures import build_model, count
-
     arch = prepare_spec(spec, vocab_size=task.vocab_size, seq_len=task.seq_len)
     device = resolve_device(config.device)
     shapes = [(batch_size, task.seq_len), (min(256, n_eval), task.seq_len)]  # training, scoring

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cambrian.architectures import kernels
 from cambrian.scaling.device import check_device, resolve_device, runtime
 from cambrian.scaling.synthetic import IGNORE
 
@@ -216,8 +217,6 @@ def train(model: nn.Module, batches: Batches, config: TrainConfig, *,
                                 "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                                 "step": step, "tokens": tokens, "elapsed": elapsed, "history": history,
                                 "ema": ema, "best_ema": best_ema, "config": asdict(config)})
-
-    from cambrian.architectures import kernels
 
     kernels.reset_used()
     model.train()

@@ -72,7 +72,7 @@ class Attention(Primitive):
         return Cache(per_token=2 * o["n_kv_heads"] * o["head_dim"], max_tokens=o["window"])
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.attention import CausalSelfAttention
+        from cambrian.architectures.modules.attention import CausalSelfAttention  # torch, at build time
         return CausalSelfAttention(spec.d_model, o["n_heads"], o["n_kv_heads"], o["head_dim"],
                                    rope=o["rope"], window=o["window"], rope_theta=spec.rope_theta)
 
@@ -128,7 +128,7 @@ class LinearAttention(Primitive):
         return Cache(fixed=o["key_dim"] * o["value_dim"] // o["n_heads"])
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.linear_attention import GatedLinearAttention
+        from cambrian.architectures.modules.linear_attention import GatedLinearAttention  # torch, at build time
         return GatedLinearAttention(spec.d_model, o["n_heads"], o["key_dim"], o["value_dim"],
                                     mode=o["mode"], gate_rank=o["gate_rank"])
 
@@ -166,7 +166,7 @@ class Mamba(Primitive):
         return Cache(fixed=di * o["d_state"] + di * (o["d_conv"] - 1))
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.mamba import MambaMixer
+        from cambrian.architectures.modules.mamba import MambaMixer  # torch, at build time
         return MambaMixer(spec.d_model, o["d_state"], o["expand"], o["d_conv"], o["dt_rank"])
 
 
@@ -216,7 +216,7 @@ class Mamba2(Primitive):
         return Cache(fixed=di * o["d_state"] + conv_dim * (o["d_conv"] - 1))
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.mamba2 import Mamba2Mixer
+        from cambrian.architectures.modules.mamba2 import Mamba2Mixer  # torch, at build time
         return Mamba2Mixer(spec.d_model, o["d_state"], o["expand"], o["head_dim"], o["d_conv"],
                            o["n_groups"], norm_eps=spec.norm_eps)
 
@@ -238,7 +238,7 @@ class ShortConv(Primitive):
         return Cache(fixed=d * (o["kernel_size"] - 1))
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.conv import GatedShortConv
+        from cambrian.architectures.modules.conv import GatedShortConv  # torch, at build time
         return GatedShortConv(spec.d_model, o["kernel_size"])
 
 
@@ -261,7 +261,7 @@ class MLP(Primitive):
         return Flops(4 * d * o["hidden"])
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.mlp import MLP as Module
+        from cambrian.architectures.modules.mlp import MLP as Module  # torch, at build time
         return Module(spec.d_model, o["hidden"], o["activation"])
 
 
@@ -282,7 +282,7 @@ class SwiGLU(Primitive):
         return Flops(6 * d * o["hidden"])
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.mlp import SwiGLU as Module
+        from cambrian.architectures.modules.mlp import SwiGLU as Module  # torch, at build time
         return Module(spec.d_model, o["hidden"])
 
 
@@ -311,7 +311,7 @@ class MoE(Primitive):
         return Flops(2 * d * o["n_experts"] + o["top_k"] * 6 * d * o["hidden"])
 
     def build(self, o, spec, layer_index):
-        from cambrian.architectures.modules.moe import MoE as Module
+        from cambrian.architectures.modules.moe import MoE as Module  # torch, at build time
         return Module(spec.d_model, o["n_experts"], o["top_k"], o["hidden"])
 
 

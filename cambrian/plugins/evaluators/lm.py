@@ -26,9 +26,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from cambrian import Cost, EvalJob, Evaluator, hookimpl
+from cambrian import Cost, EvalJob, Evaluator, hookimpl, scaling
 from cambrian.plugins.evaluators.training import TrainingOptions
-from cambrian.scaling.data import CorpusOption
+from cambrian.scaling.data import CorpusOption, open_corpus
+from cambrian.scaling.device import Runtime, wants_cuda
 
 
 class LMEvaluator(Evaluator):
@@ -46,15 +47,10 @@ class LMEvaluator(Evaluator):
         eval_batch_size: int = Field(64, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
-        from cambrian.scaling.data import open_corpus
-        from cambrian.scaling.device import Runtime
-        from cambrian.scaling.runs import train_lm
-        from cambrian.scaling.trainer import TrainConfig
-
         o = self.options
         corpus = open_corpus(o.corpus, o.cache_dir or Path(job.run_dir) / "cache", tokenizer=o.tokenizer)
-        config = TrainConfig(**o.train_kwargs(max_steps=200, precision="auto"))
-        run = train_lm(job.candidate.content, corpus, config,
+        config = scaling.trainer.TrainConfig(**o.train_kwargs(max_steps=200, precision="auto"))
+        run = scaling.runs.train_lm(job.candidate.content, corpus, config,
                        batch_size=o.batch_size, seq_len=o.seq_len, seed=job.seed, split=job.split,
                        val_tokens=o.val_tokens, eval_batch_size=o.eval_batch_size)
         rt = Runtime(**run.train.runtime)
@@ -63,8 +59,6 @@ class LMEvaluator(Evaluator):
                                  gpu_s=run.train.wall_s if rt.device.startswith("cuda") else 0.0)
 
     def uses_gpu(self, job: EvalJob) -> bool:
-        from cambrian.scaling.device import wants_cuda
-
         return wants_cuda(self.options.device or "auto")
 
 

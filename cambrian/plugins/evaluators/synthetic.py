@@ -20,8 +20,10 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import Cost, EvalJob, Evaluator, hookimpl
+from cambrian import Cost, EvalJob, Evaluator, hookimpl, scaling
 from cambrian.plugins.evaluators.training import TrainingOptions
+from cambrian.scaling.device import Runtime, wants_cuda
+from cambrian.scaling.synthetic import SUITES, make_task
 
 
 class SyntheticEvaluator(Evaluator):
@@ -36,21 +38,16 @@ class SyntheticEvaluator(Evaluator):
         batch_size: int = Field(32, ge=1)
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
-        from cambrian.scaling.device import Runtime
-        from cambrian.scaling.runs import train_task
-        from cambrian.scaling.synthetic import SUITES, make_task
-        from cambrian.scaling.trainer import TrainConfig
-
         o = self.options
         names = o.tasks or SUITES[o.suite]
-        config = TrainConfig(**o.train_kwargs(weight_decay=0.0, precision="auto", max_steps=300))
+        config = scaling.trainer.TrainConfig(**o.train_kwargs(weight_decay=0.0, precision="auto", max_steps=300))
         metrics: dict[str, float] = {}
         accs, losses, chances, flops, gpu_s, kernels, rt = [], [], [], 0.0, 0.0, set(), None
         for name in names:
             task = make_task(name, **o.task_options.get(name, {}))
-            r = train_task(job.candidate.content, task, config, n_train=o.n_train,
-                           n_eval=o.n_eval, batch_size=o.batch_size,
-                           seed=job.seed, split=job.split)
+            r = scaling.runs.train_task(job.candidate.content, task, config, n_train=o.n_train,
+                                        n_eval=o.n_eval, batch_size=o.batch_size,
+                                        seed=job.seed, split=job.split)
             metrics[f"acc_{name}"] = r["accuracy"]
             accs.append(r["accuracy"])
             losses.append(r["loss"])
@@ -68,8 +65,6 @@ class SyntheticEvaluator(Evaluator):
         return metrics, Cost(flops=flops, gpu_s=gpu_s)
 
     def uses_gpu(self, job: EvalJob) -> bool:
-        from cambrian.scaling.device import wants_cuda
-
         return wants_cuda(self.options.device or "auto")
 
 

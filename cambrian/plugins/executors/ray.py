@@ -37,13 +37,12 @@ from pydantic import Field
 
 from cambrian import EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
 from cambrian.core.plugins import get_plugin_manager
+from cambrian.execution.evaluation import finish_job, start_job
+from cambrian.plugins.executors.local import run_in_thread
 
 
 def _evaluate(job_json: str, isolation: str) -> str:
     """Runs on a Ray worker: one evaluation, returned as the outcome's JSON."""
-    from cambrian.execution.evaluation import finish_job, start_job
-    from cambrian.plugins.executors.local import run_in_thread
-
     job = EvalJob.model_validate_json(job_json)
     if isolation == "thread":
         return run_in_thread(job).model_dump_json()

@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cambrian.core.campaign import Campaign
+from cambrian.core.coordinator import coordination_state
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
 from cambrian.core.standings import Standing, standings
@@ -305,8 +306,6 @@ def failures(d: ReportData) -> Section | None:
 
 def coordination(d: ReportData) -> Section | None:
     """Slots per agent over time, pauses, approvals and the insights board (from the checkpoint)."""
-    from cambrian.core.coordinator import coordination_state
-
     state = coordination_state(d.run_dir)
     allocations = d.events_of("allocation")
     approvals = d.events_of("approval_decided")

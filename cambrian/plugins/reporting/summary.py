@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cambrian.core.campaign import Campaign
 from cambrian.core.coordinator import coordination_state
 from cambrian.core.records import Node
 from cambrian.core.standings import Standing, standings
@@ -100,8 +101,6 @@ def phase_warnings(phases: dict[str, Any]) -> list[str]:
 
 
 def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
-    from cambrian.core.campaign import Campaign
-
     campaign = Campaign.resume(run_dir, lock=False)  # a reader: works while a campaign runs
     store = campaign.open_store()
     obj = campaign.objective

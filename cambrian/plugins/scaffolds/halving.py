@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cambrian import Direction, Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
 from cambrian.core.components import REEVALUATE_ROLES
+from cambrian.core.plugins import get_plugin_manager
 
 
 class _Inner(BaseModel):
@@ -124,7 +125,6 @@ class HalvingScaffold(Scaffold):
         self.opts = self.options
         if self.opts.inner.name == self.name:
             raise ValueError("halving: the inner scaffold cannot be halving itself")
-        from cambrian.core.plugins import get_plugin_manager
 
         self.inner: Scaffold = get_plugin_manager().get("scaffold", self.opts.inner.name)(**self.opts.inner.options)
         self.rungs = self.opts.rungs

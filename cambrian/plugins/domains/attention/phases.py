@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from cambrian import Options, Phase, best_nodes
-from cambrian.scaling.verdict import hidden_seeds
-from cambrian.scaling.verdict import Row, verdict
+from cambrian.scaling.verdict import Row, hidden_seeds, verdict
 
 
 class FinalEvaluation(Phase):

@@ -53,7 +53,6 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
-from cambrian.scaling.verdict import hidden_seeds
 from cambrian.plugins.domains.compose.evaluator import TRAINING_KEYS
 from cambrian.scaling.floors import below
 from cambrian.scaling.ladder import (
@@ -65,7 +64,7 @@ from cambrian.scaling.ladder import (
     majority_vote,
     rank_agreement,
 )
-from cambrian.scaling.verdict import Row, verdict
+from cambrian.scaling.verdict import Row, hidden_seeds, verdict
 
 DEFAULT_LADDER = [{"name": "proxy"},
                   {"name": "x1.5", "d_model": 80, "depth": 1.5, "mode": "stack", "train_tokens": 300_000}]
