@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cambrian.core.config import SandboxLimits
-from cambrian.execution import namespaces
+from cambrian.execution import namespaces, seccomp
 
 # Variables a sandboxed process may inherit. Everything else (API keys, tokens, cloud
 # credentials, LD_PRELOAD, LD_LIBRARY_PATH, the host's PYTHONPATH) is dropped.
@@ -291,14 +291,18 @@ def set_rlimits(limits: SandboxLimits, count_procs: bool, base_mb: int = 0) -> N
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_procs, limits.max_procs))
 
 
-def _limit(limits: SandboxLimits, drop_uid: int | None):  # runs in the child between fork and exec
-    _libc()  # dlopen here, in the parent: not in a child forked from a threaded process
+def _limit(limits: SandboxLimits, drop_uid: int | None, no_keyrings: bool = False):
+    """What the child does between fork and exec (built here, in the parent)."""
+    libc = _libc()  # dlopen here, in the parent: not in a child forked from a threaded process
+    keyring_filter = seccomp.filter_program() if no_keyrings and libc is not None else None
 
     def apply() -> None:
         os.setsid()
         die_with_parent()  # with the campaign process, even if it is SIGKILLed
         # root ignores RLIMIT_NPROC: counted after the uid drop
         set_rlimits(limits, count_procs=os.getuid() != 0 or drop_uid is not None)
+        if keyring_filter is not None:  # candidate code: no kernel keyrings (cambrian/execution/seccomp.py)
+            seccomp.install(libc, keyring_filter)
 
     return apply
 
@@ -355,7 +359,7 @@ class SandboxProcess:
         with open(self._out, "wb") as out, open(self._err, "wb") as err:
             self.proc = subprocess.Popen(
                 [*prefix, *cmd], cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, env=env, preexec_fn=_limit(limits, self.uid), close_fds=True,
+                stderr=err, env=env, preexec_fn=_limit(limits, self.uid, no_keyrings=unprivileged), close_fds=True,
             )
         self._rusage: resource.struct_rusage | None = None
         self._status: int | None = None

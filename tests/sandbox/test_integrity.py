@@ -5,6 +5,7 @@ status, its metrics, files on disk; never the wording."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -156,6 +157,33 @@ def test_a_shared_memory_segment_does_not_outlive_its_run(open_tmp_path):
     assert int((open_tmp_path / "a" / "shmid.txt").read_text()) >= 0  # it made one
     assert int((open_tmp_path / "b" / "shmid.txt").read_text()) == -1  # the next run finds none
     assert ctypes.CDLL(None).shmget(0x7C1A5EED, 0, 0) == -1  # nor does the host
+
+
+KEYS = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+if sys.argv[1] == "leave":  # a key everyone may read, in this uid's keyring (add_key, then KEYCTL_SETPERM)
+    kid = libc.syscall(248 if sys.argv[2] == "x86_64" else 217, b"user", b"cambrian-test-key-5e1",
+                       b"the next tokens", 15, ctypes.c_int(-4))
+    if kid > 0:
+        libc.syscall(250 if sys.argv[2] == "x86_64" else 219, 5, kid, 0x3F3F3F3F)
+    open("key.txt", "w").write(str(kid))
+else:
+    open("key.txt", "w").write(open("/proc/keys").read())
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"), reason="the filter's architectures")
+def test_a_kernel_key_can_not_be_left_for_the_next_run(open_tmp_path):
+    """Kernel keyrings outlive a run and cross uids; candidate code may not use them at all."""
+    limits = SandboxLimits(timeout_s=60)
+    first = run_candidate([sys.executable, "-c", KEYS, "leave", platform.machine()], open_tmp_path / "a", limits)
+    second = run_candidate([sys.executable, "-c", KEYS, "find", platform.machine()], open_tmp_path / "b", limits)
+    assert first.returncode == second.returncode == 0, (first.stderr_tail, second.stderr_tail)
+    assert int((open_tmp_path / "a" / "key.txt").read_text()) == -1  # refused
+    assert "cambrian-test-key-5e1" not in (open_tmp_path / "b" / "key.txt").read_text()
+    assert "cambrian-test-key-5e1" not in Path("/proc/keys").read_text()
 
 
 def _build(cache: str) -> int:
