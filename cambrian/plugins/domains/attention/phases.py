@@ -1,7 +1,8 @@
 """After search: the baselines and the best designs, re-evaluated on the hidden split.
 
 ``phases: {final: {top_k: 3, seeds: 5, split: hidden}}`` in a campaign config evaluates
-every ``Domain.baselines()`` design and the search's top-k designs by the same pipeline
+every ``Domain.baselines()`` design and the search's top-k designs (by the mean over seeds at
+the highest fidelity, :func:`cambrian.standings`; none equal to a baseline) by the same pipeline
 under ``seeds`` fresh seeds (a count: from 1000 up, never a seed the search used; or a
 list that must not reuse one). The summary gives each design's mean and sd over seeds and
 the one verdict of :func:`cambrian.scaling.verdict.verdict`: the best design against
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import Options, Phase, best_nodes
+from cambrian import Options, Phase, standings
 from cambrian.scaling.verdict import Row, hidden_seeds, verdict
 
 
@@ -30,11 +31,13 @@ class FinalEvaluation(Phase):
 
     def run(self, campaign: Any) -> dict[str, Any]:
         obj = campaign.objective
-        top = best_nodes(campaign.nodes.values(), obj)[: self.options.top_k]
+        baselines = campaign.domain.baselines()
+        known = {c.hash for c in baselines.values()}  # a baseline the search re-found is judged as a baseline
+        top = [r.node for r in standings(campaign.nodes.values(), obj) if r.hash not in known][: self.options.top_k]
         used = {n.seed for n in campaign.open_store().nodes() if n.phase != self.name} | {campaign.config.seed}
         seeds = tuple(hidden_seeds(self.options.seeds, used))
         split = self.options.split
-        named = [(f"baseline:{k}", c) for k, c in campaign.domain.baselines().items()]
+        named = [(f"baseline:{k}", c) for k, c in baselines.items()]
         named += [(n.id, n.candidate) for n in top]
         nodes = campaign.evaluate([c for _, c in named], phase=self.name, split=split, seeds=seeds)
         rows, designs, bases = [], [], []
