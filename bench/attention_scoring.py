@@ -93,10 +93,10 @@ def main() -> None:
             for way in (("split", "one") if i % 2 == 0 else ("one", "split")):
                 t = time.perf_counter()
                 if way == "split":
-                    ev.score_nested(job, cand / "out", work, "scoring", keep, hide, full)
-                    ev.score_nested(job, cand / "out", work, "prefix", keep, hide, pre)
+                    ev.score_nested(job, cand / "out", work / "scoring", "scoring", keep, hide, full)
+                    ev.score_nested(job, cand / "out", work / "prefix", "prefix", keep, hide, pre)
                 else:
-                    ev.score_nested(job, cand / "out", work, "one", keep, hide,
+                    ev.score_nested(job, cand / "out", work / "one", "one", keep, hide,
                                     {n: {**full[n], **pre[n]} for n in full})
                 times[way].append(time.perf_counter() - t)
                 runs = ("scoring", "prefix") if way == "split" else ("one",)

@@ -426,7 +426,7 @@ def test_attention_training_never_sees_the_hidden_split(open_tmp_path):
     assert any(n in c for n in needles for c in cache)  # the needle is findable where it is kept
     assert not any(n in blob for n in needles for blob in loot)  # but not by the candidate
     assert not list(open_tmp_path.glob("evals/*/work/*/*_inputs.npz"))  # no inputs stay on disk
-    assert not list(open_tmp_path.glob("evals/*/work/scoring")) + list(open_tmp_path.glob("evals/*/work/prefix"))
+    assert not list(open_tmp_path.glob("evals/*/work/scoring*")) + list(open_tmp_path.glob("evals/*/work/prefix*"))
 
 
 @ROOT_ONLY
@@ -539,3 +539,50 @@ def test_the_scoring_processes_count_in_the_nodes_cost(open_tmp_path):
     nested = [json.loads((work / f"sandbox{s}.json").read_text())["cpu_s"] for s in ("", "_scoring", "_prefix")]
     assert all(c > 0 for c in nested)
     assert out.cost.cpu_s >= sum(nested)
+
+
+# A full scoring pass that opens its directory to everyone and leaves the windows there for
+# a while: a candidate of another node, running meanwhile as another uid, must not find them.
+DUMP = """
+import os, time
+from pathlib import Path
+if not os.path.exists("probe.npz") and any(Path(".").glob("*_inputs.npz")):
+    import numpy as np
+    if "x" in np.load("lm_inputs.npz").files:  # the full pass, not the prefixes
+        os.chmod(".", 0o777)
+        Path("dump.txt").write_text("every window")
+        os.chmod("dump.txt", 0o666)
+        time.sleep(8)
+"""
+FIND = """
+import glob, os, sys
+run = sys.argv[1]
+found = glob.glob(os.path.join(run, "evals", "*", "work", "*", "dump.txt"))
+try:
+    listed = os.listdir(os.path.join(run, "evals", "dumper", "work"))
+except OSError:
+    listed = []
+open("found.txt", "w").write(repr((found, listed)))
+"""
+
+
+@ROOT_ONLY
+def test_a_running_scoring_process_can_not_be_found_by_another_node(open_tmp_path):
+    import threading
+
+    from cambrian.plugins.domains.attention.domain import seed_source
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        out=evaluate_attention(open_tmp_path, seed_source("softmax") + DUMP, "dumper", split="val")[0]))
+    worker.start()
+    deadline = time.monotonic() + 240
+    while not list(open_tmp_path.glob("evals/dumper/work/*/dump.txt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(open_tmp_path.glob("evals/dumper/work/*/dump.txt")), "the dump never appeared"
+    probe = open_tmp_path / "evals" / "other" / "work"
+    res = run_candidate([sys.executable, "-c", FIND, str(open_tmp_path)], probe, SandboxLimits(timeout_s=60))
+    worker.join()
+    assert res.returncode == 0, res.stderr_tail
+    assert (probe / "found.txt").read_text() == repr(([], []))  # neither found nor listed
+    assert result["out"].status == NodeStatus.DONE, result["out"].error

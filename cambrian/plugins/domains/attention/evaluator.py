@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -282,10 +283,16 @@ class AttentionEvaluator(Evaluator):
         orders = {n: scoring_order(rng, len(keep[n]["inputs"])) for n in tasks}
         positions = {n: prefix_positions(rng, *keep[n]["inputs"].shape[:2], n=PREFIX_CHECKS) for n in tasks}
         vocab = {n: keep["config"]["tasks"][n]["vocab"] for n in tasks}
-        hide = (cache, cand_dir, workdir / "scoring", workdir / "prefix")
-        full, res_full = self.score_nested(job, out, workdir, "scoring", keep, hide, {
+        # Their directories get unguessable names in a folder that other uids may pass through but
+        # not list: a scoring process that opens its own directory to everyone still can't be found
+        # by another node's candidate running at the same time (the windows are the same for all).
+        workdir.chmod(0o711)
+        token = secrets.token_hex(8)
+        where = {w: workdir / f"{w}-{token}" for w in ("scoring", "prefix")}
+        hide = (cache, cand_dir, *where.values())
+        full, res_full = self.score_nested(job, out, where["scoring"], "scoring", keep, hide, {
             n: {"x": (keep[n]["inputs"][orders[n]], (*keep[n]["inputs"].shape, vocab[n]))} for n in tasks})
-        pre, res_pre = self.score_nested(job, out, workdir, "prefix", keep, hide, {
+        pre, res_pre = self.score_nested(job, out, where["prefix"], "prefix", keep, hide, {
             n: {f"p{i}": (x, (*x.shape, vocab[n])) for i, x in enumerate(prefixes(keep[n]["inputs"], positions[n]))}
             for n in tasks})
         logits = {}
@@ -313,19 +320,19 @@ class AttentionEvaluator(Evaluator):
         gpu_s = sum(r.wall_s for r in (res_train, res_full, res_pre)) if self.uses_gpu(job) else 0.0
         return metrics, Cost(gpu_s=gpu_s)
 
-    def score_nested(self, job: EvalJob, trained: Path, workdir: Path, what: str, keep: dict[str, Any],
+    def score_nested(self, job: EvalJob, trained: Path, where: Path, what: str, keep: dict[str, Any],
                      hide: tuple[Path, ...], inputs: dict[str, dict[str, tuple[Any, tuple[int, ...]]]]):
-        """One scoring process (``runner.py score``) in ``workdir/what`` on ``inputs[task][key]``:
-        (token windows, expected logits shape). Returns the checked logits by task and key, and
+        """One scoring process (``runner.py score``) in the directory ``where`` on
+        ``inputs[task][key]``: (token windows, expected logits shape); its record is
+        ``sandbox_<what>.json`` beside ``where``. Returns the checked logits by task and key, and
         how the run ended. Its directory, the inputs with it, is removed when it ends: nothing in
         it outlives the run."""
-        where = workdir / what
         try:
             remove_tree(where)  # what an earlier attempt of this evaluation left
             prepare_scoring(job, trained, where, keep,
                             {n: {k: x for k, (x, _) in ins.items()} for n, ins in inputs.items()})
             res, nested = self.run_nested(job, where, "score", hide=tuple(h for h in hide if h != where))
-            record(res, workdir / f"sandbox_{what}.json")
+            record(res, where.parent / f"sandbox_{what}.json")
             self.raise_failure(res, nested, where / "out", done="scored.json")
             return {n: {k: load_logits(where, n, k, shape) for k, (_, shape) in ins.items()}
                     for n, ins in inputs.items()}, res
