@@ -189,7 +189,7 @@ def third_party_layers(spec) -> list[int]:
 def check_spec(spec, real: list[tuple[int, int]], device: Any = "cpu") -> None:
     """Step 1 for every third-party layer of ``spec`` (an ArchSpec), on ``device``; ``real``: the
     (batch, length) shapes the run will use (training, scoring)."""
-    import torch
+    import torch  # heavy: the probes' arithmetic (numpy) is imported with the packs, at plugin load
 
     real = sorted(set(real))
     for i in third_party_layers(spec):
@@ -215,7 +215,7 @@ def check_spec(spec, real: list[tuple[int, int]], device: Any = "cpu") -> None:
 def check_trained(model, spec, real: list[tuple[int, int]], what: str) -> None:
     """Step 2: the trained ``model`` (tokens -> logits) under the guard, when ``spec`` has a
     third-party layer (built-in-only models are left alone: nothing to check, nothing to pay)."""
-    import torch
+    import torch  # heavy: see check_spec
 
     if not third_party_layers(spec):
         return

@@ -38,7 +38,7 @@ DeviceName = Annotated[str, AfterValidator(check_device)]  # a typed option for 
 
 def resolve_device(name: str = "auto"):
     """The torch device to train on; ``cuda`` without a usable GPU is an error that says so."""
-    import torch
+    import torch  # heavy: device options are checked at config load, without torch (here and below)
 
     name = check_device(name)
     if name == "auto":
@@ -57,7 +57,7 @@ def resolve_device(name: str = "auto"):
 def visible_gpus() -> int:
     """GPUs visible to this process, counted without initialising CUDA where NVML answers."""
     try:
-        import torch
+        import torch  # heavy: see resolve_device
 
         return int(torch.cuda.device_count())
     except Exception:  # noqa: BLE001 - no torch CUDA build, no driver: no GPU
@@ -99,7 +99,7 @@ class Runtime(BaseModel):
 def device_name(device) -> str:
     import platform
 
-    import torch
+    import torch  # heavy: see resolve_device
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -108,7 +108,7 @@ def device_name(device) -> str:
 
 def runtime(device, bf16: bool, kernels: set[str] | tuple[str, ...], compiled: bool = False,
             world_size: int = 1) -> Runtime:
-    import torch
+    import torch  # heavy: see resolve_device
 
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())

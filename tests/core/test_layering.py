@@ -81,3 +81,33 @@ def test_architectures_and_scaling_import_at_a_modules_top_without_torch():
             "assert architectures.model.build_model\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _function_level_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of the imports inside function bodies that name cambrian or torch."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    out |= {(node.lineno, a.name) for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    out.add((node.lineno, "." * node.level + (node.module or "")))
+    return sorted((line, m) for line, m in out if m.split(".")[0] in ("cambrian", "torch") or m.startswith("."))
+
+
+def test_every_function_level_import_of_cambrian_or_torch_says_why():
+    """Imports belong at a module's top; one inside a function closes an import cycle or keeps a
+    heavy dependency (torch, langgraph, transformers, typer) out of light imports, and its comment
+    says which: on its line, or on the line above its block of imports."""
+    silent = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for line, module in _function_level_imports(path):
+            i = line - 1
+            while i > 0 and lines[i - 1].strip().startswith(("import ", "from ")) and "#" not in lines[i]:
+                i -= 1  # up the block of imports this one is in
+            if "#" not in lines[line - 1] and not lines[i - 1].strip().startswith("#"):
+                silent.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert not silent, "function-level imports without a comment saying why:\n" + "\n".join(silent)

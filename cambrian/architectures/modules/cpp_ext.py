@@ -127,7 +127,7 @@ class CppExtension(_Compiled):
         lock = build_dir / "lock"
         if lock.exists() and time.time() - lock.stat().st_mtime > 900:
             lock.unlink(missing_ok=True)
-        from torch.utils.cpp_extension import load_inline
+        from torch.utils.cpp_extension import load_inline  # pulls setuptools: only when a kernel compiles
 
         return load_inline(name=name, cpp_sources=[self.source], functions=self.functions,
                            extra_cflags=self.cflags, extra_ldflags=self.ldflags,

@@ -50,6 +50,7 @@ class TransformersBackend(LLMBackend):
     def _load(self) -> None:
         if self._lm is not None:
             return
+        # torch and transformers: heavy, loaded with the model, not with the plugin
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -65,7 +66,7 @@ class TransformersBackend(LLMBackend):
         return "\n".join(lines) + "\nassistant:"
 
     def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> LLMResponse:
-        import torch
+        import torch  # heavy: see _load
 
         self._load()
         enc = self._tok(self.prompt_text(messages), return_tensors="pt", add_special_tokens=False)

@@ -9,9 +9,8 @@ evaluation workers, can use them. No torch at import.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cambrian import hookimpl
+from cambrian.plugins.domains import commands_from
 from cambrian.plugins.domains.attention.designs import design_primitives
 from cambrian.plugins.domains.attention.domain import AttentionDomain
 from cambrian.plugins.domains.attention.evaluator import AttentionEvaluator
@@ -32,9 +31,4 @@ def cambrian_primitives():
     return design_primitives()
 
 
-@hookimpl
-def cambrian_commands(app: Any) -> None:
-    # typer stays out of evaluation workers, which import this pack
-    from cambrian.plugins.domains.attention.commands import register
-
-    register(app)
+cambrian_commands = commands_from("cambrian.plugins.domains.attention.commands")

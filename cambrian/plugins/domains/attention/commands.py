@@ -6,18 +6,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from cambrian.core.errors import CambrianError
 from cambrian.plugins.domains.attention.designs import register_node
-
-console = Console()
+from cambrian.plugins.domains.cli import console, pack_group
 
 
 def register(app: typer.Typer) -> None:
-    attention_app = typer.Typer(help="The attention pack: register a passing mixer design as a primitive.",
-                                no_args_is_help=True)
-    app.add_typer(attention_app, name="attention")
+    attention_app = pack_group(app, "attention",
+                               "The attention pack: register a passing mixer design as a primitive.")
 
     @attention_app.command("register")
     def attention_register(

@@ -19,7 +19,9 @@ import os
 import re
 from pathlib import Path
 
+from cambrian import NodeStatus, Store
 from cambrian.architectures import primitive_names
+from cambrian.plugins.domains.attention.primitive import MixerPrimitive
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
@@ -39,8 +41,6 @@ if "CAMBRIAN_PRIMITIVES_DIR" not in os.environ and os.environ.get("HOME"):
 
 
 def design_primitives(folder: Path | None = None) -> list:
-    from cambrian.plugins.domains.attention.primitive import MixerPrimitive
-
     try:
         folder = folder or designs_dir()
     except ValueError:  # neither CAMBRIAN_PRIMITIVES_DIR nor HOME: no registered designs
@@ -71,8 +71,6 @@ def register_design(source: str, name: str, folder: Path | None = None, *, overw
 def register_node(run_dir: str | Path, node_id: str, name: str, folder: Path | None = None,
                   *, overwrite: bool = False) -> Path:
     """Register the design of a finished, valid node of an attention campaign."""
-    from cambrian import NodeStatus, Store
-
     store = Store(run_dir, create=False)
     try:
         node = store.node(node_id)

@@ -39,8 +39,9 @@ from pydantic import Field, field_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.execution.harness import check_source
+from cambrian.plugins.domains.attention.phases import FinalEvaluation
 from cambrian.scaling.data import CorpusOption
-from cambrian.scaling.device import DeviceName
+from cambrian.scaling.device import DeviceName, check_device
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
 SEED_NAMES = ("softmax", "linear", "sliding_window", "mamba")
@@ -141,8 +142,6 @@ def options_with_defaults(options: dict[str, Any]) -> dict[str, Any]:
             out[key] = {**out[key], **value}
         else:
             out[key] = value
-    from cambrian.scaling.device import check_device
-
     try:
         out["device"] = check_device(out["device"])
     except ValueError as exc:
@@ -188,13 +187,9 @@ class AttentionDomain(Domain):
 
     @classmethod
     def phase_classes(cls) -> dict[str, Any]:
-        from cambrian.plugins.domains.attention.phases import FinalEvaluation
-
         return {"final": FinalEvaluation}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
-        from cambrian.plugins.domains.attention.phases import FinalEvaluation
-
         return [FinalEvaluation(**(options["final"] or {}))] if "final" in options else []
 
     def validate(self, candidate: Candidate) -> Candidate:

@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from cambrian import Cost, EvalJob, Evaluator, Options
@@ -65,7 +66,10 @@ from cambrian.scaling.causality import (
     probe_shapes,
     scoring_order,
 )
-from cambrian.scaling.device import Runtime
+from cambrian.scaling.data import eval_windows, open_corpus
+from cambrian.scaling.device import Runtime, wants_cuda
+from cambrian.scaling.floors import corpus_floors
+from cambrian.scaling.synthetic import IGNORE, make_split, make_task
 
 RUNNER = Path(__file__).with_name("runner.py")
 EVAL_CHUNK = 64  # rows per forward pass when the scoring process runs the evaluation inputs
@@ -80,8 +84,6 @@ class DesignRejected(RuntimeError):
 
 
 def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
-    from cambrian.scaling.synthetic import make_split, make_task
-
     keys = {"mqar": ("num_kv_pairs", "num_queries", "num_keys", "num_values"),
             "listops": ("max_len", "max_depth", "max_args")}[name]
     task = make_task(name, **{k: opts[k] for k in keys if k in opts})
@@ -91,8 +93,6 @@ def _synthetic(name: str, opts: dict[str, Any], split: str, seed: int):
 
 
 def _corpus(settings: dict[str, Any], run_dir: str):
-    from cambrian.scaling.data import open_corpus
-
     return open_corpus(settings["corpus"], corpus_cache(settings, run_dir))
 
 
@@ -103,8 +103,6 @@ def corpus_cache(settings: dict[str, Any], run_dir: str) -> Path:
 
 def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str, Any]:
     """Write config, probes and task inputs for the runner; return what scoring needs."""
-    import numpy as np
-
     m, tasks = settings["model"], settings["tasks"]
     cand_dir.mkdir(parents=True, exist_ok=True)
     (cand_dir / "mixer.py").write_text(job.candidate.content)
@@ -113,14 +111,10 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
     eval_rows: dict[str, int] = {}
     for name, t in tasks.items():
         if name == "lm":
-            from cambrian.scaling.data import eval_windows
-
             corpus = _corpus(settings, job.run_dir)
             train = np.asarray(corpus.tokens("train")[: t["train_tokens"]])
             wins = list(eval_windows(corpus.tokens(job.split), t["seq_len"], t["eval_tokens"]))
             xs = np.concatenate([w[0] for w in wins])
-            from cambrian.scaling.floors import corpus_floors
-
             targets = np.concatenate([w[1] for w in wins])
             keep["lm"] = {"targets": targets, "bytes_per_token": corpus.bytes_per_token(job.split),
                           "floors": corpus_floors(corpus, job.split, targets.size).metrics()}
@@ -158,8 +152,6 @@ def prepare_scoring(job: EvalJob, trained: Path, where: Path, keep: dict[str, An
     """Lay out one scoring process's directory: the candidate's source (the job's copy), the
     trained weights (regular files only: a link the training process left is refused) and, per
     task, the arrays of token windows to run the model on (``inputs[task][key]``)."""
-    import numpy as np
-
     where.mkdir(parents=True)
     where.chmod(0o700)  # its uid only: a later candidate (another uid) can't read these inputs
     (where / "mixer.py").write_text(job.candidate.content)
@@ -177,8 +169,6 @@ def load_logits(where: Path, name: str, key: str, shape: tuple[int, ...]):
 
     Mapped first (a header that claims more than the file holds fails there, before any memory
     is spent), then copied."""
-    import numpy as np
-
     path = where / "out" / f"{name}.{key}.npy"
     if path.is_symlink() or not path.is_file():
         raise DesignRejected(f"the scoring run saved no logits for task {name!r}")
@@ -203,8 +193,6 @@ def check_prefix(name: str, full, pre, positions: list[tuple[int, int]], tol: fl
 
 
 def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
-    import numpy as np
-
     y = np.load(out / "probe_out.npz")
     for i, (shape, cut) in enumerate(keep["probes"]):
         ya, yb = y[f"y_a{i}"], y[f"y_b{i}"]
@@ -220,10 +208,6 @@ def check_probe(out: Path, keep: dict[str, Any], tol: float) -> None:
 
 def score(settings: dict[str, Any], logits: dict[str, Any], keep: dict[str, Any]) -> dict[str, float]:
     """Metrics from the logits and the targets only this side holds."""
-    import numpy as np
-
-    from cambrian.scaling.synthetic import IGNORE
-
     metrics: dict[str, float] = {}
     parts: dict[str, float] = {}
     for name in settings["tasks"]:
@@ -276,8 +260,6 @@ class AttentionEvaluator(Evaluator):
         # are re-scored; the second runs them on the prefixes x[row, :t+1] at those positions
         # only, so it holds no token that follows a prefix, and nothing of the first reaches it
         # (cambrian.scaling.causality: the rules of prefix re-scoring).
-        import numpy as np
-
         rng = np.random.default_rng()
         tasks = list(settings["tasks"])
         orders = {n: scoring_order(rng, len(keep[n]["inputs"])) for n in tasks}
@@ -357,6 +339,4 @@ class AttentionEvaluator(Evaluator):
             raise DesignRejected(f"the design failed: {explain(res, nested)}")
 
     def uses_gpu(self, job: EvalJob) -> bool:
-        from cambrian.scaling.device import wants_cuda
-
         return wants_cuda(options_with_defaults(job.domain_options)["device"])

@@ -68,7 +68,7 @@ class MixerPrimitive(Primitive):
 
     @lru_cache(maxsize=16)
     def _count(self, n_heads: int, d_model: int) -> int:
-        import torch
+        import torch  # heavy: the pack (and its primitives' descriptors) load without it
 
         with torch.device("meta"):
             module = self.mixer_class()(d_model, n_heads)

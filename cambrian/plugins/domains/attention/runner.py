@@ -29,6 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cambrian.architectures import ArchSpec, build_model, register_primitive
+from cambrian.plugins.domains.attention.primitive import MixerPrimitive, load_mixer_class
+from cambrian.scaling.data import LMBatches
+from cambrian.scaling.device import resolve_device
+from cambrian.scaling.trainer import TrainConfig, train
+
 OUT = Path("out")
 
 
@@ -38,9 +44,6 @@ def fail(stage: str, message: str) -> None:
 
 
 def build_lm(mixer_path: str, cfg: dict, vocab: int, seq_len: int, seed: int):
-    from cambrian.architectures import ArchSpec, build_model, register_primitive
-    from cambrian.plugins.domains.attention.primitive import MixerPrimitive
-
     register_primitive(MixerPrimitive("candidate", mixer_path), replace=True)
     layers = []
     for _ in range(cfg["n_layers"]):
@@ -55,8 +58,6 @@ def setup():
     cfg = json.loads(Path("config.json").read_text())
     torch.set_num_threads(int(cfg.get("threads", 1)))
     torch.manual_seed(cfg["seed"])
-    from cambrian.scaling.device import resolve_device
-
     return cfg, resolve_device(cfg.get("device", "cpu"))  # here, in the sandbox: CUDA starts in this process
 
 
@@ -85,8 +86,6 @@ def main() -> int:
     cfg, device = setup()
     report: dict = {}
     try:
-        from cambrian.plugins.domains.attention.primitive import load_mixer_class
-
         Mixer = load_mixer_class("mixer.py")  # relative: the sandbox's /tmp is private
         mixer = Mixer(cfg["d_model"], cfg["n_heads"]).to(device)
     except Exception:
@@ -123,8 +122,6 @@ def main() -> int:
     except Exception:
         fail("backward", traceback.format_exc(limit=-4))
 
-    from cambrian.scaling.trainer import TrainConfig, train
-
     report["tasks"] = {}
     for name, t in cfg["tasks"].items():
         data = np.load(f"{name}.npz")
@@ -132,7 +129,6 @@ def main() -> int:
             model = build_lm("mixer.py", cfg, t["vocab"], t["seq_len"], cfg["seed"])
             if name == "lm":
                 tokens = data["train_tokens"]
-                from cambrian.scaling.data import LMBatches
                 batches = LMBatches(tokens, t["batch_size"], t["seq_len"], seed=cfg["seed"])
             else:
                 xs, ys = data["train_inputs"], data["train_targets"]

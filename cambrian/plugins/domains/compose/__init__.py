@@ -7,9 +7,8 @@ evaluation), its report sections (report.py, figures.py) and its command
 (``cambrian export``, commands.py). See docs/compose.md.
 """
 
-from typing import Any
-
 from cambrian import hookimpl
+from cambrian.plugins.domains import commands_from
 from cambrian.plugins.domains.compose.domain import ComposeDomain
 from cambrian.plugins.domains.compose.evaluator import ComposeEvaluator
 from cambrian.plugins.domains.compose.operators import OPERATORS
@@ -30,12 +29,7 @@ def cambrian_evaluators():
     return [ComposeEvaluator]
 
 
-@hookimpl
-def cambrian_commands(app: Any) -> None:
-    # typer and the command's imports stay out of evaluation workers, which import this pack
-    from cambrian.plugins.domains.compose.commands import register
-
-    register(app)
+cambrian_commands = commands_from("cambrian.plugins.domains.compose.commands")
 
 
 @hookimpl

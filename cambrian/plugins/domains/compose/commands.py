@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
+from cambrian.plugins.domains.cli import console
 
 
 def register(app: typer.Typer) -> None:

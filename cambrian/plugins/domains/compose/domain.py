@@ -45,7 +45,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
-from cambrian.architectures import ArchSpec, primitive_names, reference_spec
+from cambrian.architectures import ArchSpec, count, primitive_names, reference_spec
 from cambrian.plugins.domains.compose.prompts import task_description
 from cambrian.scaling.data import CorpusOption
 from cambrian.scaling.device import DeviceName
@@ -155,15 +155,13 @@ class ComposeDomain(Domain):
 
     def inspect(self, candidate: Candidate) -> dict[str, Any]:
         """Parameters, FLOPs per token, KV cache and state of a spec (counted, not trained)."""
-        from cambrian.architectures import ArchSpec
-        from cambrian.architectures.counting import count
-
         c = count(ArchSpec.from_dict(candidate.content))
         return {"params": c.params, "non_embedding_params": c.non_embedding_params,
                 "flops_per_token": c.flops_per_token, "kv_cache_bytes_per_token": c.kv_cache_bytes_per_token,
                 "state_bytes": c.state_bytes, "layers": [lc.primitive for lc in c.layers]}
 
     def curve(self, run_dir: Any, node: Any) -> list[tuple[float, float]]:
+        # here and below: a cycle (phases imports the evaluator, which imports this module)
         from cambrian.plugins.domains.compose.phases import curve_points
 
         return curve_points(Path(run_dir), node)
@@ -225,13 +223,13 @@ class ComposeDomain(Domain):
         return {name: self._reference(name) for name in BASELINES}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
-        from cambrian.plugins.domains.compose.phases import make_phases
+        from cambrian.plugins.domains.compose.phases import make_phases  # cycle, as in curve()
 
         return make_phases(self, options)
 
     @classmethod
     def phase_classes(cls) -> dict[str, Any]:
-        from cambrian.plugins.domains.compose.phases import PHASES
+        from cambrian.plugins.domains.compose.phases import PHASES  # cycle, as in curve()
 
         return PHASES
 

@@ -40,11 +40,13 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import Cost, EvalJob, Evaluator, Options
+from cambrian import Cost, EvalJob, Evaluator, Options, scaling
+from cambrian.architectures import ArchSpec, build_model, count
 from cambrian.plugins.domains.compose.domain import settings
 from cambrian.scaling.causality import check_spec, check_trained
-from cambrian.scaling.data import CorpusOption
-from cambrian.scaling.device import DeviceName
+from cambrian.scaling.data import CorpusOption, open_corpus
+from cambrian.scaling.device import DeviceName, Runtime, resolve_device, wants_cuda
+from cambrian.scaling.synthetic import MQAR, make_split
 
 MODEL_FILE = "model.pt"
 CURVE_FILE = "train.json"
@@ -60,10 +62,6 @@ def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: 
     ``kv_pairs`` key-value pairs then as many queries, over 4 x ``kv_pairs`` keys and values
     (chance: 1 / (4 x kv_pairs)); small, so that a proxy learns it in tens of steps.
     """
-    from cambrian.architectures import build_model, count
-    from cambrian.scaling.synthetic import MQAR, make_split
-    from cambrian.scaling.trainer import TrainConfig, accuracy, train
-
     task = MQAR(num_kv_pairs=kv_pairs, num_queries=kv_pairs, num_keys=4 * kv_pairs,
                 num_values=4 * kv_pairs)
     data = make_split(task, "train", steps * batch_size, seed=seed)
@@ -75,25 +73,19 @@ def mqar_accuracy(spec, steps: int, batch_size: int, split: str, seed: int, lr: 
     shapes = [(batch_size, task.seq_len), (256, task.seq_len)]  # training, scoring
     check_spec(spec, shapes, device)  # a plugin's primitive: causal before it trains (as in train_lm)
     model = build_model(spec, seed=seed + 1)
-    res = train(model, batches, TrainConfig(lr=lr, max_steps=steps, warmup_steps=min(20, steps // 5),
-                                            threads=threads, device=device, precision="auto",
-                                            log_every=max(1, steps)),
-                flops_per_token=count(spec, task.seq_len).flops_per_token)
+    trainer = scaling.trainer  # torch, on first use
+    config = trainer.TrainConfig(lr=lr, max_steps=steps, warmup_steps=min(20, steps // 5), threads=threads,
+                                 device=device, precision="auto", log_every=max(1, steps))
+    res = trainer.train(model, batches, config, flops_per_token=count(spec, task.seq_len).flops_per_token)
     check_trained(model, spec, shapes, "MQAR")  # and still causal once trained
     test = make_split(task, split, 256, seed=0)  # the same questions for every seed
-    return accuracy(model, test.inputs, test.targets, device=device), res.flops
+    return trainer.accuracy(model, test.inputs, test.targets, device=device), res.flops
 
 
 def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: int, workdir: Path,
               run_dir: Path, threads: int | None, save_model: bool = True) -> tuple[dict[str, float], Cost]:
     """Train and score through :func:`cambrian.scaling.runs.train_lm` (the one LM pipeline), then MQAR."""
-    import torch
-
-    from cambrian.architectures import ArchSpec
-    from cambrian.scaling.data import open_corpus
-    from cambrian.scaling.device import Runtime, resolve_device
-    from cambrian.scaling.runs import train_lm
-    from cambrian.scaling.trainer import TrainConfig
+    import torch  # heavy: the pack's modules load without it (every plugin load imports them)
 
     t0 = time.perf_counter()
     cache_dir = Path(s["cache_dir"]) if s["cache_dir"] else run_dir / "cache"
@@ -105,13 +97,15 @@ def run_proxy(content: dict[str, Any], s: dict[str, Any], *, split: str, seed: i
     ckpt = None
     if s.get("checkpoint_every"):  # per node: a re-run of this evaluation resumes from it
         ckpt = str(run_dir / "checkpoints" / f"{workdir.parent.name}.pt")
-    config = TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device=str(device),
-                         precision="auto", compile=bool(s["compile"]), warmup_steps=int(s["warmup_steps"]),
-                         threads=threads, seed=seed, log_every=5, checkpoint_path=ckpt,
-                         checkpoint_every=int(s["checkpoint_every"]) if s.get("checkpoint_every") else None)
+    config = scaling.trainer.TrainConfig(lr=float(s["lr"]), max_tokens=int(s["train_tokens"]), device=str(device),
+                                         precision="auto", compile=bool(s["compile"]),
+                                         warmup_steps=int(s["warmup_steps"]), threads=threads, seed=seed,
+                                         log_every=5, checkpoint_path=ckpt,
+                                         checkpoint_every=int(s["checkpoint_every"]) if s.get("checkpoint_every")
+                                         else None)
     # a plugin's primitive goes through the causality guard there (before and after training)
-    run = train_lm(spec, corpus, config, batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=seed,
-                   split=split, val_tokens=int(s["val_tokens"]))
+    run = scaling.runs.train_lm(spec, corpus, config, batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]),
+                                seed=seed, split=split, val_tokens=int(s["val_tokens"]))
     metrics = dict(run.metrics)
     metrics["setup_s"] += corpus_s
     mqar_acc, mqar_flops = math.nan, 0.0
@@ -171,6 +165,4 @@ class ComposeEvaluator(Evaluator):
         return {k: v for k in TRAINING_KEYS if (v := getattr(self.options, k)) is not None}
 
     def uses_gpu(self, job: EvalJob) -> bool:
-        from cambrian.scaling.device import wants_cuda
-
         return wants_cuda(settings({**job.domain_options, **self._overrides()})["device"])

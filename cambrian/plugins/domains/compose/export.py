@@ -21,15 +21,23 @@ design from ``cambrian attention register``) is refused with one line.
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 
+# torch and transformers at the top: only the export command imports this module
+import torch
+
+from cambrian.architectures import build_model
+from cambrian.architectures.hf import byte_tokenizer, to_hf
+from cambrian.architectures.primitives.builtin import BUILTIN_PRIMITIVES
 from cambrian.core.errors import CambrianError
+from cambrian.core.plugins import get_plugin_manager
+from cambrian.core.store import Store
+from cambrian.plugins.domains.compose.domain import settings
 from cambrian.plugins.domains.compose.evaluator import MODEL_FILE, TRAINING_KEYS, run_proxy
 
 
 def _retrain(run_dir: Path, node, domain_options: dict, workdir: Path) -> None:
-    from cambrian.plugins.domains.compose.domain import settings
-
     job_file = run_dir / "evals" / node.id / "job.json"
     job = json.loads(job_file.read_text()) if job_file.is_file() else {}
     extra = {k: v for k, v in job.get("evaluator_options", {}).items() if k in TRAINING_KEYS}
@@ -42,11 +50,6 @@ def _retrain(run_dir: Path, node, domain_options: dict, workdir: Path) -> None:
 
 def primitive_requirements(spec: dict) -> list[dict[str, str]]:
     """The plugins a spec's primitives come from; refuses primitives no distribution provides."""
-    from importlib.metadata import entry_points
-
-    from cambrian.architectures.primitives.builtin import BUILTIN_PRIMITIVES
-    from cambrian.core.plugins import get_plugin_manager
-
     builtin = {p.name for p in BUILTIN_PRIMITIVES}
     registry = get_plugin_manager().registry()["primitive"]
     dists = {ep.name: ep.dist for ep in entry_points(group="cambrian") if ep.dist is not None}
@@ -69,8 +72,6 @@ def primitive_requirements(spec: dict) -> list[dict[str, str]]:
 
 def write_export(model, out: str | Path, info: dict | None = None) -> Path:
     """Save a built model as a transformers folder with its tokenizer; ``info`` -> cambrian_node.json."""
-    from cambrian.architectures.hf import byte_tokenizer, to_hf
-
     spec = model.spec.to_dict()
     requires = primitive_requirements(spec)  # refuse before anything is written
     if spec["vocab_size"] != 256:
@@ -92,11 +93,6 @@ def write_export(model, out: str | Path, info: dict | None = None) -> Path:
 
 def export_node(run_dir: str | Path, node_id: str, out: str | Path) -> Path:
     """Write node ``node_id`` of the campaign in ``run_dir`` to ``out``; returns ``out``."""
-    import torch
-
-    from cambrian.architectures import build_model
-    from cambrian.core.store import Store
-
     run_dir, out = Path(run_dir), Path(out)
     store = Store(run_dir, create=False)
     try:

@@ -53,6 +53,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
+from cambrian.architectures import ArchSpec, count
 from cambrian.plugins.domains.compose.evaluator import TRAINING_KEYS
 from cambrian.scaling.floors import below
 from cambrian.scaling.ladder import (
@@ -60,9 +61,11 @@ from cambrian.scaling.ladder import (
     at_rung,
     compare_fits,
     fit_scaling,
+    get_scale,
     layer_distance,
     majority_vote,
     rank_agreement,
+    rung_at_scale,
 )
 from cambrian.scaling.verdict import Row, hidden_seeds, verdict
 
@@ -71,8 +74,6 @@ DEFAULT_LADDER = [{"name": "proxy"},
 
 
 def pattern(content: dict[str, Any]) -> str:
-    from cambrian.architectures import ArchSpec
-
     return ArchSpec.from_dict(content).pattern()
 
 
@@ -201,8 +202,6 @@ class Aggregation(Phase):
 
 def check_presets(rungs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
     """Rungs naming a scale (``preset``) name a known one: checked when the config loads."""
-    from cambrian.scaling.ladder import get_scale
-
     for rung in rungs or ():
         if rung.get("preset"):
             get_scale(rung["preset"])  # ValueError: unknown scale 'x'; known: ...
@@ -212,8 +211,6 @@ def check_presets(rungs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | 
 def expand_rung(rung: dict[str, Any]) -> dict[str, Any]:
     """A rung naming a ladder scale (``preset: 125m``) with that scale's dims, budget and device
     (:func:`cambrian.scaling.ladder.rung_at_scale`); other rungs as they are."""
-    from cambrian.scaling.ladder import rung_at_scale
-
     return rung_at_scale(rung) if rung.get("preset") else rung
 
 
@@ -280,9 +277,6 @@ class Scaling(Phase):
     def estimate(self, campaign: Any) -> dict[str, Any]:
         """Evaluations, largest model, training tokens and FLOPs of the ladder; time scaled
         from the search's measured seconds per training FLOP."""
-        from cambrian.architectures import ArchSpec
-        from cambrian.architectures.counting import count
-
         ladder = self.options.ladder or DEFAULT_LADDER
         designs = promoted(campaign, self.options.top_k, list(self.options.baselines))
         proxy_tokens = int(campaign.domain.s["train_tokens"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cambrian import ReportSection, Store, hookimpl
+from cambrian.plugins.domains import commands_from
 from cambrian.plugins.domains.script.domain import ScriptDomain, task_from_options
 from cambrian.plugins.domains.script.evaluator import ScriptEvaluator
 from cambrian.plugins.domains.script.history import decide, history_html, write_results
@@ -72,12 +73,7 @@ def cambrian_campaign_end(run_dir: str, reason: str, summary: dict) -> None:
         write_results(run_dir)
 
 
-@hookimpl
-def cambrian_commands(app: Any) -> None:
-    # typer stays out of evaluation workers, which import this pack
-    from cambrian.plugins.domains.script.commands import register
-
-    register(app)
+cambrian_commands = commands_from("cambrian.plugins.domains.script.commands")
 
 
 @hookimpl

@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from cambrian.plugins.domains.cli import console, pack_group
 from cambrian.plugins.domains.script.history import results_table, write_results
-
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
-    script_app = typer.Typer(help="The script pack: keep/discard history of a script campaign.",
-                             no_args_is_help=True)
-    app.add_typer(script_app, name="script")
+    script_app = pack_group(app, "script", "The script pack: keep/discard history of a script campaign.")
 
     @script_app.command("results")
     def script_results(run_dir: Path = typer.Argument(..., help="Run directory of a script campaign.")) -> None:

@@ -10,6 +10,7 @@ Options:
 
 from __future__ import annotations
 
+import json
 import random
 from functools import lru_cache
 from typing import Any
@@ -19,16 +20,14 @@ from pydantic import Field
 from cambrian import Candidate, Domain, MetricSpec, Options
 from cambrian.core.records import canonical_json
 from cambrian.execution.harness import check_source
+from cambrian.plugins.domains.attention.phases import FinalEvaluation
+from cambrian.plugins.domains.script.task import load_task
 
 MAX_SOURCE_CHARS = 200_000
 
 
 @lru_cache(maxsize=16)
 def _task(key: str) -> Any:
-    import json
-
-    from cambrian.plugins.domains.script.task import load_task
-
     opts = json.loads(key)
     task = load_task(opts.get("task", "autoresearch-cpu"))
     return task.with_overrides(opts["overrides"]) if opts.get("overrides") else task
@@ -85,15 +84,11 @@ class ScriptDomain(Domain):
 
     @classmethod
     def phase_classes(cls) -> dict[str, Any]:
-        from cambrian.plugins.domains.attention.phases import FinalEvaluation
-
         return {"final": FinalEvaluation}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
         """``phases: {final: {top_k, seeds, split: hidden}}``: the task's baseline script and the
         top-k re-run on the final hidden slice under every seed (the attention pack's phase)."""
-        from cambrian.plugins.domains.attention.phases import FinalEvaluation
-
         return [FinalEvaluation(**(options["final"] or {}))] if "final" in options else []
 
     def validate(self, candidate: Candidate) -> Candidate:

@@ -39,13 +39,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from cambrian import EvalJob, Evaluator, Metric, Options
 from cambrian.core.config import SandboxLimits
 from cambrian.execution.harness import candidate_limits, private_dir, record, run_candidate
 from cambrian.execution.sandbox import SandboxResult
+from cambrian.plugins.domains.script.domain import task_from_options
+from cambrian.plugins.domains.script.layouts import run_trusted_command
 from cambrian.plugins.domains.script.scoring import bits_per_byte, check_causal, load_saved_model
+from cambrian.scaling.data import open_corpus
+from cambrian.scaling.floors import corpus_floors
 
 CLAIM = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*[:=]\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$", re.M)
 
@@ -73,17 +78,11 @@ def corpus_tokens(task, run_dir: str, split: str = "val") -> dict[str, Any]:
     its first ``hidden_tokens``; final evaluations (``split: hidden``) on the next ones, which
     no search decision has seen.
     """
-    import numpy as np
-
-    from cambrian.scaling.data import open_corpus
-
     data = {"corpus": {"source": "stdlib"}, "train_tokens": 2_000_000, "val_tokens": 65_536,
             "hidden_tokens": 32_768, **task.data}
     corpus = open_corpus(data["corpus"], corpus_cache(task, run_dir))
     if corpus.vocab_size != 256:
         raise ValueError("script LM tasks are byte-level: the corpus needs the byte tokenizer")
-    from cambrian.scaling.floors import corpus_floors
-
     hidden = _held_out(corpus.tokens("hidden"), int(data["hidden_tokens"]), split)
     eval_tokens, seq = int(data.get("eval_tokens", 32_768)), int(task.budgets.seq_len)
     scored = min(len(hidden) - 1, eval_tokens) // seq * seq  # the targets scoring.bits_per_byte scores
@@ -101,8 +100,6 @@ def corpus_cache(task, run_dir: str) -> Path:
 
 
 def _held_out(tokens, n: int, split: str):
-    import numpy as np
-
     if split != "hidden":
         return np.asarray(tokens[:n])
     if len(tokens) < 2 * n:
@@ -171,8 +168,6 @@ class ScriptEvaluator(Evaluator):
                                        "script prints and the one the harness measures")
 
     def evaluate(self, job: EvalJob, workdir: Path) -> dict[str, float | Metric]:
-        from cambrian.plugins.domains.script.domain import task_from_options
-
         task = task_from_options(job.domain_options)
         worker = SandboxLimits(**job.limits)
         mode = task.evaluate
@@ -200,15 +195,13 @@ class ScriptEvaluator(Evaluator):
         tol = self.options.claim_tolerance
         printed = claims(res.stdout_tail)
         if mode == "command":
-            from cambrian.plugins.domains.script.layouts import run_trusted_command
-
             metrics = run_trusted_command(task, rd, worker)
             for m in task.metrics:
                 if m.name in metrics:
                     check_claim(printed, m.name, metrics[m.name], m.direction.value == "min", tol)
             return metrics
 
-        import torch
+        import torch  # heavy, and only the LM modes need it: the pack loads without it
 
         torch.set_num_threads(1)
         seq = task.budgets.seq_len

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from cambrian import Direction, MetricSpec, Node, NodeStatus
+from cambrian import Direction, MetricSpec, Node, NodeStatus, Store
 from cambrian.plugins.domains.script.domain import task_from_options
 
 
@@ -85,7 +85,6 @@ def incumbent(decisions: list[Decision]) -> str | None:
 
 def results_table(run_dir: str | Path) -> dict[str, list[Decision]]:
     """Every agent's decisions, recomputed from the store of a script campaign."""
-    from cambrian import Store
     store = Store(run_dir, create=False)
     try:
         config = store.get_meta("config") or {}

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import yaml
 
 from cambrian.core.config import SandboxLimits
+from cambrian.execution.harness import candidate_limits, run_candidate
 
 
 def _airs(root: Path) -> dict[str, Any]:
@@ -143,8 +144,6 @@ def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str,
     reason names only how it ended. Its timeout is ``options.eval_timeout_s`` (300), never past
     what the worker (``worker``, its limits) has left: the harness's one rule.
     """
-    from cambrian.execution.harness import candidate_limits, run_candidate
-
     opts = task.options
     ev = run_dir.parent / (run_dir.name + "-eval")
     if ev.exists():
@@ -165,7 +164,7 @@ def run_trusted_command(task, run_dir: Path, worker: SandboxLimits) -> dict[str,
     hidden = task.root / opts.get("hidden_dir", "hidden")
     if hidden.is_dir():
         shutil.copytree(hidden, ev / "hidden")
-    from cambrian.plugins.domains.script.evaluator import python_command
+    from cambrian.plugins.domains.script.evaluator import python_command  # a cycle: the evaluator imports this module
 
     cmd = python_command(opts["eval_command"])
     limits = candidate_limits(worker, float(opts.get("eval_timeout_s", 300)))

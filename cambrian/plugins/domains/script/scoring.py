@@ -31,7 +31,7 @@ class ModelRejected(RuntimeError):
 
 
 def load_saved_model(out_dir: Path):
-    import torch
+    import torch  # heavy: here and below, only the LM modes score with it
 
     ts, pt2 = out_dir / "model.ts", out_dir / "model.pt2"
     if ts.is_symlink() or pt2.is_symlink():  # never follow a link the script left
@@ -55,7 +55,7 @@ def check_causal(model, seq_len: int, vocab: int, eval_batch: int = 32) -> None:
     """The shared causality guard (cambrian.scaling.causality) on the loaded model, in this
     (trusted) process: random shapes and the real evaluation shape, random future perturbations.
     Fresh randomness each time: the model can't be tuned to the probes."""
-    import torch
+    import torch  # heavy: see load_saved_model
 
     rng = np.random.default_rng()
 
@@ -78,6 +78,7 @@ def bits_per_byte(load: Callable[[], Any], tokens: np.ndarray, seq_len: int, max
     attributes), so the rules of prefix re-scoring (cambrian.scaling.causality) apply: the windows
     are scored in a random order, and each prefix pass runs on a copy loaded afresh that never
     saw the full windows."""
+    # heavy: see load_saved_model
     import torch
     import torch.nn.functional as F
 

@@ -24,6 +24,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cambrian import MetricSpec
+from cambrian.plugins.domains.script.layouts import detect_layout
+from cambrian.scaling.data import parse_corpus
 
 BUILTIN_TASKS = Path(__file__).parent / "tasks"
 
@@ -71,8 +73,6 @@ class ScriptTask(BaseModel):
         if self.objective not in names:
             raise ValueError(f"objective {self.objective!r} is not one of the metrics {names}")
         if "corpus" in self.data:  # one line naming data.corpus.<key> when the task loads
-            from cambrian.scaling.data import parse_corpus
-
             parse_corpus(self.data["corpus"], "data.corpus")
         for f in [*self.editable, *self.readonly]:
             if Path(f).is_absolute() or ".." in Path(f).parts:
@@ -113,8 +113,6 @@ def builtin_task_names() -> list[str]:
 
 def load_task(ref: str | Path) -> ScriptTask:
     """A task by built-in name or folder path; AIRS-Bench and MLGym layouts are recognised."""
-    from cambrian.plugins.domains.script.layouts import detect_layout
-
     root = BUILTIN_TASKS / str(ref) if str(ref) in builtin_task_names() else Path(ref).expanduser()
     if not root.is_dir():
         raise ValueError(f"task: {ref!r} is neither a built-in task ({', '.join(builtin_task_names())}) "
