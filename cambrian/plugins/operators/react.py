@@ -31,7 +31,6 @@ import contextvars
 import json
 from typing import Any, Callable, TypedDict
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import Field
 
 from cambrian import Candidate, Node, OperatorContext, hookimpl
@@ -72,6 +71,9 @@ class ReactOperator(LLMOperator):
     # -- the subgraph --------------------------------------------------------------------------
 
     def graph(self, ctx: OperatorContext, spent: Callable[[], tuple[int, float]]) -> Any:
+        # langgraph takes ~0.6 s to import: not with the plugin, which every evaluation worker loads
+        from langgraph.graph import END, START, StateGraph
+
         max_steps = int(self.option(ctx, "max_steps"))
         max_tokens = self.option(ctx, "max_tokens_per_proposal")
         max_cost = self.option(ctx, "max_cost_usd_per_proposal")
