@@ -20,7 +20,7 @@ from cambrian.core.errors import InvalidCandidate
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Cost, Direction, EvalJob, EvalOutcome, Metric, NodeStatus
 from cambrian.execution import harness
-from cambrian.execution.sandbox import SandboxProcess, kernel_cache_dir
+from cambrian.execution.sandbox import EVALS, SandboxProcess, kernel_cache_dir
 
 if TYPE_CHECKING:
     from cambrian.execution.forkserver import ForkServer, WarmProcess
@@ -44,7 +44,7 @@ def job_limits(job: EvalJob) -> SandboxLimits:
 
 
 def job_dir(job: EvalJob) -> Path:
-    return Path(job.run_dir) / "evals" / job.node_id
+    return Path(job.run_dir) / EVALS / job.node_id  # the candidate box hides EVALS but its own work
 
 
 def start_job(job: EvalJob, server: ForkServer | None = None) -> SandboxProcess | WarmProcess:

@@ -15,6 +15,8 @@ OS allows it (``unshare``):
   ignores, caps its processes and threads. A mount namespace also makes the
   world-writable places read-only to it (/tmp, /var/tmp; its own work directory
   inside them excepted) and gives it an empty /dev/shm.
+- for untrusted code, with or without root, a mount namespace in which the run's ``evals/``
+  folder is covered but its own work directory: other evaluations' folders are out of sight.
 
 What could not be applied is reported in :attr:`SandboxResult.warnings`.
 """
@@ -29,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -144,6 +147,17 @@ def _pids_of_uid(uid: int) -> list[int]:
 # queues (a shared-memory segment or queue would otherwise outlive the run and reach the next one)
 MOUNT_FLAGS = ("--mount", "--mount-proc", "--ipc")
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm", "/var/crash")
+# Both boxes then confine the command to its own evaluation: the folder that holds every
+# evaluation's directories (E, the run's evals/) is covered by an empty tmpfs, the work directory
+# bound back at its own path (from the working directory: ``mount -c`` keeps ``.`` uncanonicalised,
+# so the kernel binds the directory the shell stands in, not the fresh empty one), the tmpfs made
+# read-only. Another node's folders, its scoring directories included, are then neither listable
+# nor readable, whatever their modes, and whatever uid both run as (the same one without root).
+_CONFINE = """if [ -n "$E" ]; then
+  cd "$W" && mount -t tmpfs -o size=4k,mode=0755 tmpfs "$E" && mkdir -p "$W" && mount -c --bind . "$W" \\
+    && mount -o remount,bind,ro "$E" && cd "$W" || exit 97
+fi
+"""
 # Both boxes end alike: a fresh size-limited /dev/shm, then the N hidden paths covered.
 _SHM_AND_HIDE = """mount -t tmpfs -o size={mb}m,mode=1777 tmpfs /dev/shm || exit 97
 while [ "$N" -gt 0 ]; do
@@ -153,14 +167,14 @@ while [ "$N" -gt 0 ]; do
   shift; N=$((N - 1))
 done
 """
-_LOCK_TMP = """W="$1"; N="$2"; shift 2
+_LOCK_TMP = """W="$1"; E="$2"; N="$3"; shift 3
 for d in {dirs}; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then
     mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
   fi
 done
 case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97;; esac
-""" + _SHM_AND_HIDE + """exec "$@"
+""" + _CONFINE + _SHM_AND_HIDE + """exec "$@"
 """
 
 
@@ -168,12 +182,12 @@ case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,
 # in which every mount becomes read-only (the run directory, the store, the home folder ...)
 # but the work directory and a fresh /dev/shm, hidden paths covered as above; then every
 # capability is dropped (setpriv) before the command runs, so it can't remount anything back.
-_USERNS_BOX = """W="$1"; N="$2"; shift 2
+_USERNS_BOX = """W="$1"; E="$2"; N="$3"; shift 3
 for m in $(awk '{print $5}' /proc/self/mountinfo); do
   case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null;; esac
 done
 mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97
-""" + _SHM_AND_HIDE + """for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
+""" + _CONFINE + _SHM_AND_HIDE + """for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
   touch "$d/.cambrian-rw-probe" 2>/dev/null && exit 97
 done
 exec "$@"
@@ -193,12 +207,27 @@ def _userns_box() -> tuple[str, ...] | None:
         return None
     prefix = (exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount",
               "--mount-proc", "--ipc")
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="cambrian-box-probe-") as work:
-        probe = [*prefix, "/bin/sh", "-c", _USERNS_BOX.replace("{mb}", "1"), "sh", work, "0", setpriv,
-                 *_DROP_CAPS, sys.executable, "-c", "open('/proc/self/status')"]
+    with tempfile.TemporaryDirectory(prefix="cambrian-box-probe-") as tmp:
+        work = _probe_work(tmp)
+        probe = [*prefix, "/bin/sh", "-c", _USERNS_BOX.replace("{mb}", "1"), "sh", work, evals_root(work), "0",
+                 setpriv, *_DROP_CAPS, sys.executable, "-c", "open('/proc/self/status')"]
         return prefix if _works(probe) else None
+
+
+def _probe_work(tmp: str) -> str:
+    """A work directory under an ``evals/`` folder in ``tmp``: the box's probes cover it as in a run."""
+    work = Path(tmp) / EVALS / "probe" / "work"
+    work.mkdir(parents=True)
+    return str(work)
+
+
+EVALS = "evals"  # RUN/evals/NODE/...: the folder of every evaluation's directories (evaluation.job_dir)
+
+
+def evals_root(workdir: str) -> str:
+    """The folder of all evaluations that holds ``workdir`` (its nearest ancestor named ``evals``),
+    covered in the candidate's mount namespace but for ``workdir``; '' where there is none."""
+    return next((str(a) for a in Path(workdir).parents if a.name == EVALS), "")
 
 
 def isolation_available() -> bool:
@@ -216,8 +245,10 @@ def _lock_tmp_ok() -> bool:
     exe = shutil.which("unshare")
     if exe is None or shutil.which("mount") is None or not os.path.exists("/bin/sh"):
         return False
-    return _works([exe, *MOUNT_FLAGS, "--pid", "--fork", "/bin/sh", "-c", _lock_script(1),
-                   "sh", "/", "0", "true"])
+    with tempfile.TemporaryDirectory(prefix="cambrian-box-probe-") as tmp:
+        work = _probe_work(tmp)
+        return _works([exe, *MOUNT_FLAGS, "--pid", "--fork", "/bin/sh", "-c", _lock_script(1),
+                       "sh", work, evals_root(work), "0", "true"])
 
 
 def sandbox_uid() -> int | None:
@@ -345,14 +376,14 @@ class SandboxProcess:
                 if any(real == h or real.startswith(h + os.sep) for h in hidden):
                     raise ValueError(f"sandbox: {workdir} lies inside a path it hides")
                 cmd = ["/bin/sh", "-c", _lock_script(min(limits.file_size_mb, 1024)), "sh",
-                       os.path.realpath(workdir), str(len(hidden)), *hidden, *cmd]
+                       real, evals_root(real), str(len(hidden)), *hidden, *cmd]
                 self.tmp_locked = True
         elif unprivileged and _userns_box() is not None:  # no root: the user-namespace box instead
             box = _userns_box()
             prefix = tuple(a for a in box if a != "--net") if limits.network else box
-            hidden = [os.path.realpath(p) for p in hide]
+            hidden, real = [os.path.realpath(p) for p in hide], os.path.realpath(workdir)
             cmd = ["/bin/sh", "-c", _USERNS_BOX.replace("{mb}", str(min(limits.file_size_mb, 1024))), "sh",
-                   os.path.realpath(workdir), str(len(hidden)), *hidden, _setpriv_exe(), *_DROP_CAPS, *cmd]
+                   real, evals_root(real), str(len(hidden)), *hidden, _setpriv_exe(), *_DROP_CAPS, *cmd]
             self.network_isolated, self.pids_isolated = not limits.network, True
             self.tmp_locked = self.userns_box = True
         self._start = time.monotonic()
@@ -472,10 +503,11 @@ def missing_protections(limits: SandboxLimits, network_isolated: bool, pids_isol
     if not pids_isolated:
         out.append("no PID namespace: a process that leaves the session may outlive the run")
     if uid is not None and not tmp_locked:
-        out.append("no mount namespace: /tmp, /var/tmp and /dev/shm stay writable to it")
+        out.append("no mount namespace: /tmp, /var/tmp and /dev/shm stay writable to it, and other "
+                   "evaluations' folders visible (only their modes keep its uid out)")
     if unprivileged and uid is None:
         out.append("ran as the campaign's own user (no root to drop from): its writes and "
-                   "process count are not contained")
+                   "process count are not contained, and it can read other evaluations' folders")
     return out
 
 

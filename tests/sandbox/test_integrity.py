@@ -586,3 +586,73 @@ def test_a_running_scoring_process_can_not_be_found_by_another_node(open_tmp_pat
     assert res.returncode == 0, res.stderr_tail
     assert (probe / "found.txt").read_text() == repr(([], []))  # neither found nor listed
     assert result["out"].status == NodeStatus.DONE, result["out"].error
+
+
+# Another evaluation's folder left open to everyone (a scoring directory with its windows): a
+# candidate, as root's throw-away uid or, without root, as the campaign's own uid, must not list
+# or read it; its own work directory still works.
+SIBLING = """\
+import json, sys
+from pathlib import Path
+from cambrian.core.config import SandboxLimits
+from cambrian.execution import harness
+run = Path(sys.argv[1])
+code = ("import glob, json, os\\n"
+        "try:\\n    listed = os.listdir(os.path.join(%(run)r, 'evals'))\\nexcept OSError:\\n    listed = None\\n"
+        "try:\\n    read = open(%(secret)r).read()\\nexcept OSError:\\n    read = None\\n"
+        "found = glob.glob(os.path.join(%(run)r, 'evals', '*', 'work', '*', '*.txt'))\\n"
+        "open('mine.txt', 'w').write('own work')\\n"
+        "print(json.dumps({'listed': listed, 'read': read, 'found': found, 'mine': open('mine.txt').read()}))\\n"
+        ) % {"run": str(run), "secret": sys.argv[2]}
+try:
+    res = harness.run_candidate([sys.executable, "-c", code], run / "evals" / "me" / "work" / "candidate",
+                                SandboxLimits(timeout_s=60))
+except harness.CandidateRefused:  # no box for a normal user on this machine
+    print(json.dumps({"refused": True}))
+    raise SystemExit(0)
+print(json.dumps({"rc": res.returncode, "stderr": res.stderr_tail, "warnings": list(res.warnings),
+                  "seen": json.loads(res.stdout_tail.strip().splitlines()[-1]) if res.returncode == 0 else None}))
+"""
+
+
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_a_candidate_sees_no_other_evaluations_folder(open_tmp_path, who):
+    import json
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or (who == "user" and not os.path.exists(SYSTEM_PYTHON)):
+        pytest.skip("needs root and setpriv (and, as a normal user, a python any uid can run)")
+    run = open_tmp_path
+    sibling = run / "evals" / "other" / "work" / "scoring-0f3a9c"
+    sibling.mkdir(parents=True)
+    secret = sibling / "windows.txt"
+    secret.write_text("every window")
+    for p in (run / "evals", run / "evals" / "other", sibling.parent, sibling):
+        p.chmod(0o777)
+    secret.chmod(0o666)
+    args = [SIBLING, str(run), str(secret)]
+    if who == "root":
+        from cambrian.execution import sandbox
+
+        if not sandbox._lock_tmp_ok():
+            pytest.skip("no mount namespace on this machine")
+        done = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, timeout=120)
+    else:  # the campaign's own uid, which owns the sibling's folders too: only the box keeps it out
+        uid = 40000 + os.getpid() % 20000
+        run.chmod(0o755)
+        for p in [run, *run.rglob("*")]:
+            os.chown(p, uid, uid)
+        paths = [str(Path(__file__).parents[2])] + [p for p in sys.path if p.endswith("site-packages")]
+        env = {"PATH": os.environ["PATH"], "HOME": str(run), "PYTHONPATH": os.pathsep.join(paths)}
+        done = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON,
+                               "-c", *args], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    if out.get("refused"):
+        pytest.skip("no user-namespace box on this machine")
+    assert out["rc"] == 0, out["stderr"]
+    seen = out["seen"]
+    assert seen["read"] is None and seen["found"] == []  # the file can't be read or found
+    assert seen["listed"] == ["me"]  # the listing of evals/ lacks the other node
+    assert seen["mine"] == "own work"
+    assert (run / "evals" / "me" / "work" / "candidate" / "mine.txt").read_text() == "own work"  # on disk
+    assert secret.read_text() == "every window"  # and the sibling's file is untouched
