@@ -601,8 +601,11 @@ code = ("import glob, json, os\\n"
         "try:\\n    listed = os.listdir(os.path.join(%(run)r, 'evals'))\\nexcept OSError:\\n    listed = None\\n"
         "try:\\n    read = open(%(secret)r).read()\\nexcept OSError:\\n    read = None\\n"
         "found = glob.glob(os.path.join(%(run)r, 'evals', '*', 'work', '*', '*.txt'))\\n"
+        "try:\\n    open(os.path.join(%(run)r, 'evals', 'planted'), 'w').close(); planted = True\\n"
+        "except OSError:\\n    planted = False\\n"
         "open('mine.txt', 'w').write('own work')\\n"
-        "print(json.dumps({'listed': listed, 'read': read, 'found': found, 'mine': open('mine.txt').read()}))\\n"
+        "print(json.dumps({'listed': listed, 'read': read, 'found': found, 'planted': planted,\\n"
+        "                  'mine': open('mine.txt').read()}))\\n"
         ) % {"run": str(run), "secret": sys.argv[2]}
 try:
     res = harness.run_candidate([sys.executable, "-c", code], run / "evals" / "me" / "work" / "candidate",
@@ -653,6 +656,7 @@ def test_a_candidate_sees_no_other_evaluations_folder(open_tmp_path, who):
     seen = out["seen"]
     assert seen["read"] is None and seen["found"] == []  # the file can't be read or found
     assert seen["listed"] == ["me"]  # the listing of evals/ lacks the other node
+    assert seen["planted"] is False  # and the cover's top is not writable by the candidate
     assert seen["mine"] == "own work"
     assert (run / "evals" / "me" / "work" / "candidate" / "mine.txt").read_text() == "own work"  # on disk
     assert secret.read_text() == "every window"  # and the sibling's file is untouched
