@@ -150,12 +150,15 @@ WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/mqueue", "
 # Both boxes then confine the command to its own evaluation: the folder that holds every
 # evaluation's directories (E, the run's evals/) is covered by an empty tmpfs, the work directory
 # bound back at its own path (from the working directory: ``mount -c`` keeps ``.`` uncanonicalised,
-# so the kernel binds the directory the shell stands in, not the fresh empty one), the tmpfs made
-# read-only. Another node's folders, its scoring directories included, are then neither listable
-# nor readable, whatever their modes, and whatever uid both run as (the same one without root).
+# so the kernel binds the directory the shell stands in, not the fresh empty one). Another node's
+# folders, its scoring directories included, are then neither listable nor readable, whatever
+# their modes, and whatever uid both run as (the same one without root). The tmpfs (root's, mode
+# 0755) is not writable by the throw-away uid of the root box; without root the candidate is
+# that tmpfs's owner, so the no-root box remounts it read-only ({ro}: one more exec of mount, which
+# the root box does not pay).
 _CONFINE = """if [ -n "$E" ]; then
   cd "$W" && mount -t tmpfs -o size=4k,mode=0755 tmpfs "$E" && mkdir -p "$W" && mount -c --bind . "$W" \\
-    && mount -o remount,bind,ro "$E" && cd "$W" || exit 97
+    {ro}&& cd "$W" || exit 97
 fi
 """
 # Both boxes end alike: a fresh size-limited /dev/shm, then the N hidden paths covered.
@@ -174,7 +177,7 @@ for d in {dirs}; do
   fi
 done
 case "$W" in /tmp/*|/var/tmp/*) mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97;; esac
-""" + _CONFINE + _SHM_AND_HIDE + """exec "$@"
+""" + _CONFINE.replace("{ro}", "") + _SHM_AND_HIDE + """exec "$@"
 """
 
 
@@ -187,7 +190,7 @@ for m in $(awk '{print $5}' /proc/self/mountinfo); do
   case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null;; esac
 done
 mount --bind "$W" "$W" && mount -o remount,bind,rw "$W" && cd "$W" || exit 97
-""" + _CONFINE + _SHM_AND_HIDE + """for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
+""" + _CONFINE.replace("{ro}", '&& mount -o remount,bind,ro "$E" ') + _SHM_AND_HIDE + """for d in / "$(dirname "$W")"; do  # the filesystem and the run directory: no longer writable
   touch "$d/.cambrian-rw-probe" 2>/dev/null && exit 97
 done
 exec "$@"
