@@ -1,4 +1,8 @@
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -54,6 +58,18 @@ def toy_config(**over):
     }
     cfg.update(over)
     return cfg
+
+
+def kill_cli_run_when(args, ready, timeout_s, poll_s=0.2, env=None):
+    """Start ``cambrian ARGS`` in its own session, poll ``ready()`` until it holds (or the
+    timeout), then SIGKILL the whole process group, as a crash or an OOM kill would."""
+    proc = subprocess.Popen([sys.executable, "-m", "cambrian.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not ready():
+        time.sleep(poll_s)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 from tests.sandbox_dirs import open_tmp_path, open_tmp_root  # noqa: E402,F401 - fixtures

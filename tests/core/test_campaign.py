@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import yaml
 
 from cambrian import Campaign, NodeStatus, Store
 
-from ..conftest import toy_config
+from ..conftest import kill_cli_run_when, toy_config
 
 CLI = [sys.executable, "-m", "cambrian.cli"]
 
@@ -100,18 +99,15 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     run = tmp_path / "run"
     tmp = tmp_path / "tmp"  # the killed campaign's temporary folders (its fork server's) land here
     tmp.mkdir()
-    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"], env={**os.environ, "TMPDIR": str(tmp)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
     before: dict[str, float] = {}
-    while time.time() < deadline:
-        time.sleep(0.3)
+
+    def four_done() -> bool:
         if (run / Store.FILENAME).exists():
-            before = _done_metrics(run)
-            if len(before) >= 4:
-                break
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+            before.update(_done_metrics(run))
+        return len(before) >= 4
+
+    kill_cli_run_when(["run", str(cfg), "--out", str(run), "--quiet"], four_done, 120, poll_s=0.3,
+                      env={**os.environ, "TMPDIR": str(tmp)})
     assert 4 <= len(before) < 14, "the kill must land mid-run"
     for _ in range(600):  # the fork server (its own session) sees its campaign gone and removes its folder
         if not list(tmp.glob("cambrian-forkserver-*")):
@@ -146,13 +142,8 @@ def test_sigkill_during_phase_then_resume_repeats_nothing(tmp_path):
                      domain={"name": "toy", "options": {"dim": 3, "sleep_s": 0.3}},
                      phases={"hidden": {"top_k": 3, "seeds": 3}})
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not ((run / Store.FILENAME).exists() and _phase_started(run)):
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_run_when(["run", str(cfg), "--out", str(run), "--quiet"],
+                      lambda: (run / Store.FILENAME).exists() and _phase_started(run), 180)
     s = Store(run, create=False)
     hidden_before = {n.id: n.metrics["loss"].value for n in s.nodes(phase="hidden")
                      if n.status == NodeStatus.DONE}

@@ -1,11 +1,8 @@
 """The campaign graph's coordination: slot policies, the insights board, approvals, the stream."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from cambrian.core.config import parse_config
 from cambrian.core.coordinator import coordination_state
 from cambrian.core.errors import ConfigError
 
-from ..conftest import toy_config
+from ..conftest import kill_cli_run_when, toy_config
 
 CLI = [sys.executable, "-m", "cambrian.cli"]
 THREADS = {"name": "local", "options": {"workers": 1, "isolation": "thread"}}
@@ -162,13 +159,8 @@ def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
         agents=[{"name": "a", "scaffold": "random"}, {"name": "b", "scaffold": "random"}],
         phases={"hidden": {"top_k": 2, "seeds": 2, "approve": True}})))
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", str(cfg), "--out", str(run), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((run / Store.FILENAME).exists() and len(_done_ids(run)) >= 3):
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_run_when(["run", str(cfg), "--out", str(run), "--quiet"],
+                      lambda: (run / Store.FILENAME).exists() and len(_done_ids(run)) >= 3, 120)
     assert 3 <= len(_done_ids(run)) < 8, "the kill must land mid-search"
 
     out = _cli("resume", run, "--quiet")  # finishes the search, then stops at the gate
@@ -331,13 +323,8 @@ def test_gated_promotions_resume_after_kill_9_with_nothing_lost_or_repeated(tmp_
     cfg["executor"] = {"name": "local", "options": {"workers": 2, "isolation": "thread"}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", str(tmp_path / "c.yaml"), "--out", str(run), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((run / Store.FILENAME).exists() and _done_ids(run)):
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_run_when(["run", str(tmp_path / "c.yaml"), "--out", str(run), "--quiet"],
+                      lambda: (run / Store.FILENAME).exists() and bool(_done_ids(run)), 120, poll_s=0.1)
     s = Store(run, create=False)
     assert s.events("campaign_end") == [], "the kill must land before the run stops at the gate"
     s.close()

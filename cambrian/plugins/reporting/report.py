@@ -39,6 +39,7 @@ from cambrian.core.records import Node, ReportSection
 from cambrian.core.standings import Standing, standings
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
+from cambrian.plugins.reporting.summary import origins
 
 # Metrics shown first in tables when a domain reports them; the rest follow by name.
 LEADING_METRICS = ("bpb", "mqar_acc", "params", "flops_per_token")
@@ -144,16 +145,14 @@ def _cell(name: str, value: float | None) -> dict[str, Any]:
 def leaderboard_rows(d: ReportData, ranked: list[Standing], columns: list[str]) -> list[dict[str, Any]]:
     """One row per candidate: the objective as mean ± sd over its seeds at the fidelity it is
     ranked at; the other metrics are its representative node's (the first evaluation there)."""
-    first = {}
-    for n in sorted(d.nodes, key=lambda n: n.created_at):
-        first.setdefault(n.candidate.hash, n)  # where the candidate came from (its screening node)
+    origin = origins(d.nodes)
     rows = []
     for rank, r in enumerate(ranked, 1):
         n = r.node
         cells = [{"text": r.text(), "sort": r.mean} if m == d.objective.name
                  else _cell(m, n.metrics[m].value if m in n.metrics else None) for m in columns]
         rows.append({"rank": rank, "node": n, "design": d.label(n.candidate.content), "fidelity": r.fidelity,
-                     "seeds": r.n, "origin": first[r.hash].operator, "cells": cells,
+                     "seeds": r.n, "origin": origin[r.hash], "cells": cells,
                      "wall_s": sum(x.cost.wall_s for x in r.nodes)})
     return rows
 

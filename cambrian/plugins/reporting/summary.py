@@ -20,6 +20,7 @@ Read from the store only (a running, stopped or finished campaign). Keys:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ def design_summary(content: Any) -> str:
                         for layer in content["layers"])
     text = str(content)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def origins(nodes: Iterable[Node]) -> dict[str, str]:
+    """Candidate hash -> the operator that made it (its first node's, not a re-evaluation's)."""
+    out: dict[str, str] = {}
+    for n in sorted(nodes, key=lambda n: n.created_at):
+        out.setdefault(n.candidate.hash, n.operator)
+    return out
 
 
 def _finite(v: Any) -> float | None:

@@ -6,7 +6,7 @@ from rich.table import Table
 
 from cambrian.core.records import MetricSpec, Node
 from cambrian.core.standings import standings
-from cambrian.plugins.reporting.summary import design_summary
+from cambrian.plugins.reporting.summary import design_summary, origins
 
 
 def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
@@ -16,9 +16,7 @@ def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
     rows = standings(nodes, objective)[:k]
     fids = sorted({r.fidelity for r in rows}, reverse=True)
     note = f"; ranked at fidelity {', then '.join(f'{f:g}' for f in fids)}" if len(fids) > 1 else ""
-    origin: dict[str, str] = {}  # the operator that made each candidate (its first node's)
-    for n in sorted(nodes, key=lambda n: n.created_at):
-        origin.setdefault(n.candidate.hash, n.operator)
+    origin = origins(nodes)
     t = Table(title=f"{title} ({objective.name}, {objective.direction.value}{note})")
     for col in ("rank", "node", "design", "agent", "origin", "fidelity", objective.name, "wall s"):
         t.add_column(col, justify="left" if col in ("node", "design", "agent", "origin") else "right",
