@@ -10,9 +10,9 @@ from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, Execut
                                       Scaffold, SearchView)
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Metric,
                                    MetricSpec, Node, NodeStatus, ReportSection, best_nodes)
-from cambrian.core.standings import Standing, standings
+from cambrian.campaign.standings import Standing, standings
 from cambrian.core.errors import CambrianError, InvalidCandidate
-from cambrian.core.campaign import Campaign, CampaignResult
+from cambrian.campaign.engine import Campaign, CampaignResult
 from cambrian.core.store import Store
 
 __all__ = [

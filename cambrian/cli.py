@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from cambrian.core.campaign import PROMOTION, Campaign
+from cambrian.campaign.engine import PROMOTION, Campaign
 from cambrian.core.components import CODE_KINDS
 from cambrian.core.config import load_config
-from cambrian.core.coordinator import coordination_state, decide
+from cambrian.campaign.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
 from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.execution.harness import UNISOLATED

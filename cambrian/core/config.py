@@ -8,7 +8,7 @@ validation, so they are checked exactly like the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cambrian.core.errors import ConfigError, validation_message
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import Budget
-from cambrian.core.supervisor import BanditPolicy, FixedPolicy
 
 
 class _Strict(BaseModel):
@@ -62,6 +61,32 @@ class AgentConfig(_Strict):
     max_in_flight: int = Field(1, ge=1)  # evaluations this agent may have running at once
 
 
+# Who gets the evaluation slots: the options of cambrian.campaign.supervisor's policies.
+class _PolicyOptions(_Strict):
+    max_insights: int = Field(8, ge=0, description="insights shown in each LLM prompt")
+
+
+class FixedPolicy(_PolicyOptions):
+    """Equal share: the fewest-evaluated eligible agent gets the next slot."""
+
+    policy: Literal["fixed"] = "fixed"
+
+
+class BanditPolicy(_PolicyOptions):
+    """Slots by recent improvement per evaluation (UCB1 or Thompson sampling)."""
+
+    policy: Literal["bandit"]
+    rule: Literal["ucb", "thompson"] = "ucb"
+    exploration: float = Field(0.5, ge=0, description="UCB's c")
+    window: int = Field(20, ge=1, description="recent evaluations per agent the rule looks at")
+    warmup: int = Field(2, ge=0, description="evaluations each agent gets before the rule applies")
+    pause_after: int | None = Field(8, ge=1, description="evaluations in a row without improvement "
+                                                        "before an agent is paused (null: never)")
+
+
+Coordination = Union[FixedPolicy, BanditPolicy]
+
+
 class CampaignConfig(_Strict):
     name: str = "campaign"
     seed: int = 0
@@ -72,7 +97,7 @@ class CampaignConfig(_Strict):
     sandbox: SandboxLimits = SandboxLimits()
     agents: list[AgentConfig] = Field(min_length=1)
     phases: dict[str, Any] = Field(default_factory=dict)  # post-search phases, domain-specific
-    # who gets the evaluation slots (see cambrian.core.supervisor); a bare name means defaults
+    # who gets the evaluation slots (see cambrian.campaign.supervisor); a bare name means defaults
     coordination: FixedPolicy | BanditPolicy = Field(default_factory=FixedPolicy, discriminator="policy")
 
     @field_validator("coordination", mode="before")

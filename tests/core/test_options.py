@@ -58,7 +58,7 @@ def test_config_errors_name_the_full_key_path(override, path):
 
 
 def test_valid_options_are_typed_on_the_instance():
-    from cambrian.core.campaign import Campaign
+    from cambrian.campaign.engine import Campaign
 
     cfg = toy_config(agents=[{"name": "a", "scaffold": {"name": "greedy", "options": {"n_drafts": "2"}}}])
     campaign = Campaign(parse_config(cfg), "/nonexistent/never-written")

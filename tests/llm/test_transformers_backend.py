@@ -55,7 +55,7 @@ def test_local_model_as_an_agents_llm(tmp_path):
     llm = {"name": "transformers", "options": {"path": str(tmp_path / "tiny"), "max_new_tokens": 4}}
     cfg = llm_toy_config(llm)
     cfg["agents"][0]["operator_options"] = {"llm-draft": {"repair_retries": 0}}
-    import cambrian.core.campaign as engine
+    import cambrian.campaign.engine as engine
 
     result = Campaign.from_config(cfg, tmp_path / "run").run()
     assert result.best is None and "stall" in result.reason

@@ -204,7 +204,7 @@ def test_parallel_fresh_corpus_builds_all_succeed_with_one_copy(tmp_path):
 
 HOLD = """\
 import sys, time
-from cambrian.core.rundir import RunDirLock
+from cambrian.campaign.rundir import RunDirLock
 RunDirLock(sys.argv[1]).acquire()
 print("held", flush=True)
 time.sleep(120)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.core.records import MetricSpec, Node, NodeStatus, best_nodes
-from cambrian.core.standings import standings
+from cambrian.campaign.standings import standings
 from cambrian.plugins.reporting.format import si, wrap
 
 DPI = 110

@@ -32,11 +32,11 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from cambrian.core.campaign import Campaign
-from cambrian.core.coordinator import coordination_state
+from cambrian.campaign.engine import Campaign
+from cambrian.campaign.coordinator import coordination_state
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
-from cambrian.core.standings import Standing, standings
+from cambrian.campaign.standings import Standing, standings
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.summary import origins

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cambrian.core.campaign import Campaign
-from cambrian.core.coordinator import coordination_state
+from cambrian.campaign.engine import Campaign
+from cambrian.campaign.coordinator import coordination_state
 from cambrian.core.records import Node
-from cambrian.core.standings import Standing, standings
+from cambrian.campaign.standings import Standing, standings
 
 FINAL_PHASES = ("hidden", "final")  # the final evaluation's phase name: compose, attention/script
 

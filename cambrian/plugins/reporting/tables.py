@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from cambrian.core.records import MetricSpec, Node
-from cambrian.core.standings import standings
+from cambrian.campaign.standings import standings
 from cambrian.plugins.reporting.summary import design_summary, origins
 
 

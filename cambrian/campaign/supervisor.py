@@ -14,7 +14,8 @@ Config ``coordination: {policy: fixed | bandit, ...}``:
   improves; when every agent has stalled, all are unpaused.
 
 The statistics are derived from the store's nodes (replayed on resume), never kept in
-the checkpoint; every decision is logged to the store with its reason.
+the checkpoint; every decision is logged to the store with its reason. The policies' options
+are part of the campaign config (``cambrian.core.config``).
 """
 
 from __future__ import annotations
@@ -23,36 +24,8 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_insights: int = Field(8, ge=0, description="insights shown in each LLM prompt")
-
-
-class FixedPolicy(_Options):
-    """Equal share: the fewest-evaluated eligible agent gets the next slot."""
-
-    policy: Literal["fixed"] = "fixed"
-
-
-class BanditPolicy(_Options):
-    """Slots by recent improvement per evaluation (UCB1 or Thompson sampling)."""
-
-    policy: Literal["bandit"]
-    rule: Literal["ucb", "thompson"] = "ucb"
-    exploration: float = Field(0.5, ge=0, description="UCB's c")
-    window: int = Field(20, ge=1, description="recent evaluations per agent the rule looks at")
-    warmup: int = Field(2, ge=0, description="evaluations each agent gets before the rule applies")
-    pause_after: int | None = Field(8, ge=1, description="evaluations in a row without improvement "
-                                                        "before an agent is paused (null: never)")
-
-
-Coordination = Union[FixedPolicy, BanditPolicy]
+from cambrian.core.config import BanditPolicy, Coordination, FixedPolicy
 
 
 @dataclass

@@ -33,10 +33,10 @@ from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreErr
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    canonical_json, rank_insights)
-from cambrian.core.rundir import LOCK_FILE, RunDirLock, new_run_dir
-from cambrian.core.standings import standings
+from cambrian.campaign.rundir import LOCK_FILE, RunDirLock, new_run_dir
+from cambrian.campaign.standings import standings
 from cambrian.core.store import Store
-from cambrian.core.supervisor import Supervisor
+from cambrian.campaign.supervisor import Supervisor
 from cambrian.core.version import code_version, package_version
 
 MAX_IDLE_STEPS = 25  # proposals in a row that yield no new candidate before an agent stops
@@ -278,7 +278,7 @@ class Campaign:
         reason is ``awaiting_approval`` until ``cambrian approve`` and ``resume``.
         """
         # langgraph takes about a second to import: `import cambrian` stays light without it
-        from cambrian.core.coordinator import run_graph
+        from cambrian.campaign.coordinator import run_graph
 
         self._run_lock.acquire()
         try:
@@ -542,7 +542,7 @@ class Campaign:
         left = min(limits, default=math.inf) - self.elapsed()
         return min(0.5, max(0.01, left))
 
-    # -- graph steps (called by cambrian.core.coordinator) -------------------------------
+    # -- graph steps (called by cambrian.campaign.coordinator) -------------------------------
 
     def supervise(self, round_no: int, slots: dict[str, int],
                   paused: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
@@ -885,7 +885,7 @@ class Campaign:
     # -- reading ------------------------------------------------------------------------
 
     def leaderboard(self, k: int = 10) -> list[Node]:
-        """The k best candidates' representative nodes (:func:`cambrian.core.standings.standings`)."""
+        """The k best candidates' representative nodes (:func:`cambrian.campaign.standings.standings`)."""
         return [s.node for s in standings(self.open_store().nodes(phase="search"), self.objective)[:k]]
 
     def result(self, reason: str) -> CampaignResult:

@@ -10,7 +10,7 @@ import yaml
 
 from cambrian import Campaign, NodeStatus, Store
 from cambrian.core.config import parse_config
-from cambrian.core.coordinator import coordination_state
+from cambrian.campaign.coordinator import coordination_state
 from cambrian.core.errors import ConfigError
 
 from ..conftest import kill_cli_run_when, toy_config
@@ -192,7 +192,7 @@ def test_approval_round_trip_with_kill_9_before_the_interrupt(tmp_path):
 
 
 def test_rejected_phase_is_skipped_and_recorded(tmp_path):
-    from cambrian.core.coordinator import decide
+    from cambrian.campaign.coordinator import decide
 
     cfg = toy_config(executor=THREADS, phases={"hidden": {"top_k": 2, "seeds": 1, "approve": True}})
     first = Campaign.from_config(cfg, tmp_path / "run").run()
@@ -227,7 +227,7 @@ def test_the_graph_stream_drives_subscribers(tmp_path):
     assert seen[-1] == {"kind": "approval_needed", "phase": "hidden", "cost": seen[-1]["cost"]}
     steps = [u for u in seen if u["kind"] == "agent_step"]
     assert {u["agent"] for u in steps} == {"scout", "b"}
-    from cambrian.core.coordinator import decide
+    from cambrian.campaign.coordinator import decide
 
     decide(tmp_path / "run", "approved")
     c3 = Campaign.resume(tmp_path / "run")
@@ -271,7 +271,7 @@ def _finals(run: Path) -> set[str]:
 
 
 def test_gated_promotion_round_trip_approve_then_reject_and_the_search_goes_on(tmp_path):
-    from cambrian.core.coordinator import decide
+    from cambrian.campaign.coordinator import decide
 
     run = tmp_path / "run"
     first = Campaign.from_config(gated_halving(), run).run()
@@ -316,7 +316,7 @@ def test_approve_from_must_name_a_promoted_rung(tmp_path):
 
 
 def test_gated_promotions_resume_after_kill_9_with_nothing_lost_or_repeated(tmp_path):
-    from cambrian.core.coordinator import decide
+    from cambrian.campaign.coordinator import decide
 
     cfg = gated_halving(nodes=7)
     cfg["domain"]["options"]["sleep_s"] = 0.3

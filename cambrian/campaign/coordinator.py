@@ -12,7 +12,7 @@
   its references against the count-based floors), run once before any agent starts.
 
 - ``supervisor``: checks budgets, pauses stalled agents, and gives the free evaluation
-  slots to agents under the coordination policy (``cambrian.core.supervisor``); every
+  slots to agents under the coordination policy (``cambrian.campaign.supervisor``); every
   decision goes to the store as an ``allocation`` event with its reason.
 - ``agent_step`` (one branch per agent given slots, in parallel): observe the shared
   state (leaderboard, insights board), ask the scaffold for parents and an operator,
@@ -49,7 +49,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from cambrian.core.campaign import Campaign
+from cambrian.campaign.engine import Campaign
 from cambrian.core.errors import CambrianError
 from cambrian.core.records import Insight, rank_insights
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from cambrian.core.campaign import Campaign
+from cambrian.campaign.engine import Campaign
 from cambrian.core.config import parse_config
 from cambrian.core.records import Budget, Cost
 from cambrian.plugins.reporting.live import LiveView, budget_used, clock, eta_s, search_fraction
