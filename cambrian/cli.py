@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from cambrian.campaign.checkpoint import coordination_state
 from cambrian.campaign.engine import PROMOTION, Campaign
 from cambrian.core.components import CODE_KINDS
 from cambrian.core.config import load_config
-from cambrian.campaign.coordinator import coordination_state, decide
 from cambrian.core.errors import CambrianError
 from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.execution.harness import UNISOLATED
@@ -237,6 +237,9 @@ def resume(run_dir: Path = typer.Argument(..., help="Run directory of a stopped 
 def approve(run_dir: Path = typer.Argument(..., help="Run directory awaiting an approval."),
             reject: bool = typer.Option(False, "--reject", help="Skip the phase (or promotion) instead of running it.")) -> None:
     """Approve (or reject) the costly phase or promotion a campaign is waiting at; `resume` then continues."""
+    # here, not at the top: the graph (langgraph, about a second) loads only for the commands that run it
+    from cambrian.campaign.coordinator import decide
+
     decision = "rejected" if reject else "approved"
     key = decide(run_dir, decision)
     what = key if key.startswith(PROMOTION) else f"phase {key}"

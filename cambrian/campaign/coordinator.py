@@ -32,11 +32,12 @@
 
 The store is the one record of nodes and results. The checkpoint (``graph.sqlite``)
 holds only coordination state: the current slot grants, paused agents, the insights
-board and approval decisions. The graph's task stream (LangGraph ``stream_mode="tasks"``:
-each step's start with its input, its end with its result and interrupts) is turned
-into updates for the user (agent step done, allocation changed, insight added, phase
-started, approval needed) that the CLI renders. The task stream keeps LangGraph's
-single-task fast path (a ``custom`` stream would run every step in a worker thread).
+board and approval decisions (``cambrian.campaign.checkpoint`` reads it without the
+graph). The graph's task stream (LangGraph ``stream_mode="tasks"``: each step's start
+with its input, its end with its result and interrupts) is turned into updates for the
+user (agent step done, allocation changed, insight added, phase started, approval
+needed) that the CLI renders. The task stream keeps LangGraph's single-task fast path
+(a ``custom`` stream would run every step in a worker thread).
 """
 
 from __future__ import annotations
@@ -49,12 +50,11 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from cambrian.campaign.checkpoint import GRAPH_FILE, THREAD
 from cambrian.campaign.engine import Campaign
 from cambrian.core.errors import CambrianError
 from cambrian.core.records import Insight, rank_insights
 
-GRAPH_FILE = "graph.sqlite"
-THREAD = {"configurable": {"thread_id": "campaign"}}
 BOARD_SIZE = 200  # insights kept in the checkpoint (prompts see max_insights of them)
 DURABILITY = "sync"  # every step's checkpoint is written before the next step starts
 
@@ -267,34 +267,6 @@ def _pending_request(app: Any, config: dict) -> dict | None:
 def _open(run_dir: Path, campaign: Campaign) -> tuple[sqlite3.Connection, Any]:
     conn = _connect(run_dir)
     return conn, build_graph(campaign, SqliteSaver(conn))
-
-
-def coordination_state(run_dir: str | Path) -> dict[str, Any]:
-    """The checkpoint's coordination state and any pending approval, read without running.
-
-    Returns ``{"insights": [...], "paused": {...}, "slots": {...}, "approvals": {...},
-    "awaiting": {phase, cost...} | None}``; empty values for a run without a graph.
-    """
-    path = Path(run_dir) / GRAPH_FILE
-    out: dict[str, Any] = {"insights": [], "paused": {}, "slots": {}, "approvals": {}, "awaiting": None}
-    if not path.exists():
-        return out
-    conn = sqlite3.connect(path, check_same_thread=False)
-    try:
-        tup = SqliteSaver(conn).get_tuple(THREAD)
-        if tup is None:
-            return out
-        values = tup.checkpoint.get("channel_values", {})
-        for key in ("insights", "paused", "slots", "approvals"):
-            if key in values:
-                out[key] = values[key]
-        for _, channel, value in tup.pending_writes or []:
-            if channel == "__interrupt__":
-                for intr in value if isinstance(value, (list, tuple)) else [value]:
-                    out["awaiting"] = getattr(intr, "value", intr)
-        return out
-    finally:
-        conn.close()
 
 
 def decide(run_dir: str | Path, decision: str) -> str:

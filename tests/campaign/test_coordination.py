@@ -10,7 +10,7 @@ import yaml
 
 from cambrian import Campaign, NodeStatus, Store
 from cambrian.core.config import parse_config
-from cambrian.campaign.coordinator import coordination_state
+from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.errors import ConfigError
 
 from ..conftest import kill_cli_run_when, toy_config

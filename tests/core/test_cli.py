@@ -190,3 +190,35 @@ def test_plugins_options_prints_types_bounds_and_defaults_from_the_model(capsys)
     assert code == 0 and '"rastrigin"' in out and '"rosenbrock"' in out and "phases.hidden options" in out
     code, out, _ = cli(capsys, "plugins", "--options", "mamba")  # a primitive's layer options
     assert code == 0 and "d_state" in out and "int | None (>= 1)" in out
+
+
+LIGHT_COMMANDS = """\
+import sys
+from cambrian.cli import main
+
+def command(*argv):
+    try:
+        main(list(argv))
+    except SystemExit as exc:
+        assert not exc.code, (argv, exc.code)
+
+command("--help")
+command("plugins")
+assert "langgraph" not in sys.modules, "--help or plugins imported langgraph"
+command("show", sys.argv[1])
+# show reads the checkpoint with LangGraph's SQLite reader, never the graph machinery
+assert "langgraph.graph" not in sys.modules and "langgraph.pregel" not in sys.modules
+"""
+
+
+def test_help_plugins_and_show_leave_the_langgraph_graph_unimported(tmp_path):
+    """The graph (langgraph.graph, with the LangChain it pulls) loads only in run, resume, approve."""
+    from cambrian import Campaign
+
+    threads = {"name": "local", "options": {"workers": 1, "isolation": "thread"}}
+    Campaign.from_config(toy_config(executor=threads, budget={"max_nodes": 2}), tmp_path / "run").run()
+    assert (tmp_path / "run" / "graph.sqlite").exists()
+    out = subprocess.run([sys.executable, "-c", LIGHT_COMMANDS, str(tmp_path / "run")], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Usage" in out.stdout and "toy" in out.stdout and "nodes" in out.stdout

@@ -100,7 +100,7 @@ def test_token_budgets_stop_the_loop(options, left, match):
 
 
 def test_react_conversation_stays_out_of_the_campaign_checkpoint(tmp_path):
-    from cambrian.campaign.coordinator import GRAPH_FILE
+    from cambrian.campaign.checkpoint import GRAPH_FILE
 
     test_react_campaign_replayed_from_a_cassette_survives_a_malformed_tool_call(tmp_path)
     raw = (tmp_path / "run" / GRAPH_FILE).read_bytes()

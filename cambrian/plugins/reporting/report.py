@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cambrian.campaign.engine import Campaign
-from cambrian.campaign.coordinator import coordination_state
+from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
 from cambrian.campaign.standings import Standing, standings

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.campaign.engine import Campaign
-from cambrian.campaign.coordinator import coordination_state
+from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.records import Node
 from cambrian.campaign.standings import Standing, standings
 
