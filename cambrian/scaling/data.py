@@ -579,19 +579,31 @@ class LMBatches:
         return window[:, :-1], window[:, 1:]  # inputs, next-token targets: (B, T) each
 
 
+def window_starts(n_tokens: int, seq_len: int, max_tokens: int | None = None) -> np.ndarray:
+    """Start offsets of the scored windows of a split of ``n_tokens`` tokens (each window is
+    ``seq_len + 1`` tokens: ``seq_len`` targets).
+
+    All of the split's non-overlapping windows, or, when ``max_tokens`` caps the targets,
+    ``max_tokens // seq_len`` of them spread evenly from its start to its end. A split is
+    documents in order, so its first windows are one or two documents: a score on them
+    measures those files (the model x file interaction varied the hidden bpb of a design by
+    about as much as its training seed did), a score on windows spread over the split
+    measures the split.
+    """
+    n_win = (n_tokens - 1) // seq_len
+    if n_win == 0:
+        raise ValueError(f"split has too few tokens ({n_tokens}) for one window of {seq_len}")
+    k = n_win if max_tokens is None else max(1, min(n_win, int(max_tokens) // seq_len))
+    return (np.arange(k, dtype=np.int64) * n_win // k) * seq_len  # k distinct windows, the first at 0
+
+
 def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int | None = None,
                  batch_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Consecutive non-overlapping windows from the start of a split (deterministic scoring)."""
-    n = len(tokens) - 1
-    if max_tokens is not None:
-        n = min(n, max_tokens)
-    n_win = n // seq_len
-    if n_win == 0:
-        raise ValueError(f"split has too few tokens ({len(tokens)}) for one window of {seq_len}")
-    for b in range(0, n_win, batch_size):
-        rows = range(b, min(n_win, b + batch_size))
-        window = np.stack([np.asarray(tokens[r * seq_len:(r + 1) * seq_len + 1], dtype=np.int64) for r in rows])
-        yield window[:, :-1], window[:, 1:]
+    """The scored windows (:func:`window_starts`) in batches: deterministic, (inputs, targets)."""
+    starts = window_starts(len(tokens), seq_len, max_tokens)
+    for b in range(0, len(starts), batch_size):
+        window = np.stack([np.asarray(tokens[s:s + seq_len + 1], dtype=np.int64) for s in starts[b:b + batch_size]])
+        yield window[:, :-1], window[:, 1:]  # (B, T) each
 
 
 def bits_per_byte(mean_nats_per_token: float, bytes_per_token: float = 1.0) -> float:

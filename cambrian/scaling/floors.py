@@ -15,10 +15,11 @@ Both models are fitted on the corpus's ``train`` split only, by counting:
   a context seen rarely falls back to the unigram, and an unseen pair still costs
   a finite amount.
 
-A split is scored the way the evaluators score it: the targets ``tokens[1..n]``
-(the first token only gives context), each predicted from the token before it;
-``n`` is the number of targets an evaluator scores (its ``val_tokens``, cut to
-whole windows), or the whole split. Bits per byte divide the total bits by
+A split is scored the way the evaluators score it: the windows an LM evaluator
+scores (:func:`cambrian.scaling.data.window_starts`: ``seq_len + 1`` tokens each,
+spread over the split when ``val_tokens`` caps them), each target predicted from the
+token before it inside its window; without a window length, the targets
+``tokens[1..n]`` of a contiguous stretch (the first token only gives context). Bits per byte divide the total bits by
 ``n x`` the split's bytes per token, exactly like :func:`cambrian.scaling.data.bits_per_byte`.
 
 Results are cached in the corpus's shard folder (one small JSON per split and
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cambrian.scaling.data import window_starts
 
 K = 0.5  # add-k pseudo-count per token (Krichevsky-Trofimov)
 _CHUNK = 1 << 22  # tokens per counting pass: bounds the int64 temporaries to ~32 MB
@@ -134,22 +137,36 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
 
 
-def corpus_floors(corpus: Any, split: str, n_tokens: int | None = None, offset: int = 0) -> Floors:
+def corpus_floors(corpus: Any, split: str, n_tokens: int | None = None, offset: int = 0,
+                  seq_len: int | None = None) -> Floors:
     """The floors of ``split`` of a :class:`~cambrian.scaling.data.Corpus`, cached in its folder.
 
-    ``n_tokens``: score the first ``n_tokens`` targets (what an evaluator scores); None: the whole
-    split. ``offset``: start at that token (a slice of the split, as script tasks score).
+    ``n_tokens``: the number of targets scored (what an evaluator scores); None: the whole
+    split. ``seq_len``: score the windows an LM evaluator scores (``eval_windows``, spread over
+    the split); None: the first ``n_tokens`` targets of a contiguous stretch. ``offset``: start
+    at that token (a slice of the split, as script tasks score).
     """
     tokens = corpus.tokens(split)[int(offset):]
     n = len(tokens) - 1 if n_tokens is None else min(int(n_tokens), len(tokens) - 1)
-    path = Path(corpus.root) / f"floors-{split}-{n}{f'-at{int(offset)}' if offset else ''}-k{K}.json"
+    layout = f"-w{int(seq_len)}" if seq_len else ""
+    path = Path(corpus.root) / f"floors-{split}-{n}{layout}{f'-at{int(offset)}' if offset else ''}-k{K}.json"
     if path.is_file():
         try:
             return Floors(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass  # unreadable: recompute and overwrite
     model = CountModel.fit(corpus.tokens("train"), corpus.vocab_size)
-    floors = floors_of(model, tokens[:n + 1], corpus.bytes_per_token(split), split)
+    if seq_len:
+        starts = window_starts(len(tokens), int(seq_len), n)
+        u = b = 0.0
+        for s in starts:  # each window's own pairs: none across windows, as the model sees them
+            du, db, _ = model.bits(tokens[s:s + int(seq_len) + 1])
+            u, b = u + du, b + db
+        scored, bpt = len(starts) * int(seq_len), corpus.bytes_per_token(split)
+        floors = Floors(split=split, unigram_bpb=u / scored / bpt, bigram_bpb=b / scored / bpt,
+                        n_tokens=scored, k=model.k)
+    else:
+        floors = floors_of(model, tokens[:n + 1], corpus.bytes_per_token(split), split)
     try:
         _write_json(path, floors.to_dict())
     except OSError:

@@ -63,7 +63,7 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     again once trained (cambrian.scaling.causality: check_spec, check_trained; NotCausal).
     Same spec, data, config and seed give the same numbers: the model init, the batches and
     the scored windows are all functions of the seed. ``val_tokens`` caps the scored tokens
-    (the first windows of the split; None: all of it).
+    (windows spread evenly over the split, :func:`cambrian.scaling.data.window_starts`; None: all of it).
 
     Metrics: bpb (and ``<split>_bpb``), floor_unigram_bpb and floor_bigram_bpb (count-based
     models scored on the same tokens, :mod:`cambrian.scaling.floors`), loss (nats per token),
@@ -94,7 +94,7 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     loss, n = mean_loss(model, eval_windows(corpus.tokens(split), seq_len, val_tokens, eval_batch_size), device)
     bpb = bits_per_byte(loss, corpus.bytes_per_token(split))
     eval_s, eval_cpu_s = time.perf_counter() - t1, time.process_time() - c1
-    floors = corpus_floors(corpus, split, n)  # the count-based models on the very tokens scored
+    floors = corpus_floors(corpus, split, n, seq_len=seq_len)  # the count-based models on the very windows scored
     metrics = {"bpb": bpb, f"{split}_bpb": bpb, **floors.metrics(), "loss": loss, "train_loss": result.train_loss,
                "params": float(counts.params), "non_embedding_params": float(counts.non_embedding_params),
                "flops_per_token": float(counts.flops_per_token), "train_flops": result.flops,

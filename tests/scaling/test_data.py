@@ -11,6 +11,7 @@ from cambrian.scaling.data import (
     bits_per_byte,
     build_corpus,
     eval_windows,
+    window_starts,
     load_corpus,
     stdlib_documents,
 )
@@ -65,8 +66,27 @@ def test_batches_are_a_function_of_seed_and_index():
     assert np.array_equal(x1[:, 1:], y1[:, :-1])  # targets are the next tokens
     assert not np.array_equal(b(8)[0], x1)
     windows = list(eval_windows(tokens, seq_len=100, batch_size=4))
-    assert sum(len(x) for x, _ in windows) == 9
+    assert sum(len(x) for x, _ in windows) == 9  # every whole window of the split
+    assert np.array_equal(np.concatenate([x for x, _ in windows]).ravel(), tokens[:900])
     assert bits_per_byte(np.log(256)) == pytest.approx(8.0)
+
+
+def test_capped_eval_windows_are_spread_over_the_whole_split():
+    # a split is documents in order: a capped score must not be its first document only
+    starts = window_starts(10_001, seq_len=100, max_tokens=1_000)
+    assert starts.tolist() == [0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]
+    uneven = window_starts(1_000 * 7 + 1, seq_len=7, max_tokens=7 * 3)  # 1000 windows, 3 kept
+    assert uneven.tolist() == [0, 333 * 7, 666 * 7] and len(set(uneven.tolist())) == 3
+    assert window_starts(801, 100, 10_000).tolist() == [i * 100 for i in range(8)]  # the cap exceeds the split
+    tokens = np.arange(10_001) % 251
+    wins = list(eval_windows(tokens, 100, 1_000, batch_size=4))
+    assert [len(x) for x, _ in wins] == [4, 4, 2]
+    x = np.concatenate([x for x, _ in wins])
+    y = np.concatenate([y for _, y in wins])
+    assert np.array_equal(x[:, 1:], y[:, :-1])  # targets are the next tokens, inside each window
+    assert [int(r[0]) for r in x] == [int(tokens[s]) for s in starts]
+    with pytest.raises(ValueError, match="too few tokens"):
+        window_starts(50, 100)
 
 
 def test_transformers_tokenizer_writes_uint16_shards(tmp_path):

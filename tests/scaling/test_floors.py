@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cambrian.scaling import floors as F
-from cambrian.scaling.data import build_corpus
+from cambrian.scaling.data import build_corpus, eval_windows, window_starts
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -58,6 +58,30 @@ def test_corpus_floors_are_cached_atomically_and_reused(tmp_path, monkeypatch):
     assert not list(corpus.root.glob(".floors*tmp"))
     monkeypatch.setattr(F.CountModel, "fit", lambda *a, **k: pytest.fail("recomputed a cached floor"))
     assert F.corpus_floors(corpus, "val", 40) == fl
+
+
+def test_windowed_floors_score_the_windows_the_lm_scores_and_no_pair_across_them(tmp_path):
+    docs = [(f"d{i}", "the cat sat on the mat. " * (i + 1) + "0123456789" * i) for i in range(40)]
+    corpus = build_corpus(docs, name="tiny-w", cache_dir=tmp_path)
+    val = np.asarray(corpus.tokens("val"), dtype=np.int64)
+    seq = 8
+    fl = F.corpus_floors(corpus, "val", 24, seq_len=seq)
+    starts = window_starts(len(val), seq, 24)
+    assert len(starts) == 3 and fl.n_tokens == 24
+    train = np.asarray(corpus.tokens("train"), dtype=np.int64)
+    c = np.bincount(train, minlength=256)
+    p = (c + 0.5) / (len(train) + 128)
+    # the targets of each window: its tokens 1..seq, the same ones eval_windows yields
+    targets = np.concatenate([y.ravel() for _, y in eval_windows(val, seq, 24)])
+    assert np.array_equal(targets, np.concatenate([val[s + 1:s + seq + 1] for s in starts]))
+    want = -np.log2(p[targets]).sum() / 24 / corpus.bytes_per_token("val")
+    assert fl.unigram_bpb == pytest.approx(want)
+    model = F.CountModel.fit(train, 256)
+    bits = sum(model.bits(val[s:s + seq + 1])[1] for s in starts)  # pairs inside windows only
+    assert fl.bigram_bpb == pytest.approx(bits / 24 / corpus.bytes_per_token("val"))
+    # a separate cache entry from the contiguous floors of the same count
+    assert F.corpus_floors(corpus, "val", 24) != fl
+    assert len(list(corpus.root.glob("floors-val-24-*.json"))) == 2
 
 
 def test_below():

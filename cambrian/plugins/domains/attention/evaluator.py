@@ -117,7 +117,7 @@ def prepare(settings: dict[str, Any], job: EvalJob, cand_dir: Path) -> dict[str,
             xs = np.concatenate([w[0] for w in wins])
             targets = np.concatenate([w[1] for w in wins])
             keep["lm"] = {"targets": targets, "bytes_per_token": corpus.bytes_per_token(job.split),
-                          "floors": corpus_floors(corpus, job.split, targets.size).metrics()}
+                          "floors": corpus_floors(corpus, job.split, targets.size, seq_len=t["seq_len"]).metrics()}
             keep["lm"]["inputs"] = xs  # for the scoring process only
             np.savez(cand_dir / "lm.npz", train_tokens=train)
             runner_tasks[name] = {"vocab": corpus.vocab_size, "seq_len": t["seq_len"], **t}

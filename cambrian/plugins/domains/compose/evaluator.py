@@ -5,7 +5,7 @@ Runs in the sandboxed evaluation worker. For one job it
      built once per cache folder; later jobs open the shards directly),
   2. builds the spec's model with the job's seed and trains it on the ``train`` split for
      ``train_tokens`` tokens (AdamW, warmup + cosine: :func:`cambrian.scaling.trainer.train`),
-  3. scores bits per byte on the first ``val_tokens`` tokens of the job's split
+  3. scores bits per byte on ``val_tokens`` tokens of the job's split, in windows spread over it
      (``val`` during search, ``hidden`` in the final evaluation),
   4. unless ``mqar_steps`` is 0, trains a fresh copy of the design on MQAR (multi-query
      associative recall) and scores its accuracy on that split's MQAR stream,
