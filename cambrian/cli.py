@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
 from cambrian.campaign.checkpoint import coordination_state
@@ -22,6 +21,7 @@ from cambrian.core.plugins import KINDS, get_plugin_manager
 from cambrian.execution.harness import UNISOLATED
 from cambrian.execution.sandbox import isolation_available
 from cambrian.options_doc import options_rows, primitive_rows
+from cambrian.plugins.reporting.console import make_console
 from cambrian.plugins.reporting.live import LiveView
 from cambrian.plugins.reporting.report import write_report
 from cambrian.plugins.reporting.summary import campaign_summary, phase_records, phase_warnings, run_state
@@ -29,8 +29,8 @@ from cambrian.plugins.reporting.tables import leaderboard_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 
 def _version(value: bool) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+from cambrian.plugins.reporting.console import make_console
 
-console = Console()
+console = make_console()
 
 
 def pack_group(app: typer.Typer, name: str, help: str) -> typer.Typer:
