@@ -18,7 +18,10 @@ The statistic, the same everywhere:
 
 The **strongest baseline** is the one with the best mean. The verdict line names
 it, beaten or not; ``beats_all_baselines`` is true only when every baseline is
-beaten (None when some baseline or the design has no valid result).
+beaten (None when some baseline or the design has no valid result). Where both rows
+know their parameter counts, the line gives the design's as a multiple of the
+strongest baseline's: a win by a bigger model at the same training budget is a
+different claim from a win at equal size.
 """
 
 from __future__ import annotations
@@ -148,6 +151,8 @@ def verdict(designs: Mapping[str, Sequence[float]] | Sequence[Row],
     else:
         cs = next(c for c in comps if c.baseline == strongest.name)
         vs = f"the strongest baseline, {strongest.name} {_fmt(strongest)}: {_stat(cs)}"
+        if best.params and strongest.params:
+            vs += f"; {best.params / strongest.params:.2f}x its parameters"
         if beats_all:
             text = f"{head} beats every baseline; {vs}"
         elif cs.beats:

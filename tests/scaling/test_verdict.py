@@ -27,6 +27,14 @@ def test_the_strongest_baseline_is_named_and_every_baseline_is_compared():
     assert names["found"]["mean"] == pytest.approx(2.004) and names["found"]["sd"] == pytest.approx(sd_new)
 
 
+def test_the_line_gives_the_size_against_the_strongest_baseline_when_both_are_known():
+    found = Row(name="found", values=NEW, params=333_000)
+    nem = Row(name="nemotron", values=[2.10, 2.11, 2.09, 2.12, 2.10], params=272_000)
+    llama = Row(name="llama", values=[2.40, 2.41, 2.39, 2.42, 2.40], params=100_000)
+    assert "; 1.22x its parameters" in verdict([found], [llama, nem]).text  # against nemotron, not llama
+    assert "parameters" not in verdict([found.model_copy(update={"params": None})], [llama, nem]).text
+
+
 def test_beating_a_weak_baseline_is_not_beating_the_strongest():
     v = verdict({"found": NEW}, {"llama": [2.4, 2.41, 2.42, 2.4, 2.39], "nemotron": [1.95, 1.96, 1.94, 1.95, 1.97]})
     assert v.strongest_baseline == "nemotron" and v.beats_all_baselines is False

@@ -44,7 +44,9 @@ class FinalEvaluation(Phase):
         for i, (label, _) in enumerate(named):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
             vals = [v for n in runs if (v := n.score(obj)) is not None]
-            row = Row(name=label, values=vals, baseline=label.startswith("baseline:"))
+            sized = [n.metrics["model_params"].value for n in runs if "model_params" in n.metrics]
+            row = Row(name=label, values=vals, baseline=label.startswith("baseline:"),
+                      params=sized[0] if sized else None)  # the whole LM's: the verdict says the size ratio
             (bases if row.baseline else designs).append(row)
             rows.append({"label": label, **{k: v for k, v in row.summary().items() if k != "name"},
                          "failed": len(runs) - len(vals), "errors": [n.error for n in runs if n.error][:3]})
