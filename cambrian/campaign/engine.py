@@ -67,6 +67,15 @@ def _insight_line(i: Insight) -> str:
     return f"[{i.agent}] {i.text}{evidence}"
 
 
+def _phase_node_id(phase: str, cand_hash: str, split: str, seed: int, options: dict[str, Any],
+                   fidelity: float) -> str:
+    """The id of a phase's evaluation: the same job always gets the same id (resume, reuse)."""
+    key = f"{phase}:{cand_hash}:{split}:{seed}:{canonical_json(options)}"
+    if float(fidelity) != 1.0:  # ids of full-budget evaluations stay as they were
+        key += f":{float(fidelity)!r}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def _rng(*parts: Any) -> random.Random:
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "little"))
@@ -451,10 +460,7 @@ class Campaign:
         pending: dict[Future[EvalOutcome], str] = {}
         for cand in candidates:
             for seed in seeds:
-                key = f"{phase}:{cand.hash}:{split}:{seed}:{canonical_json(options)}"
-                if float(fidelity) != 1.0:  # ids of full-budget evaluations stay as they were
-                    key += f":{float(fidelity)!r}"
-                node_id = hashlib.sha256(key.encode()).hexdigest()[:12]
+                node_id = _phase_node_id(phase, cand.hash, split, seed, options, fidelity)
                 try:
                     node = store.node(node_id)
                 except StoreError:
@@ -865,9 +871,32 @@ class Campaign:
 
     def _submit(self, store: Store, executor: Executor, agent: Agent, node: Node) -> None:
         self._remember(store.set_status(node.id, NodeStatus.RUNNING))
-        fut = executor.submit(self.make_job(node))
+        same = self._same_phase_evaluation(store, node)
+        if same is None:
+            fut = executor.submit(self.make_job(node))
+        else:  # recorded like any finished evaluation (next record step), without its cost again
+            fut = Future()
+            fut.set_result(EvalOutcome(node_id=node.id, status=same.status, metrics=same.metrics))
+            store.log_event("evaluation_reused", agent=agent.name, node_id=node.id, source=same.id)
         self.futures[fut] = node.id
         agent.in_flight.add(node.id)
+
+    def _same_phase_evaluation(self, store: Store, node: Node) -> Node | None:
+        """A phase's finished, valid evaluation that is exactly this search node's job, if any.
+
+        The references phase trains each reference at the campaign seed and the full budget,
+        and a halving search that promotes the best reference (``promote_seeds``) asks for
+        exactly that run again; training the same model on the same seed twice gives the same
+        numbers on CPU, so the search takes the phase's result. "Exactly" is checked through
+        the phase node's id, which is derived from (phase, candidate, split, seed, evaluator
+        options, fidelity): a phase run with other evaluator options never matches.
+        """
+        for other in store.nodes_of_candidate(node.candidate.hash):
+            if (other.phase != "search" and other.status == NodeStatus.DONE
+                    and other.id == _phase_node_id(other.phase, node.candidate.hash, node.split, node.seed,
+                                                   self.evaluator.options, node.fidelity)):
+                return other
+        return None
 
     def _finish(self, store: Store, fut: Future[EvalOutcome]) -> None:
         outcome = fut.result()

@@ -166,6 +166,11 @@ class Store:
                 args.append(val)
         return [Node.model_validate_json(r[0]) for r in self._query(sql + " ORDER BY seq", args)]
 
+    def nodes_of_candidate(self, candidate_hash: str) -> list[Node]:
+        """Every evaluation of one candidate (any phase), in creation order."""
+        return [Node.model_validate_json(r[0]) for r in
+                self._query("SELECT record FROM nodes WHERE candidate_hash=? ORDER BY seq", (candidate_hash,))]
+
     def count_nodes(self, *, agent: str | None = None, phase: str = "search") -> int:
         sql, args = "SELECT COUNT(*) FROM nodes WHERE phase=?", [phase]
         if agent is not None:

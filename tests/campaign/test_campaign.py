@@ -162,3 +162,35 @@ def test_sigkill_during_phase_then_resume_repeats_nothing(tmp_path):
     assert len(summary["designs"]) == 3 and summary["seeds"] == [1000, 1001, 1002]  # fresh seeds
     assert all(d["mean"] is not None and len(d["values"]) == 3 for d in summary["designs"])
     assert (run / "report.html").is_file()
+
+
+def test_search_takes_a_phase_result_for_the_same_job_instead_of_training_again(tmp_path, monkeypatch):
+    """A reference trained before search (campaign seed, full budget) is not trained again when
+    the search asks for that exact job (as halving's promote_seeds does); another seed is."""
+    from cambrian import Candidate, Phase
+    from cambrian.plugins.domains.toy.domain import ToyDomain
+
+    ref = Candidate(kind="vector", content=[0.5, -0.25, 0.125])
+
+    class References(Phase):
+        name = "references"
+        before_search = True
+
+        def run(self, campaign):
+            nodes = campaign.evaluate([ref], phase="references", split="val", seeds=(7, 8))
+            return {"nodes": [n.id for n in nodes]}
+
+    monkeypatch.setattr(ToyDomain, "seeds", lambda self, rng: [ref])
+    monkeypatch.setattr(ToyDomain, "phases", lambda self, options: [References()])
+    cfg = toy_config(seed=7, budget={"max_nodes": 1},
+                     domain={"name": "toy", "options": {"dim": 3, "function": "sphere", "noise": 0.5}})
+    cfg["agents"] = [{"name": "a", "operators": ["seeds"], "scaffold": {"name": "greedy"}}]
+    c = Campaign.from_config(cfg, tmp_path / "run")
+    c.run()
+    store = c.open_store()
+    (at7, at8), (search,) = store.nodes(phase="references"), store.nodes(phase="search")
+    assert at7.seed == 7 and at8.seed == 8 and at7.metrics["loss"].value != at8.metrics["loss"].value
+    assert search.seed == 7 and search.candidate.hash == ref.hash and search.status == NodeStatus.DONE
+    assert search.metrics == at7.metrics and search.cost.cpu_s == 0  # taken, not spent again
+    assert [e["payload"]["source"] for e in store.events("evaluation_reused")] == [at7.id]
+    assert not (c.run_dir / "evals" / search.id).exists()  # nothing ran for it
