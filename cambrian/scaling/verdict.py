@@ -56,6 +56,10 @@ class Row(BaseModel):
     def sd(self) -> float | None:
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
+    def text(self) -> str:
+        """``mean ± sd (n seeds)``, as the verdict line writes it."""
+        return _fmt(self)
+
     def summary(self) -> dict[str, Any]:
         """The row as ``{"name", "mean", "sd", "seeds", "params"}`` (plus ``baseline`` and the values)."""
         return {"name": self.name, "mean": self.mean, "sd": self.sd, "seeds": self.seeds, "params": self.params,

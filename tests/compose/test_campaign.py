@@ -255,3 +255,15 @@ def test_show_json_is_one_object_with_the_leaderboard_floors_and_verdict(run):
     assert "llama" in flagged and len(flagged) < len(hidden["rows"])  # the searched design is no baseline
     refs = campaign.open_store().get_meta("phase:references")
     assert data["warnings"] == ([refs["warning"]] if refs["warning"] else [])
+
+
+def test_hidden_phase_with_no_baselines_scores_only_the_find(tmp_path):
+    """``baselines: []`` compares with none (bench/discovery.py scores them once, elsewhere);
+    null keeps meaning all of the domain's."""
+    cfg = tiny_config(agents=1, max_nodes=2, references=False, aggregation=False, scaling=False,
+                      hidden={"top_k": 1, "seeds": 1, "baselines": []})
+    campaign = Campaign.from_config(cfg, tmp_path / "run")
+    campaign.run()
+    hidden = campaign.open_store().get_meta("phase:hidden")
+    assert [d["baseline"] for d in hidden["designs"]] == [None]
+    assert hidden["strongest_baseline"] is None and hidden["verdict"].startswith("no verdict")

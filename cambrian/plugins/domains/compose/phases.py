@@ -381,7 +381,8 @@ class HiddenEvaluation(Phase):
     class Options(Options):
         seeds: int | list[int] = Field(5, description="a count of fresh seeds (from 1000 up, never used "
                                        "by the search), or a list of seeds the search did not use")
-        baselines: list[str] | None = Field(None, description="baselines compared (null: all of the domain's)")
+        baselines: list[str] | None = Field(None, description="baselines compared (null: all of the domain's; "
+                                            "[]: none, e.g. when they are scored elsewhere)")
         top_k: int = Field(2, ge=0, description="search designs evaluated")
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
 
@@ -394,7 +395,7 @@ class HiddenEvaluation(Phase):
     def run(self, campaign: Any) -> dict[str, Any]:
         seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
         refs = campaign.domain.baselines()
-        baselines = list(self.options.baselines or refs)
+        baselines = list(refs if self.options.baselines is None else self.options.baselines)
         designs = promoted(campaign, self.options.top_k, baselines, found_only=True)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
