@@ -47,7 +47,8 @@ Options (defaults):
     reseed_top * (seeds - 1), plus len(rungs) - 1 + seeds - 1 with promote_seeds;
   promote_seeds (false): the best of the domain's own starting designs (the nodes of the
     ``seeds`` operator, hand-built references) is promoted at every rung whatever its rank,
-    and reseeded at the top like a leader: the finalists are then ranked against the
+    and reseeded at the top like a leader, besides (not instead of) the eta fraction and
+    the reseed_top finalists: the finalists are then ranked against the
     strongest reference at the same budget and seeds (a reference that learns slowly at a
     screening budget would otherwise never meet the finalists);
   approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
@@ -146,6 +147,13 @@ class HalvingScaffold(Scaffold):
         refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
         return next(([row] for row in ranked if row.hash in refs), [])
 
+    def _leaders(self, ranked: list, k: int, view: SearchView) -> list:
+        """The best ``k`` rows, then the best reference with ``promote_seeds``. The reference
+        takes none of the k places: it climbs and is reseeded besides them, so a reference
+        that leads the top rung does not leave the best find with one seed."""
+        ref = self._best_seed(ranked, view)
+        return [row for row in ranked if row.hash not in {r.hash for r in ref}][:k] + ref
+
     def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
         """The next ASHA promotion, from the highest rung down (None when none is due).
 
@@ -159,7 +167,7 @@ class HalvingScaffold(Scaffold):
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
             ranked = standings(here, view.objective, fidelity=self.rungs[i])
             to = self.rungs[i + 1]
-            for row in ranked[: len(ranked) // self.opts.eta] + self._best_seed(ranked, view):
+            for row in self._leaders(ranked, len(ranked) // self.opts.eta, view):
                 if (row.hash, to, view.seed) not in have and (row.hash, to) not in view.rejected:
                     gated = self.opts.approve_from is not None and to >= self.opts.approve_from
                     return Proposal("promote", (row.node.id,), fidelity=to, seed=view.seed, approve=gated)
@@ -172,7 +180,7 @@ class HalvingScaffold(Scaffold):
         top = self.rungs[-1]
         finals = [n for n in view.nodes if n.fidelity == top]
         ranked = standings(finals, view.objective, fidelity=top)
-        for row in ranked[: self.opts.reseed_top] + self._best_seed(ranked, view):
+        for row in self._leaders(ranked, self.opts.reseed_top, view):
             used = {n.seed for n in finals if n.candidate.hash == row.hash}
             if len(used) < self.opts.seeds:
                 seed = next(view.seed + j for j in range(1, 10 * self.opts.seeds) if view.seed + j not in used)
