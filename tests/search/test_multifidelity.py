@@ -121,20 +121,22 @@ def test_halving_promotes_and_reseeds_the_best_reference_whatever_its_rank():
 
 
 def test_a_leading_reference_takes_no_finalist_place():
-    """promote_seeds: the reference climbs and is reseeded besides the eta fraction and the
-    reseed_top finalists, so when it leads the top rung the best find still gets its seeds
-    (with reseed_top 1 it used to take the only place, and a one-seed find was called best)."""
+    """promote_seeds: the best reference climbs and is reseeded besides the eta fraction and the
+    reseed_top finalists, which go to finds: when it leads the top rung the best find still
+    gets its seeds (with reseed_top 1 it used to take the only place, and a one-seed find was
+    called best), and a weaker reference takes no place at all."""
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2, promote_seeds=True)
-    nodes = [node(8, 1.0, 0.1, operator="seeds"), node(1, 2.0, 0.1), node(2, 3.0, 0.1),
-             node(3, 4.0, 0.1), node(4, 5.0, 0.1), node(5, 6.0, 0.1)]
-    final = {8.0: 3.0, 1.0: 3.2, 2.0: 3.5}  # at the top rung the reference leads
+    nodes = [node(8, 1.0, 0.1, operator="seeds"), node(9, 1.5, 0.1, operator="seeds"),  # 2 references
+             node(1, 2.0, 0.1), node(2, 3.0, 0.1), node(3, 4.0, 0.1), node(4, 5.0, 0.1), node(5, 6.0, 0.1)]
+    final = {8.0: 3.0, 1.0: 3.2, 2.0: 3.5, 9.0: 3.6}  # at the top rung the reference leads
     asked = []
     while (p := h.propose(view(nodes))).role in ("promote", "reseed"):
         parent = next(n for n in nodes if n.id == p.parents[0])
         x = parent.candidate.content[0]
         asked.append((p.role, x))
         nodes.append(node(x, final[x], 1.0, seed=p.seed, operator=p.role, parents=p.parents))
-    # 6 at rung 0: the best 2 finds go up, and the reference besides them
+    # 7 at rung 0: the best 2 finds go up and the best reference besides them; the weaker
+    # reference (9), second at screening, does not take a find's place
     assert sorted(x for r, x in asked if r == "promote") == [1.0, 2.0, 8.0]
     assert sorted(x for r, x in asked if r == "reseed") == [1.0, 8.0]  # the best find too; never 2.0
     best_find = next(r for r in standings(nodes, LOSS) if r.hash != nodes[0].candidate.hash)

@@ -47,8 +47,9 @@ Options (defaults):
     reseed_top * (seeds - 1), plus len(rungs) - 1 + seeds - 1 with promote_seeds;
   promote_seeds (false): the best of the domain's own starting designs (the nodes of the
     ``seeds`` operator, hand-built references) is promoted at every rung whatever its rank,
-    and reseeded at the top like a leader, besides (not instead of) the eta fraction and
-    the reseed_top finalists: the finalists are then ranked against the
+    and reseeded at the top like a leader, besides the eta fraction and the reseed_top
+    finalists, which are then chosen among the other candidates only (the weaker references
+    stop where they are): the finalists are then ranked against the
     strongest reference at the same budget and seeds (a reference that learns slowly at a
     screening budget would otherwise never meet the finalists);
   approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
@@ -140,19 +141,18 @@ class HalvingScaffold(Scaffold):
 
     # -- the schedule ---------------------------------------------------------------------
 
-    def _best_seed(self, ranked: list, view: SearchView) -> list:
-        """The best-ranked row of a hand-built starting design (with ``promote_seeds``), if any."""
-        if not self.opts.promote_seeds:
-            return []
-        refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
-        return next(([row] for row in ranked if row.hash in refs), [])
-
     def _leaders(self, ranked: list, k: int, view: SearchView) -> list:
-        """The best ``k`` rows, then the best reference with ``promote_seeds``. The reference
-        takes none of the k places: it climbs and is reseeded besides them, so a reference
-        that leads the top rung does not leave the best find with one seed."""
-        ref = self._best_seed(ranked, view)
-        return [row for row in ranked if row.hash not in {r.hash for r in ref}][:k] + ref
+        """The best ``k`` rows; with ``promote_seeds``, the best ``k`` that are not hand-built
+        references (nodes of the ``seeds`` operator), then the best reference. The places are
+        the finds': the best reference climbs and is reseeded besides them (so when it leads
+        the top rung the best find still gets its seeds), and the other references, which it
+        beats, stop where they are (a weaker reference in the finals measures nothing new).
+        """
+        if not self.opts.promote_seeds:
+            return ranked[:k]
+        refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
+        best_ref = next(([row] for row in ranked if row.hash in refs), [])
+        return [row for row in ranked if row.hash not in refs][:k] + best_ref
 
     def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
         """The next ASHA promotion, from the highest rung down (None when none is due).
