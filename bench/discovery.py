@@ -139,17 +139,18 @@ def policies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(job: tuple) -> tuple[str, str, dict[str, float], float]:
+def _train(job: tuple[str, str, dict[str, Any], dict[str, Any], int, str, str]
+           ) -> tuple[str, str, dict[str, float], float]:
     """One (rung, design) training through the compose evaluator's train-and-score path:
-    (rung, label, spec, settings, seed, run dir[, split (val)])."""
+    (rung, label, spec, settings, seed, run dir, split)."""
     from cambrian.plugins.domains.compose.evaluator import run_proxy
     from cambrian.plugins.domains.compose.phases import rung_spec
 
-    rung_name, label, content, s, seed, run, *split = job
+    rung_name, label, content, s, seed, run, split = job
     rung = json.loads(rung_name) if rung_name.startswith("{") else {"name": rung_name}
     with tempfile.TemporaryDirectory() as work:
         c0 = time.process_time()
-        m, _ = run_proxy(rung_spec(content, rung), s, split=(split or ["val"])[0], seed=seed, workdir=Path(work),
+        m, _ = run_proxy(rung_spec(content, rung), s, split=split, seed=seed, workdir=Path(work),
                          run_dir=Path(run), threads=1, save_model=False)
     return rung["name"], label, m, time.process_time() - c0
 
@@ -190,7 +191,8 @@ def ladder(args: argparse.Namespace) -> int:
                 scores["proxy"][label] = proxy[h].metrics["bpb"].value
                 print(f"  proxy    {label:34s} bpb {scores['proxy'][label]:.4f}  (the search's node {proxy[h].id})")
                 continue
-            jobs.append((json.dumps(rung) if rung["name"] != "proxy" else "proxy", label, content, s, seed, args.run))
+            jobs.append((json.dumps(rung) if rung["name"] != "proxy" else "proxy", label, content, s, seed, args.run,
+                         "val"))
     t0 = time.perf_counter()
     cpu = 0.0
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:

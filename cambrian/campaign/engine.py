@@ -891,10 +891,9 @@ class Campaign:
         the phase node's id, which is derived from (phase, candidate, split, seed, evaluator
         options, fidelity): a phase run with other evaluator options never matches.
         """
-        for other in store.nodes_of_candidate(node.candidate.hash):
-            if (other.phase != "search" and other.status == NodeStatus.DONE
-                    and other.id == _phase_node_id(other.phase, node.candidate.hash, node.split, node.seed,
-                                                   self.evaluator.options, node.fidelity)):
+        for other in store.nodes(candidate_hash=node.candidate.hash, status=NodeStatus.DONE):
+            if other.phase != "search" and other.id == _phase_node_id(
+                    other.phase, node.candidate.hash, node.split, node.seed, self.evaluator.options, node.fidelity):
                 return other
         return None
 

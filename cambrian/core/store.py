@@ -157,19 +157,15 @@ class Store:
         return Node.model_validate_json(rows[0][0])
 
     def nodes(self, *, agent: str | None = None, phase: str | None = None,
-              status: NodeStatus | None = None) -> list[Node]:
+              status: NodeStatus | None = None, candidate_hash: str | None = None) -> list[Node]:
         """Nodes in creation order, optionally filtered."""
         sql, args = "SELECT record FROM nodes WHERE 1=1", []
-        for col, val in (("agent", agent), ("phase", phase), ("status", status.value if status else None)):
+        for col, val in (("agent", agent), ("phase", phase), ("status", status.value if status else None),
+                         ("candidate_hash", candidate_hash)):
             if val is not None:
                 sql += f" AND {col}=?"
                 args.append(val)
         return [Node.model_validate_json(r[0]) for r in self._query(sql + " ORDER BY seq", args)]
-
-    def nodes_of_candidate(self, candidate_hash: str) -> list[Node]:
-        """Every evaluation of one candidate (any phase), in creation order."""
-        return [Node.model_validate_json(r[0]) for r in
-                self._query("SELECT record FROM nodes WHERE candidate_hash=? ORDER BY seq", (candidate_hash,))]
 
     def count_nodes(self, *, agent: str | None = None, phase: str = "search") -> int:
         sql, args = "SELECT COUNT(*) FROM nodes WHERE phase=?", [phase]
