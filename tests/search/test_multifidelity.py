@@ -101,13 +101,13 @@ def test_halving_promotes_and_reseeds_the_best_reference_whatever_its_rank():
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2, promote_seeds=True)
     nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1), node(3, 3.0, 0.1),
              node(7, 6.0, 0.1, operator="seeds"), node(8, 5.0, 0.1, operator="seeds"),  # references, ranked last
-             node(4, 4.0, 0.1)]
-    p = h.propose(view(nodes))  # 6 at rung 0: the best 2 (1, 2), then the best reference (8), never 7
+             node(4, 4.0, 0.1), node(5, 4.5, 0.1), node(6, 4.8, 0.1)]
+    p = h.propose(view(nodes))  # 6 finds at rung 0: the best 2 (1, 2), then the best reference (8), never 7
     assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[0].id,), 1.0)
     nodes.append(node(1, 3.0, 1.0, operator="promote", parents=p.parents))
     nodes.append(node(2, 3.5, 1.0, operator="promote", parents=[nodes[1].id]))
     p = h.propose(view(nodes))
-    assert p.role == "reseed" and p.parents == (nodes[6].id,)  # the leader first
+    assert p.role == "reseed" and p.parents == (nodes[8].id,)  # the leader first
     nodes.append(node(1, 3.1, 1.0, seed=p.seed, operator="reseed", parents=p.parents))
     p = h.propose(view(nodes))
     assert (p.role, p.parents, p.fidelity) == ("promote", (nodes[4].id,), 1.0)  # the best reference
@@ -127,7 +127,8 @@ def test_a_leading_reference_takes_no_finalist_place():
     called best), and a weaker reference takes no place at all."""
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2, promote_seeds=True)
     nodes = [node(8, 1.0, 0.1, operator="seeds"), node(9, 1.5, 0.1, operator="seeds"),  # 2 references
-             node(1, 2.0, 0.1), node(2, 3.0, 0.1), node(3, 4.0, 0.1), node(4, 5.0, 0.1), node(5, 6.0, 0.1)]
+             node(1, 2.0, 0.1), node(2, 3.0, 0.1), node(3, 4.0, 0.1), node(4, 5.0, 0.1), node(5, 6.0, 0.1),
+             node(6, 7.0, 0.1)]
     final = {8.0: 3.0, 1.0: 3.2, 2.0: 3.5, 9.0: 3.6}  # at the top rung the reference leads
     asked = []
     while (p := h.propose(view(nodes))).role in ("promote", "reseed"):
@@ -135,12 +136,33 @@ def test_a_leading_reference_takes_no_finalist_place():
         x = parent.candidate.content[0]
         asked.append((p.role, x))
         nodes.append(node(x, final[x], 1.0, seed=p.seed, operator=p.role, parents=p.parents))
-    # 7 at rung 0: the best 2 finds go up and the best reference besides them; the weaker
+    # 6 finds at rung 0: the best 2 go up and the best reference besides them; the weaker
     # reference (9), second at screening, does not take a find's place
     assert sorted(x for r, x in asked if r == "promote") == [1.0, 2.0, 8.0]
     assert sorted(x for r, x in asked if r == "reseed") == [1.0, 8.0]  # the best find too; never 2.0
     best_find = next(r for r in standings(nodes, LOSS) if r.hash != nodes[0].candidate.hash)
     assert best_find.n == 2
+
+
+def test_the_eta_fraction_is_of_the_finds_not_the_references():
+    """promote_seeds: references do not count towards a rung's eta fraction. A lone find
+    screened beside four references, worse than the best of them, is not promoted and
+    reseeded for being the only find (it cost a default campaign three evaluations at the top
+    budget); the best reference climbs alone until eta finds are screened."""
+    h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=3, promote_seeds=True)
+    refs = [node(x, loss, 0.1, operator="seeds") for x, loss in ((7, 2.9), (8, 3.5), (9, 3.6), (10, 4.0))]
+    nodes = [node(1, 3.2, 0.1), *refs]
+    p = h.propose(view(nodes))  # 5 results, 1 find: 1 // 3 = 0 finds go up; the best reference does
+    assert (p.role, p.parents) == ("promote", (refs[0].id,))
+    nodes.append(node(7, 2.2, 1.0, operator="promote", parents=p.parents))
+    for seed in (1, 2):
+        p = h.propose(view(nodes))
+        assert (p.role, p.seed) == ("reseed", seed) and nodes[-1].candidate.content == [7.0]
+        nodes.append(node(7, 2.2, 1.0, seed=p.seed, operator="reseed", parents=p.parents))
+    assert h.propose(view(nodes)).fidelity == 0.1  # the find waits for company: screen more
+    nodes += [node(2, 3.0, 0.1), node(3, 3.4, 0.1)]
+    p = h.propose(view(nodes))  # 3 finds: the best of them goes up
+    assert (p.role, p.parents) == ("promote", (nodes[-2].id,))
 
 
 def test_the_inner_scaffold_ranks_candidates_as_the_standings_do():

@@ -13,7 +13,8 @@ Each step, in order:
      next unused seed (campaign seed + 1, + 2, ...), so selection is by a mean and the
      rivals of the leader are measured as often as the leader;
   2. promote (ASHA, Li et al. 2020): from the highest rung down, if a rung has n valid
-     results at the campaign seed, its best n // eta that have no evaluation at the next
+     results at the campaign seed (with ``promote_seeds``: n finds, references apart),
+     its best n // eta that have no evaluation at the next
      rung yet: propose the first as a ``promote`` (the engine evaluates the same
      candidate again, as a new node, at the next rung's fidelity);
   3. otherwise the inner scaffold proposes, and its candidates are screened at the first
@@ -48,7 +49,8 @@ Options (defaults):
   promote_seeds (false): the best of the domain's own starting designs (the nodes of the
     ``seeds`` operator, hand-built references) is promoted at every rung whatever its rank,
     and reseeded at the top like a leader, besides the eta fraction and the reseed_top
-    finalists, which are then chosen among the other candidates only (the weaker references
+    finalists, which are then the other candidates' alone (the fraction is of them, and
+    they are chosen among them; the weaker references
     stop where they are): the finalists are then ranked against the
     strongest reference at the same budget and seeds (a reference that learns slowly at a
     screening budget would otherwise never meet the finalists);
@@ -141,18 +143,21 @@ class HalvingScaffold(Scaffold):
 
     # -- the schedule ---------------------------------------------------------------------
 
-    def _leaders(self, ranked: list, k: int, view: SearchView) -> list:
-        """The best ``k`` rows; with ``promote_seeds``, the best ``k`` that are not hand-built
-        references (nodes of the ``seeds`` operator), then the best reference. The places are
-        the finds': the best reference climbs and is reseeded besides them (so when it leads
-        the top rung the best find still gets its seeds), and the other references, which it
-        beats, stop where they are (a weaker reference in the finals measures nothing new).
+    def _split(self, ranked: list, view: SearchView) -> tuple[list, list]:
+        """``(finds, best_reference)``: with ``promote_seeds``, the rows that are not hand-built
+        references (nodes of the ``seeds`` operator), and the best reference's row (a list of
+        at most one); without it, every row is a find. The eta fraction and the reseed_top
+        places are the finds' alone: the best reference climbs and is reseeded besides them
+        (so when it leads the top rung the best find still gets its seeds), and the other
+        references, which it beats, stop where they are (a weaker reference in the finals
+        measures nothing new). The fraction is of the finds, too: a lone find screened among
+        four references is not promoted for being the only find.
         """
         if not self.opts.promote_seeds:
-            return ranked[:k]
+            return ranked, []
         refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
         best_ref = next(([row] for row in ranked if row.hash in refs), [])
-        return [row for row in ranked if row.hash not in refs][:k] + best_ref
+        return [row for row in ranked if row.hash not in refs], best_ref
 
     def promotion(self, view: SearchView, left: int | None = None) -> Proposal | None:
         """The next ASHA promotion, from the highest rung down (None when none is due).
@@ -167,7 +172,8 @@ class HalvingScaffold(Scaffold):
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
             ranked = standings(here, view.objective, fidelity=self.rungs[i])
             to = self.rungs[i + 1]
-            for row in self._leaders(ranked, len(ranked) // self.opts.eta, view):
+            finds, best_ref = self._split(ranked, view)
+            for row in finds[: len(finds) // self.opts.eta] + best_ref:
                 if (row.hash, to, view.seed) not in have and (row.hash, to) not in view.rejected:
                     gated = self.opts.approve_from is not None and to >= self.opts.approve_from
                     return Proposal("promote", (row.node.id,), fidelity=to, seed=view.seed, approve=gated)
@@ -180,7 +186,8 @@ class HalvingScaffold(Scaffold):
         top = self.rungs[-1]
         finals = [n for n in view.nodes if n.fidelity == top]
         ranked = standings(finals, view.objective, fidelity=top)
-        for row in self._leaders(ranked, self.opts.reseed_top, view):
+        finds, best_ref = self._split(ranked, view)
+        for row in finds[: self.opts.reseed_top] + best_ref:
             used = {n.seed for n in finals if n.candidate.hash == row.hash}
             if len(used) < self.opts.seeds:
                 seed = next(view.seed + j for j in range(1, 10 * self.opts.seeds) if view.seed + j not in used)
