@@ -184,6 +184,30 @@ def test_the_inner_scaffold_ranks_candidates_as_the_standings_do():
         assert seen[-1] == expect
 
 
+def test_the_inner_scaffold_sees_the_other_agents_on_the_same_standings():
+    """The other agents' screening nodes reach the inner scaffold (its ``shared``) scored by
+    their place in the standings of everyone's results, like its own: a raw screening score
+    would not compare with a place. Their promotions and reseeds are not shown."""
+    seen = []
+
+    class Spy(type(get_plugin_manager().get("scaffold", "random")())):
+        def propose(self, view):
+            seen.append(({n.candidate.content[0]: n.metrics["loss"].value for n in view.nodes},
+                         {n.candidate.content[0]: n.metrics["loss"].value for n in view.shared}))
+            return super().propose(view)
+
+    mine = [node(1, 1.0, 0.1), node(2, 2.0, 0.1), node(1, 2.9, 1.0, operator="promote")]
+    theirs = [n.model_copy(update={"agent": "b"}) for n in
+              (node(5, 0.5, 0.1), node(6, 3.0, 0.1), node(5, 2.5, 1.0, operator="promote"))]
+    h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=0)
+    h.inner = Spy()
+    v = SearchView("a", mine, [*mine, *theirs], LOSS, ROLES, 0, random.Random(0), seed=0)
+    assert h.propose(v).fidelity == 0.1
+    own, shared = seen[-1]
+    assert own == {1.0: 2.0, 2.0: 3.0}  # b's finalist (5) leads the standings of everyone
+    assert shared == {1.0: 2.0, 2.0: 3.0, 5.0: 1.0, 6.0: 4.0}
+
+
 def test_halving_keeps_the_budgets_end_for_promotions():
     h = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)  # reserve 1 + 1
     nodes = [node(1, 1.0, 0.1), node(2, 2.0, 0.1, status=NodeStatus.RUNNING)]

@@ -144,6 +144,21 @@ def test_evolutionary_selection_and_crossover():
         scaffold("evolutionary", selection="roulette")
 
 
+def test_evolutionary_breeds_from_the_other_agents_best_with_immigrants():
+    """immigrants: k: the other agents' best k results (the shared leaderboard) join the pool;
+    this agent's own results in the shared list are not counted twice."""
+    nodes = [node(i, 5.0 + i) for i in range(4)]
+    theirs = [n.model_copy(update={"id": f"b{i}", "agent": "b", "candidate": Candidate(kind="vector", content=[9.0 + i])})
+              for i, n in enumerate([node(10, 1.0), node(11, 2.0), node(12, 3.0)])]
+    shared = [*nodes, *theirs]
+    for k, expect in ((0, "n0"), (1, "b0")):
+        e = seen(scaffold("evolutionary", population=4, tournament_size=8, p_crossover=0.0, immigrants=k), nodes)
+        v = SearchView("a", list(nodes), shared, LOSS, ROLES, 0, random.Random(0))
+        assert [n.id for n in e.pool(v, 0)] == (["b0"] if k else []) + ["n0", "n1", "n2", "n3"]
+        assert all(e.propose(SearchView("a", list(nodes), shared, LOSS, ROLES, 0, random.Random(s))).parents
+                   == (expect,) for s in range(5))
+
+
 @pytest.mark.parametrize("name", ["greedy", "mcts", "evolutionary"])
 def test_every_tree_scaffold_analyzes_every_k_results_through_one_rule(name):
     s = scaffold(name, analyze_every=2)

@@ -16,10 +16,16 @@ results up to that point join island i's pool (a ring). Generations, members,
 migrants and pools are all recomputed from the stored nodes, so a resume
 continues the same populations.
 
+Other agents: with ``immigrants: k`` the best k results of the other agents of the
+campaign (the shared leaderboard, ``SearchView.shared``) join every island's pool, so
+this agent also breeds from what the others found (a campaign's agents then share
+designs, not only a leaderboard and insights). Their nodes stay theirs: a child of one
+is this agent's node with that parent.
+
 Options (defaults):
   population (8), selection ("tournament" or "proportional"), tournament_size (3),
   p_crossover (0.3), islands (1), migration_every (2), migration_size (1),
-  analyze_every (0 = never).
+  immigrants (0), analyze_every (0 = never).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class EvolutionaryScaffold(Scaffold):
         islands: int = Field(1, ge=1)
         migration_every: int = Field(2, ge=1, description="generations between migrations")
         migration_size: int = Field(1, ge=0, description="best results that migrate")
+        immigrants: int = Field(0, ge=0, description="best results of the other agents that join the pool")
         analyze_every: int = Field(0, ge=0, description="an analyze step every N finished nodes (0: never)")
 
     def __init__(self, **options: Any) -> None:
@@ -75,10 +82,19 @@ class EvolutionaryScaffold(Scaffold):
                 out[n.id] = n
         return list(out.values())
 
+    def immigrants(self, view: SearchView) -> list[Node]:
+        """The best ``immigrants`` finished results of the other agents (the shared leaderboard)."""
+        if self.options.immigrants <= 0:
+            return []
+        others = [n for n in view.shared if n.agent != view.agent]
+        return best_nodes(others, view.objective)[: self.options.immigrants]
+
     def pool(self, view: SearchView, island: int) -> list[Node]:
-        """The island's breeding population: its best ``population`` valid results and migrants."""
+        """The island's breeding population: its best ``population`` valid results and
+        migrants, and the other agents' immigrants."""
         own = [n for n in self.members(view, island) if n.id in self.seen]
-        return best_nodes(own + self.migrants(view, island), view.objective)[: self.population]
+        mine = best_nodes(own + self.migrants(view, island), view.objective)[: self.population]
+        return best_nodes(mine + self.immigrants(view), view.objective)
 
     def pick(self, view: SearchView, pool: list[Node], exclude: str | None = None) -> Node:
         options = [n for n in pool if n.id != exclude] or pool

@@ -31,7 +31,8 @@ screening score (1 = best, negated when the objective is maximised): candidates 
 climbed higher come first, by their mean there, then the rest by their screening score.
 Raw scores at different fidelities do not compare, and a screening score is the noisiest
 one a candidate has, so an evolutionary inner scaffold then breeds from the candidates
-that did best at the largest budget. The inner scaffold's ``observe`` still gets the real
+that did best at the largest budget. The other agents' screening nodes (the inner
+scaffold's ``shared``) are scored the same way, on the same standings. The inner scaffold's ``observe`` still gets the real
 nodes (``bo`` tells optuna real screening values). Everything is
 recomputed from the stored nodes at each step, so a resumed campaign continues the same
 schedule (the inner scaffold replays its own nodes through ``observe``).
@@ -208,9 +209,10 @@ class HalvingScaffold(Scaffold):
             # more screening. With nothing running either, the agent is done.
             return None
         screening = [n for n in view.nodes if not is_reevaluation(n)]
+        shared = [n for n in view.shared if not is_reevaluation(n)]
         if self.opts.inner_rank == "standings":
-            screening = self._ranked(screening, view)
-        inner_view = replace(view, nodes=screening, shared=[n for n in view.shared if not is_reevaluation(n)],
+            screening, shared = self._ranked(screening, view), self._ranked(shared, view)
+        inner_view = replace(view, nodes=screening, shared=shared,
                              in_flight=sum(not n.status.finished for n in screening))
         move = self.inner.propose(inner_view)
         if move is not None:
@@ -218,8 +220,11 @@ class HalvingScaffold(Scaffold):
         return move
 
     def _ranked(self, screening: list[Node], view: SearchView) -> list[Node]:
-        """The screening nodes, each scored by its candidate's place in the standings."""
-        place = {r.hash: i for i, r in enumerate(standings(view.nodes, view.objective), 1)}
+        """The screening nodes, each scored by its candidate's place in the standings of every
+        agent's results (this agent's and the shared leaderboard's), so the inner scaffold
+        compares its own candidates and the other agents' on one scale."""
+        everyone = {n.id: n for n in [*view.shared, *view.nodes]}
+        place = {r.hash: i for i, r in enumerate(standings(list(everyone.values()), view.objective), 1)}
         sign = -1.0 if view.objective.direction == Direction.MAX else 1.0
         name, out = view.objective.name, []
         for n in screening:
