@@ -8,6 +8,14 @@ takes the mean (and sd, where there is more than one seed) at the highest fideli
 reached, and ranks tier by tier: candidates that reached the highest fidelity first, by
 their mean there, then those whose highest is the next one, and so on. Every row says the
 fidelity it is ranked at; two rows of one tier are compared at a fidelity they share.
+
+Within a tier, a candidate measured on one seed ranks after those measured on several
+(``confirmed``, the default): one draw of the noise never outranks a mean, so a finalist
+whose extra seeds the budget did not reach is not called best on one lucky score (the
+incumbent rule of SMAC's intensification: a challenger replaces the incumbent only once it
+is measured as often). Schedulers that must see the raw means (halving ranks a new
+finalist by its one score to decide whether it earns the extra seeds) pass
+``confirmed=False``.
 """
 
 from __future__ import annotations
@@ -66,11 +74,14 @@ def _standing(h: str, by_fid: dict[float, list[Node]], fidelity: float, objectiv
                     fidelities=tuple(sorted(by_fid)))
 
 
-def standings(nodes: Iterable[Node], objective: MetricSpec, fidelity: float | None = None) -> list[Standing]:
+def standings(nodes: Iterable[Node], objective: MetricSpec, fidelity: float | None = None,
+              confirmed: bool = True) -> list[Standing]:
     """Valid candidates, best first (see the module docstring); invalid nodes never rank.
 
     With ``fidelity``, only candidates with a valid result at that fidelity, ranked there.
-    Ties go to the candidate evaluated first.
+    With ``confirmed`` (default), one-seed rows come after the several-seed rows of their
+    tier; without it, a tier is ranked by the mean alone. Ties go to the candidate
+    evaluated first.
     """
     sign = -1.0 if objective.direction == Direction.MAX else 1.0
     rows = []
@@ -78,6 +89,6 @@ def standings(nodes: Iterable[Node], objective: MetricSpec, fidelity: float | No
         if fidelity is not None and float(fidelity) not in by_fid:
             continue
         rows.append(_standing(h, by_fid, float(fidelity) if fidelity is not None else max(by_fid), objective))
-    rows.sort(key=lambda r: (-r.fidelity, sign * r.mean, r.node.created_at))
+    rows.sort(key=lambda r: (-r.fidelity, confirmed and r.n == 1, sign * r.mean, r.node.created_at))
     return rows
 

@@ -8,7 +8,7 @@ import pytest
 from cambrian import Campaign, NodeStatus, Store
 from cambrian.core.plugins import get_plugin_manager
 
-from .test_budgets import _alive
+from .test_budgets import _left_alive
 
 ray = pytest.importorskip("ray")
 
@@ -60,7 +60,7 @@ def test_ray_evaluation_is_stopped_at_the_wall_clock_limit(local_ray, tmp_path):
     assert result.reason == "wall_s"
     nodes = Store(tmp_path / "run", create=False).nodes()
     assert len(nodes) == 2 and all(n.status == NodeStatus.CANCELLED for n in nodes)
-    assert _alive(tmp_path / "run") == []  # the tasks took their sandboxed processes down
+    assert _left_alive(tmp_path / "run") == []  # the tasks took their sandboxed processes down
 
 
 def _sleeper(tmp_path, node_id, sleep_s):

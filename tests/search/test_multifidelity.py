@@ -41,9 +41,12 @@ def test_standings_rank_by_the_mean_at_the_highest_fidelity_reached():
     nodes = [node(1, 1.0, 0.1), node(1, 3.0, 1.0, seed=0), node(1, 3.2, 1.0, seed=1),
              node(2, 0.5, 0.1),  # best at screening, never promoted
              node(3, 2.9, 1.0), node(4, None, 1.0, status=NodeStatus.FAILED)]
-    rows = standings(nodes, LOSS)
+    rows = standings(nodes, LOSS, confirmed=False)  # by the mean alone
     assert [(r.hash, r.fidelity) for r in rows] == [
         (nodes[4].candidate.hash, 1.0), (nodes[1].candidate.hash, 1.0), (nodes[3].candidate.hash, 0.1)]
+    # confirmed (the default): 3's one draw (2.9) does not outrank 1's mean of two (3.1)
+    assert [r.hash for r in standings(nodes, LOSS)] == [nodes[1].candidate.hash, nodes[4].candidate.hash,
+                                                        nodes[3].candidate.hash]
     a = rows[1]
     assert a.n == 2 and a.seeds == (0, 1) and a.mean == pytest.approx(3.1) and a.sd == pytest.approx(0.1414, abs=1e-4)
     assert "±" in a.text() and "2 seeds" in a.text() and "±" not in rows[0].text()
@@ -56,6 +59,9 @@ def test_campaign_best_is_chosen_by_the_mean_not_one_lucky_seed():
     lucky = [node(1, 1.0, seed=0), node(1, 5.0, seed=1)]  # mean 3.0
     steady = [node(2, 2.0, seed=0), node(2, 2.2, seed=1)]  # mean 2.1
     assert standings(lucky + steady, LOSS)[0].hash == steady[0].candidate.hash
+    unconfirmed = [node(3, 1.5, seed=0)]  # one draw, better than any mean: its seeds never came
+    ranked = [r.hash for r in standings(lucky + steady + unconfirmed, LOSS)]
+    assert ranked == [steady[0].candidate.hash, lucky[0].candidate.hash, unconfirmed[0].candidate.hash]
 
 
 # -- successive halving --------------------------------------------------------------------

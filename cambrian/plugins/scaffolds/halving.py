@@ -171,7 +171,7 @@ class HalvingScaffold(Scaffold):
             if left is not None and left < (top - i) + max(0, self.opts.seeds - 1):
                 continue
             here = [n for n in view.nodes if n.fidelity == self.rungs[i] and n.seed == view.seed]
-            ranked = standings(here, view.objective, fidelity=self.rungs[i])
+            ranked = standings(here, view.objective, fidelity=self.rungs[i], confirmed=False)
             to = self.rungs[i + 1]
             finds, best_ref = self._split(ranked, view)
             for row in finds[: len(finds) // self.opts.eta] + best_ref:
@@ -186,7 +186,7 @@ class HalvingScaffold(Scaffold):
             return None
         top = self.rungs[-1]
         finals = [n for n in view.nodes if n.fidelity == top]
-        ranked = standings(finals, view.objective, fidelity=top)
+        ranked = standings(finals, view.objective, fidelity=top, confirmed=False)
         finds, best_ref = self._split(ranked, view)
         for row in finds[: self.opts.reseed_top] + best_ref:
             used = {n.seed for n in finals if n.candidate.hash == row.hash}
@@ -224,7 +224,7 @@ class HalvingScaffold(Scaffold):
         agent's results (this agent's and the shared leaderboard's), so the inner scaffold
         compares its own candidates and the other agents' on one scale."""
         everyone = {n.id: n for n in [*view.shared, *view.nodes]}
-        place = {r.hash: i for i, r in enumerate(standings(list(everyone.values()), view.objective), 1)}
+        place = {r.hash: i for i, r in enumerate(standings(list(everyone.values()), view.objective, confirmed=False), 1)}
         sign = -1.0 if view.objective.direction == Direction.MAX else 1.0
         name, out = view.objective.name, []
         for n in screening:
