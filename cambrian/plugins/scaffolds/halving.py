@@ -31,9 +31,10 @@ screening score (1 = best, negated when the objective is maximised): candidates 
 climbed higher come first, by their mean there, then the rest by their screening score.
 Raw scores at different fidelities do not compare, and a screening score is the noisiest
 one a candidate has, so an evolutionary inner scaffold then breeds from the candidates
-that did best at the largest budget. The other agents' screening nodes (the inner
-scaffold's ``shared``) are scored the same way, on the same standings. The inner scaffold's ``observe`` still gets the real
-nodes (``bo`` tells optuna real screening values). Everything is
+that did best at the largest budget. The places are in the standings of every agent's
+results, and the other agents' screening nodes (the inner scaffold's ``shared``) are
+scored the same way. The inner scaffold's ``observe`` still gets the real nodes (``bo``
+tells optuna real screening values). Everything is
 recomputed from the stored nodes at each step, so a resumed campaign continues the same
 schedule (the inner scaffold replays its own nodes through ``observe``).
 
@@ -51,8 +52,8 @@ Options (defaults):
     ``seeds`` operator, hand-built references) is promoted at every rung whatever its rank,
     and reseeded at the top like a leader, besides the eta fraction and the reseed_top
     finalists, which are then the other candidates' alone (the fraction is of them, and
-    they are chosen among them; the weaker references
-    stop where they are): the finalists are then ranked against the
+    they are chosen among them; the weaker references stop where they are): the
+    finalists are then ranked against the
     strongest reference at the same budget and seeds (a reference that learns slowly at a
     screening budget would otherwise never meet the finalists);
   approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
