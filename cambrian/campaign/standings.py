@@ -92,3 +92,14 @@ def standings(nodes: Iterable[Node], objective: MetricSpec, fidelity: float | No
     rows.sort(key=lambda r: (-r.fidelity, confirmed and r.n == 1, sign * r.mean, r.node.created_at))
     return rows
 
+
+def unconfirmed_note(rows: Iterable[Standing]) -> str | None:
+    """A line for a leaderboard where the confirmed rule reordered rows: a fidelity with both
+    one-seed rows and means over several seeds (None where it did not apply)."""
+    by_fid: dict[float, set[bool]] = {}
+    for r in rows:
+        by_fid.setdefault(r.fidelity, set()).add(r.n == 1)
+    if any(len(kinds) == 2 for kinds in by_fid.values()):
+        return "a row measured on one seed ranks after the means over several seeds at its fidelity"
+    return None
+

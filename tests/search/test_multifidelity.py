@@ -9,6 +9,8 @@ import pytest
 from cambrian import Campaign, Candidate, Metric, MetricSpec, Node, NodeStatus, SearchView, standings
 from cambrian.core.errors import ConfigError
 from cambrian.core.plugins import get_plugin_manager
+from cambrian.campaign.standings import unconfirmed_note
+from cambrian.plugins.reporting.tables import leaderboard_table
 from cambrian.scaling.verdict import fresh_seeds, hidden_seeds
 
 LOSS = MetricSpec(name="loss")
@@ -62,6 +64,11 @@ def test_campaign_best_is_chosen_by_the_mean_not_one_lucky_seed():
     unconfirmed = [node(3, 1.5, seed=0)]  # one draw, better than any mean: its seeds never came
     ranked = [r.hash for r in standings(lucky + steady + unconfirmed, LOSS)]
     assert ranked == [steady[0].candidate.hash, lucky[0].candidate.hash, unconfirmed[0].candidate.hash]
+    # the leaderboard says so where it reordered rows, and only there
+    assert "one seed" in unconfirmed_note(standings(lucky + unconfirmed, LOSS))
+    assert unconfirmed_note(standings(lucky + steady, LOSS)) is None
+    title = leaderboard_table(lucky + steady + unconfirmed, LOSS).title
+    assert "one seed ranks after" in title
 
 
 # -- successive halving --------------------------------------------------------------------

@@ -36,7 +36,7 @@ from cambrian.campaign.engine import Campaign
 from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
-from cambrian.campaign.standings import Standing, standings
+from cambrian.campaign.standings import Standing, standings, unconfirmed_note
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.summary import origins
@@ -217,6 +217,8 @@ def leaderboard(d: ReportData) -> Section | None:
     if not top:
         return None
     columns, notes = metric_columns([r.node for r in top], d.objective.name)
+    if (once := unconfirmed_note(top)) is not None:
+        notes.append(once)
     rows = leaderboard_rows(d, top, columns)
     labels = {r.node.id: d.label(r.node.candidate.content, 44) for r in top}
     img = d.figure("leaderboard", figures.leaderboard, d.nodes, d.objective, d.agents, labels=labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from cambrian.core.records import MetricSpec, Node
-from cambrian.campaign.standings import standings
+from cambrian.campaign.standings import standings, unconfirmed_note
 from cambrian.plugins.reporting.summary import design_summary, origins
 
 
@@ -16,6 +16,8 @@ def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
     rows = standings(nodes, objective)[:k]
     fids = sorted({r.fidelity for r in rows}, reverse=True)
     note = f"; ranked at fidelity {', then '.join(f'{f:g}' for f in fids)}" if len(fids) > 1 else ""
+    if (once := unconfirmed_note(rows)) is not None:
+        note += f"; {once}"
     origin = origins(nodes)
     t = Table(title=f"{title} ({objective.name}, {objective.direction.value}{note})")
     for col in ("rank", "node", "design", "agent", "origin", "fidelity", objective.name, "wall s"):
