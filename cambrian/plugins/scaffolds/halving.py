@@ -212,7 +212,8 @@ class HalvingScaffold(Scaffold):
         screening = [n for n in view.nodes if not is_reevaluation(n)]
         shared = [n for n in view.shared if not is_reevaluation(n)]
         if self.opts.inner_rank == "standings":
-            screening, shared = self._ranked(screening, view), self._ranked(shared, view)
+            place = self._places(view)
+            screening, shared = self._ranked(screening, place, view), self._ranked(shared, place, view)
         inner_view = replace(view, nodes=screening, shared=shared,
                              in_flight=sum(not n.status.finished for n in screening))
         move = self.inner.propose(inner_view)
@@ -220,12 +221,18 @@ class HalvingScaffold(Scaffold):
             move.fidelity = self.rungs[0]
         return move
 
-    def _ranked(self, screening: list[Node], view: SearchView) -> list[Node]:
-        """The screening nodes, each scored by its candidate's place in the standings of every
-        agent's results (this agent's and the shared leaderboard's), so the inner scaffold
-        compares its own candidates and the other agents' on one scale."""
+    @staticmethod
+    def _places(view: SearchView) -> dict[str, int]:
+        """Each candidate's place (1 = best) in the standings of every agent's results (this
+        agent's and the shared leaderboard's), so the inner scaffold compares its own
+        candidates and the other agents' on one scale."""
         everyone = {n.id: n for n in [*view.shared, *view.nodes]}
-        place = {r.hash: i for i, r in enumerate(standings(list(everyone.values()), view.objective, confirmed=False), 1)}
+        ranked = standings(list(everyone.values()), view.objective, confirmed=False)
+        return {r.hash: i for i, r in enumerate(ranked, 1)}
+
+    @staticmethod
+    def _ranked(screening: list[Node], place: dict[str, int], view: SearchView) -> list[Node]:
+        """The screening nodes, each scored by its candidate's ``place``."""
         sign = -1.0 if view.objective.direction == Direction.MAX else 1.0
         name, out = view.objective.name, []
         for n in screening:
