@@ -25,7 +25,7 @@ import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -127,6 +127,12 @@ class Domain(Component, ABC):
     def from_params(self, params: dict[str, Any]) -> Candidate:
         """The candidate a point of :meth:`search_space` stands for (validated)."""
         raise NotImplementedError(f"domain {self.name!r} has no structured search space")
+
+    def to_params(self, candidate: Candidate) -> dict[str, Any] | None:
+        """The point of :meth:`search_space` a candidate stands for, or None when it is not one
+        (the inverse of :meth:`from_params`, for candidates other operators made). By default
+        the point a ``space-draft`` candidate carries in its meta."""
+        return candidate.meta.get("params")
 
     def phases(self, options: dict[str, Any]) -> list["Phase"]:
         """Steps after search (aggregation, scaling, hidden evaluation), in order.
@@ -294,6 +300,8 @@ class SearchView:
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # the domain's search_space()
     # (candidate hash, fidelity) of promotions a person rejected: propose them no more
     rejected: frozenset[tuple[str, float]] = frozenset()
+    # the domain's Domain.to_params: a candidate's point in ``space``, or None
+    to_params: Callable[[Candidate], dict[str, Any] | None] | None = None
 
 
 class Scaffold(Component, ABC):

@@ -178,6 +178,37 @@ def test_the_eta_fraction_is_of_the_finds_not_the_references():
     assert (p.role, p.parents) == ("promote", (nodes[-2].id,))
 
 
+def test_promote_within_holds_finds_to_the_best_reference_at_each_rung():
+    """promote_within: the eta fraction climbs only while within the fraction of the best
+    reference at the rung (another agent's screening of it counts; its mean at the top)."""
+    refs = [node(7, 2.0, 0.1, operator="seeds"), node(8, 3.0, 0.1, operator="seeds")]
+    finds = [node(1, 2.1, 0.1), node(2, 2.5, 0.1), node(3, 2.6, 0.1), node(4, 2.7, 0.1), node(5, 2.8, 0.1),
+             node(6, 2.9, 0.1)]
+
+    def bo_view(own, others):  # an agent without the references: they come through shared
+        return SearchView("a", list(own), list(own) + list(others), LOSS, ROLES, 0, random.Random(0),
+                          budget_left={})
+
+    plain = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2)
+    held = halving(inner="random", rungs=[0.1, 1.0], eta=3, reseed_top=1, seeds=2, promote_within=0.1)
+    # the best two finds (2.1, 2.5) are the eta fraction; only 2.1 is within 10% of 2.0
+    assert plain.propose(bo_view(finds, refs)).parents == (finds[0].id,)
+    with_first = finds + [node(1, 1.5, 1.0, operator="promote", parents=[finds[0].id])]
+    assert plain.propose(bo_view(with_first, refs)).role == "reseed"  # plain ASHA would reseed, then promote 2
+    assert held.propose(bo_view(finds, refs)).parents == (finds[0].id,)
+    up = with_first + [node(1, 1.55, 1.0, seed=1, operator="reseed", parents=[finds[0].id])]
+    assert plain.propose(bo_view(up, refs)).parents == (finds[1].id,)  # 2.5: 25% behind the reference
+    assert held.propose(bo_view(up, refs)).role in ("draft", "improve")  # screens instead
+    assert held.propose(bo_view(finds, [])).parents == (finds[0].id,)  # no reference measured: no bar
+    # at the top rung the bar is the reference's mean there: a leader 20% behind it gets no reseed
+    top_ref = [node(7, 1.0, 1.0, operator="promote"), node(7, 1.2, 1.0, seed=1, operator="reseed")]
+    behind = finds + [node(1, 1.4, 1.0, operator="promote", parents=[finds[0].id])]
+    assert plain.propose(bo_view(behind, refs + top_ref)).role == "reseed"
+    assert held.propose(bo_view(behind, refs + top_ref)).role in ("draft", "improve")
+    with pytest.raises(ValueError, match="promote_within"):
+        halving(promote_within=-0.1)
+
+
 def test_the_inner_scaffold_ranks_candidates_as_the_standings_do():
     """A candidate that did best at the largest budget leads the inner scaffold's view, even
     when its screening score was not the best; the inner scaffold sees one node per candidate."""
@@ -317,18 +348,69 @@ def test_hidden_phase_uses_fresh_seeds_at_the_final_fidelity(halving_bo_run):
     assert summary["seeds"] == [1000, 1001] and summary["designs"][0]["val_seeds"] == [0, 1, 2]
 
 
-def test_bo_study_is_rebuilt_by_replay(halving_bo_run):
-    """A resumed bo agent (observe-replay over the stored nodes) asks what the live one asks."""
+def test_bo_study_is_a_function_of_the_view(halving_bo_run):
+    """A fresh bo (a resumed campaign's) asks what the live one asks, from the stored nodes alone."""
     campaign, _ = halving_bo_run
     live = campaign.agents[0].scaffold.inner
     screening = [n for n in campaign.open_store().nodes(phase="search") if n.operator == "space-draft"]
     fresh = get_plugin_manager().get("scaffold", "bo")(n_startup=4)
-    for n in screening:
-        fresh.observe(n)
     v = lambda: SearchView("hb", screening, screening, campaign.objective, ("draft",), 0,
-                           random.Random(7), space=campaign.domain.search_space())
+                           random.Random(7), space=campaign.domain.search_space(),
+                           to_params=campaign.domain.to_params)
     assert fresh.propose(v()).options["params"] == live.propose(v()).options["params"]
     assert len([t for t in fresh.study.trials if t.value is not None]) == len(screening)
+
+
+def test_bo_learns_from_the_other_agents_evaluations():
+    """With learn_from_shared, the other agents' evaluations of points in the space at bo's
+    fidelity and seed join the study (mapped by Domain.to_params); other fidelities and seeds
+    do not, a candidate counts once, and a point that made no node is a failed trial."""
+    domain = get_plugin_manager().get("domain", "toy")(dim=2)
+    space = domain.search_space()
+
+    def vec(x, loss, fidelity=0.1, seed=0, agent="b", status=NodeStatus.DONE, meta=None):
+        _clock[0] += 1
+        return Node(id=f"{agent}{x}{fidelity}{seed}", agent=agent, operator="op",
+                    candidate=Candidate(kind="vector", content=[x, -x], meta=meta or {}), status=status,
+                    metrics={} if loss is None else {"loss": Metric(name="loss", value=loss)},
+                    fidelity=fidelity, seed=seed, created_at=_clock[0])
+
+    own = [vec(0.5, 1.0, agent="a", meta={"params": {"x0": 0.5, "x1": -0.5}}),
+           vec(0.7, None, agent="a", status=NodeStatus.RUNNING, meta={"params": {"x0": 0.7, "x1": -0.7}})]
+    shared = [vec(0.1, 0.2), vec(0.2, None, status=NodeStatus.FAILED), vec(0.1, 0.3, agent="c"),
+              vec(0.3, 0.1, fidelity=1.0), vec(0.4, 0.1, seed=1), vec(9.0, 0.1), own[0]]
+
+    def ask(bo, nodes=own):
+        v = SearchView("a", list(nodes), shared, LOSS, ("draft",), 1, random.Random(0), space=space,
+                       to_params=domain.to_params)
+        return bo.propose(v)
+
+    bo = get_plugin_manager().get("scaffold", "bo")(n_startup=2)
+    ask(bo)
+    got = sorted((t.params["x0"], t.state.name, t.value) for t in bo.study.trials[:-1])  # [-1]: the ask
+    # own: 0.5 (1.0), 0.7 running; shared: 0.1 once (0.2, the first), 0.2 failed; 0.3 (fidelity 1.0),
+    # 0.4 (seed 1) and 9.0 (outside the space) are left out
+    assert got == [(0.1, "COMPLETE", 0.2), (0.2, "FAIL", None), (0.5, "COMPLETE", 1.0),
+                       (0.7, "RUNNING", None)]
+    alone = get_plugin_manager().get("scaffold", "bo")(n_startup=2, learn_from_shared=False)
+    ask(alone)
+    assert sorted(t.params["x0"] for t in alone.study.trials[:-1]) == [0.5, 0.7]
+    asked = ask(alone).options["params"]  # made no node (a duplicate): failed from now on
+    ask(alone)
+    assert any(t.params == asked and t.state.name == "FAIL" for t in alone.study.trials)
+
+
+def test_compose_maps_any_spec_to_its_layer_pattern():
+    domain = get_plugin_manager().get("domain", "compose")(family="hybrid", d_model=32, n_layers=4)
+    for ref in domain.seeds(random.Random(0)):  # the references' attention is not the space's
+        params = domain.to_params(ref)
+        assert params["n_layers"] == len(ref.content["layers"]) and len(params) == 1 + 6
+        rebuilt = domain.from_params(params).content["layers"]
+        assert [layer["primitive"] for layer in rebuilt] == [layer["primitive"] for layer in ref.content["layers"]]
+    drafted = domain.from_params({"n_layers": 3, **{f"layer_{i}": "mamba" for i in range(6)}})
+    assert domain.to_params(drafted)["layer_5"] == "mamba"
+    assert domain.to_params(domain.spec(["mamba"] * 3)) == {"n_layers": 3, **{f"layer_{i}": "mamba" for i in range(6)}}
+    assert domain.to_params(Candidate(kind="spec", content={"layers": ["mamba"] * 9})) is None  # too deep
 
 
 def test_bo_needs_a_structured_space():

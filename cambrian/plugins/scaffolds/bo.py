@@ -5,18 +5,25 @@ Model-based search in the manner of Composer's: a tree-structured Parzen estimat
 domain's :meth:`Domain.search_space` give good objective values and proposes the next
 point there; the agent's ``space-draft`` operator turns the point into a candidate.
 
-Every step asks optuna for one point (the first ``n_startup`` are random) and proposes a
-draft with ``options={"params": point}``. When the node finishes, its value is told to the
-study (a failed or invalid node as a failed trial). Points asked in parallel are
-handled by TPE's constant liar. A proposal that made no node (a duplicate candidate) is
-told as failed at the next step. The sampler is re-seeded from the step's rng at every ask,
-and the study is rebuilt from ``observe`` replays on resume (each node carries its point in
-``candidate.meta["params"]``), so the study is a function of the stored nodes.
+Every step builds the study afresh from the view and asks it for one point, proposed as a
+draft with ``options={"params": point}``. The study holds this agent's evaluations (its own
+point in ``candidate.meta["params"]``; failed or invalid ones as failed trials, running ones
+as running trials, which TPE's constant liar keeps it from asking again) and, with
+``learn_from_shared``, the other agents' evaluations of points in the space at the same
+fidelity and seed (:meth:`Domain.to_params` maps their candidates back: hand-built
+references and evolutionary edits are evidence too, and with few evaluations per agent a
+model that sees only its own is still guessing when the budget ends). A node's value is
+what the view says it scores; inside ``halving`` that is its candidate's place in the
+standings, which TPE (it only ranks values) reads like a score. A point that made no node
+(a duplicate candidate) is kept as a failed trial for the rest of the process. The sampler
+is seeded from the step's rng, so the study and the point asked are a function of the
+stored nodes, and a resumed campaign asks what the live one would have.
 
 Options (defaults):
   n_startup (8): random points before the model is used;
   n_ei_candidates (24): points TPE scores per ask;
-  multivariate (true): model parameters jointly (optuna's multivariate TPE).
+  multivariate (true): model parameters jointly (optuna's multivariate TPE);
+  learn_from_shared (true): add the other agents' evaluations (above) to the study.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ class BOOptions(Options):
     n_startup: int = Field(8, ge=1, description="random points before the model is used")
     n_ei_candidates: int = Field(24, ge=1, description="points TPE scores per ask")
     multivariate: bool = Field(True, description="model the parameters jointly")
+    learn_from_shared: bool = Field(True, description="also learn from the other agents' evaluations of "
+                                    "points in the space (at this agent's fidelity and seed)")
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -62,29 +71,9 @@ class BOScaffold(Scaffold):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.opts = self.options
-        self.study: Any = None
-        self.dists: dict[str, Any] | None = None
-        self.pending: dict[str, int] = {}  # point -> trial number, asked and not yet told
-        self.told: set[str] = set()  # node ids already in the study
-        self._backlog: list[Node] = []  # observed before the first step (a resume's replay)
-        self._objective: Any = None  # the view's objective, known from the first step
-
-    # -- the study ------------------------------------------------------------------------
-
-    def _open(self, view: SearchView) -> None:
-        import optuna
-
-        if not view.space:
-            raise ValueError("bo: the domain has no structured search space (Domain.search_space)")
-        if "draft" not in view.roles:
-            raise ValueError("bo: the agent needs a draft operator that reads params (space-draft)")
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        direction = "maximize" if view.objective.direction == Direction.MAX else "minimize"
-        self.dists = distributions(view.space)
-        self.study = optuna.create_study(direction=direction, sampler=self._sampler(0))
-        backlog, self._backlog = self._backlog, []
-        for node in backlog:
-            self._tell(node)
+        self.study: Any = None  # the study of the last ask
+        self.dead: set[str] = set()  # points asked that made no node (duplicates): failed trials
+        self._asked: str | None = None
 
     def _sampler(self, seed: int) -> Any:
         import optuna
@@ -95,61 +84,72 @@ class BOScaffold(Scaffold):
                                               n_ei_candidates=self.opts.n_ei_candidates,
                                               multivariate=self.opts.multivariate, constant_liar=True)
 
-    def _value(self, node: Node) -> float | None:
-        return node.score(self._objective) if self._objective is not None else None
+    @staticmethod
+    def _params(node: Node, view: SearchView) -> dict[str, Any] | None:
+        return node.candidate.meta.get("params") or (view.to_params(node.candidate) if view.to_params else None)
 
-    def _tell(self, node: Node) -> None:
+    def observations(self, view: SearchView) -> list[tuple[dict[str, Any], float | None, bool]]:
+        """``(point, value, running)`` per candidate the study learns from: this agent's nodes,
+        then (``learn_from_shared``) the other agents' at the fidelity and seed of its own;
+        one per candidate (the first), failed and invalid ones with value None."""
+        own_ids = {n.id for n in view.nodes}
+        others: list[Node] = []
+        if self.opts.learn_from_shared and view.nodes:
+            fidelity = view.nodes[0].fidelity
+            others = [n for n in view.shared if n.id not in own_ids and n.fidelity == fidelity
+                      and n.seed == view.nodes[0].seed and n.status.finished]
+        out, seen = [], set()
+        for n in [*view.nodes, *others]:
+            params = self._params(n, view)
+            if params is None or n.candidate.hash in seen:
+                continue
+            seen.add(n.candidate.hash)
+            running = not n.status.finished
+            out.append((params, None if running else n.score(view.objective), running))
+        return out
+
+    def _study(self, view: SearchView, dists: dict[str, Any]) -> Any:
         import optuna
 
-        params = node.candidate.meta.get("params")
-        if params is None or node.id in self.told or not node.status.finished:
-            return
-        self.told.add(node.id)
-        value = self._value(node)
-        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
-        number = self.pending.pop(_key(params), None)
-        if number is not None:
-            self.study.tell(number, value if value is not None else None, state=state)
-            return
-        try:  # replayed on resume, or asked by an earlier process
-            self.study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={k: self.dists[k] for k in params if k in self.dists},
-                value=value, state=state))
-        except ValueError:
-            pass  # a point outside this campaign's space (the config changed): not evidence here
+        direction = "maximize" if view.objective.direction == Direction.MAX else "minimize"
+        study = optuna.create_study(direction=direction, sampler=self._sampler(view.rng.randrange(2**31)))
+        State = optuna.trial.TrialState
+        points = [(p, v, r) for p, v, r in self.observations(view)]
+        points += [(json.loads(key), None, False) for key in sorted(self.dead)]
+        for params, value, running in points:
+            state = State.RUNNING if running else State.COMPLETE if value is not None else State.FAIL
+            try:
+                study.add_trial(optuna.trial.create_trial(
+                    params=params, distributions={k: dists[k] for k in params if k in dists},
+                    value=value if state == State.COMPLETE else None, state=state))
+            except ValueError:
+                continue  # a point outside this campaign's space (the config changed): not evidence here
+        return study
 
     # -- the policy -----------------------------------------------------------------------
-
-    def observe(self, node: Node) -> None:
-        if self.study is None:
-            self._backlog.append(node)
-        else:
-            self._tell(node)
 
     def propose(self, view: SearchView) -> Proposal | None:
         import optuna
 
-        self._objective = view.objective
-        if self.study is None:
-            self._open(view)
+        if not view.space:
+            raise ValueError("bo: the domain has no structured search space (Domain.search_space)")
+        if "draft" not in view.roles:
+            raise ValueError("bo: the agent needs a draft operator that reads params (space-draft)")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         made = {_key(n.candidate.meta["params"]) for n in view.nodes if "params" in n.candidate.meta}
-        for key, number in list(self.pending.items()):
-            if key not in made:  # the last point made no node (a duplicate): a failed trial
-                self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-                del self.pending[key]
-        self.study.sampler = self._sampler(view.rng.randrange(2**31))
-        trial = self.study.ask(self.dists)
-        self.pending[_key(trial.params)] = trial.number
+        if self._asked is not None and self._asked not in made:
+            self.dead.add(self._asked)  # the last point made no node
+        dists = distributions(view.space)
+        self.study = self._study(view, dists)
+        trial = self.study.ask(dists)
+        self._asked = _key(trial.params)
         return Proposal("draft", options={"params": dict(trial.params)})
 
     def state(self, view: SearchView) -> dict[str, Any]:
-        if self.study is None:
-            return {"trials": 0}
-        trials = self.study.trials
-        done = [t for t in trials if t.value is not None]
-        return {"trials": len(trials), "complete": len(done),
-                "best": min((t.value for t in done), default=None)
-                if self.study.direction.name == "MINIMIZE" else max((t.value for t in done), default=None)}
+        obs = self.observations(view)
+        done = [v for _, v, _ in obs if v is not None]
+        best = (max if view.objective.direction == Direction.MAX else min)(done, default=None)
+        return {"trials": len(obs), "complete": len(done), "best": best}
 
 
 @hookimpl

@@ -199,6 +199,22 @@ class ComposeDomain(Domain):
         n = int(params["n_layers"])
         return self.spec([params[f"layer_{i}"] for i in range(n)])
 
+    def to_params(self, candidate: Candidate) -> dict[str, Any] | None:
+        """The point of the space with the spec's layer pattern: the same primitives in the same
+        order (the space gives them their default options: the hand-built references' attention
+        has 2 heads of 32 where the space's has 4 of 16, and an edit may have changed an option,
+        but the pattern is what bo models). The slots past its depth, which the design does not
+        use, repeat the pattern. None when the depth or a primitive is outside this campaign's."""
+        if "params" in candidate.meta:
+            return candidate.meta["params"]
+        layers = candidate.content.get("layers") if isinstance(candidate.content, dict) else None
+        if not layers or not self.s["min_layers"] <= len(layers) <= self.s["max_layers"]:
+            return None
+        names = [layer["primitive"] if isinstance(layer, dict) else layer for layer in layers]
+        if any(name not in self.primitives for name in names):
+            return None
+        return {"n_layers": len(names), **{f"layer_{i}": names[i % len(names)] for i in range(self.s["max_layers"])}}
+
     def seeds(self, rng: random.Random) -> list[Candidate]:
         """The family's reference patterns at the proxy dims (those whose depth fits)."""
         out = []

@@ -58,6 +58,12 @@ class ToyDomain(Domain):
     def from_params(self, params: dict[str, Any]) -> Candidate:
         return self.validate(Candidate(kind="vector", content=[float(params[f"x{i}"]) for i in range(self.dim)]))
 
+    def to_params(self, candidate: Candidate) -> dict[str, Any] | None:
+        x = candidate.content
+        if not isinstance(x, list) or len(x) != self.dim or any(abs(float(v)) > self.bound for v in x):
+            return None
+        return {f"x{i}": float(v) for i, v in enumerate(x)}
+
     def seeds(self, rng: random.Random) -> list[Candidate]:
         return [self.sample(rng)]
 
