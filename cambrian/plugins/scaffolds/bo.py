@@ -17,7 +17,8 @@ what the view says it scores; inside ``halving`` that is its candidate's place i
 standings, which TPE (it only ranks values) reads like a score. A point that made no node
 (a duplicate candidate) is kept as a failed trial for the rest of the process. The sampler
 is seeded from the step's rng, so the study and the point asked are a function of the
-stored nodes, and a resumed campaign asks what the live one would have.
+stored nodes and of this process's duplicates: a resumed campaign asks what the live one
+would have, unless the live one had asked a duplicate.
 
 Options (defaults):
   n_startup (8): random points before the model is used;
@@ -114,8 +115,7 @@ class BOScaffold(Scaffold):
         direction = "maximize" if view.objective.direction == Direction.MAX else "minimize"
         study = optuna.create_study(direction=direction, sampler=self._sampler(view.rng.randrange(2**31)))
         State = optuna.trial.TrialState
-        points = [(p, v, r) for p, v, r in self.observations(view)]
-        points += [(json.loads(key), None, False) for key in sorted(self.dead)]
+        points = self.observations(view) + [(json.loads(key), None, False) for key in sorted(self.dead)]
         for params, value, running in points:
             state = State.RUNNING if running else State.COMPLETE if value is not None else State.FAIL
             try:
