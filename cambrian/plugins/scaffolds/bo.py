@@ -87,7 +87,9 @@ class BOScaffold(Scaffold):
 
     @staticmethod
     def _params(node: Node, view: SearchView) -> dict[str, Any] | None:
-        return node.candidate.meta.get("params") or (view.to_params(node.candidate) if view.to_params else None)
+        # Domain.to_params gives a space-draft candidate's own point first; a view built
+        # without a domain (a test's) has only that point
+        return view.to_params(node.candidate) if view.to_params else node.candidate.meta.get("params")
 
     def observations(self, view: SearchView) -> list[tuple[dict[str, Any], float | None, bool]]:
         """``(point, value, running)`` per candidate the study learns from: this agent's nodes,

@@ -182,7 +182,7 @@ class HalvingScaffold(Scaffold):
         """
         if self.opts.promote_within is None:
             return None
-        everyone = {n.id: n for n in [*view.shared, *view.nodes]}.values()
+        everyone = self._everyone(view)
         refs = {n.candidate.hash for n in everyone if n.operator == "seeds"}
         top = fidelity == self.rungs[-1]
         measured = [n for n in everyone if n.candidate.hash in refs and n.fidelity == fidelity
@@ -262,12 +262,15 @@ class HalvingScaffold(Scaffold):
         return move
 
     @staticmethod
-    def _places(view: SearchView) -> dict[str, int]:
-        """Each candidate's place (1 = best) in the standings of every agent's results (this
-        agent's and the shared leaderboard's), so the inner scaffold compares its own
-        candidates and the other agents' on one scale."""
-        everyone = {n.id: n for n in [*view.shared, *view.nodes]}
-        ranked = standings(list(everyone.values()), view.objective, confirmed=False)
+    def _everyone(view: SearchView) -> list[Node]:
+        """Every agent's nodes: this agent's and the shared leaderboard's, each once."""
+        return list({n.id: n for n in [*view.shared, *view.nodes]}.values())
+
+    @classmethod
+    def _places(cls, view: SearchView) -> dict[str, int]:
+        """Each candidate's place (1 = best) in the standings of every agent's results, so the
+        inner scaffold compares its own candidates and the other agents' on one scale."""
+        ranked = standings(cls._everyone(view), view.objective, confirmed=False)
         return {r.hash: i for i, r in enumerate(ranked, 1)}
 
     @staticmethod
