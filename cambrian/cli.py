@@ -25,7 +25,7 @@ from cambrian.plugins.reporting.console import make_console
 from cambrian.plugins.reporting.live import LiveView
 from cambrian.plugins.reporting.report import write_report
 from cambrian.plugins.reporting.summary import campaign_summary, phase_records, phase_warnings, run_state
-from cambrian.plugins.reporting.tables import leaderboard_table
+from cambrian.plugins.reporting.tables import leaderboard_table, yield_table
 
 app = typer.Typer(help="Cambrian: AI research agents that discover neural-network architectures.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -140,8 +140,10 @@ def _run(campaign, quiet: bool) -> None:
         campaign.subscribers.append(view.on_update)
         with Live(view, console=console, refresh_per_second=2):
             result = campaign.run()
-    store = campaign.open_store()
-    console.print(leaderboard_table(store.nodes(phase="search"), campaign.objective))
+    nodes = campaign.open_store().nodes(phase="search")
+    console.print(leaderboard_table(nodes, campaign.objective))
+    if (table := yield_table(nodes, campaign.objective)) is not None:
+        console.print(table)
     if result.reason == "awaiting_approval":
         console.print(_awaiting_line(coordination_state(campaign.run_dir)["awaiting"]), highlight=False)
         console.print(f"decide with `cambrian approve {campaign.run_dir}` (or --reject), "
@@ -270,6 +272,8 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     for warning in phase_warnings(phase_records(campaign)):
         console.print(f"[bold red]{warning}[/bold red]", highlight=False)
     console.print(leaderboard_table(nodes, campaign.objective, k=top))
+    if (table := yield_table(nodes, campaign.objective)) is not None:
+        console.print(table)
 
 
 @app.command()

@@ -253,6 +253,12 @@ def test_show_json_is_one_object_with_the_leaderboard_floors_and_verdict(run):
         assert {"name", "mean", "sd", "seeds", "params"} <= set(row) and row["seeds"] == 2 and row["params"] > 0
     flagged = [row["name"] for row in hidden["rows"] if row["baseline"]]
     assert "llama" in flagged and len(flagged) < len(hidden["rows"])  # the searched design is no baseline
+    # every search design is counted once under the agent and operator that made it; this
+    # campaign seeds no hand-built reference, so none is compared
+    made = {(n.agent, n.operator) for n in campaign.open_store().nodes(phase="search")}
+    assert {(y["agent"], y["operator"]) for y in data["yield"]} == made
+    assert sum(y["designs"] for y in data["yield"]) == 5
+    assert all(y["compared"] == 0 and y["best_lead"] is None for y in data["yield"])
     refs = campaign.open_store().get_meta("phase:references")
     assert data["warnings"] == ([refs["warning"]] if refs["warning"] else [])
 

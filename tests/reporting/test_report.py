@@ -26,8 +26,11 @@ def toy_config() -> dict:
             "domain": {"name": "toy", "options": {"dim": 3, "function": "sphere", "noise": 0.0}},
             "executor": {"name": "local", "options": {"workers": 2}},
             "budget": {"max_nodes": 8},
+            # beta drafts with `seeds` (the toy's starting designs stand in for hand-built
+            # references): the search yield compares the other designs with them
             "agents": [{"name": "alpha", "scaffold": "random"},
-                       {"name": "beta", "scaffold": {"name": "random", "options": {"p_draft": 0.2}}}]}
+                       {"name": "beta", "scaffold": {"name": "random", "options": {"p_draft": 0.2}},
+                        "operators": ["seeds", "vector-perturb"]}]}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def section(page: str, sid: str) -> str:
 def test_sections_with_data_are_shown_and_empty_ones_left_out(report):
     ids = re.findall(r'<section id="([\w-]+)"', report["html"])
     assert ids[:3] == ["overview", "agents", "leaderboard"]
-    assert {"best_so_far", "search_graph", "failures", "costs", "environment"} <= set(ids)
+    assert {"search-yield", "best_so_far", "search_graph", "failures", "costs", "environment"} <= set(ids)
     # a toy campaign has no sizes, phases, verdict or notes: those sections are not written at all
     assert not {"quality_vs_cost", "aggregation", "scaling", "hidden", "verdict", "phases"} & set(ids)
     assert ">none<" not in report["html"]
@@ -82,6 +85,22 @@ def test_metrics_are_sortable_numeric_columns(report):
     for row in rows:
         values = re.findall(r'data-v="([^"]*)"', row)
         assert len(values) == len(heads) - 4 and all(float(v) == float(v) for v in values)
+
+
+def test_the_search_yield_counts_every_design_against_the_reference(report):
+    from cambrian.campaign.search_yield import operator_yield
+
+    campaign = Campaign.resume(report["run"], lock=False)
+    nodes = campaign.open_store().nodes(phase="search")
+    rows = re.findall(r"<tr>(.*?)</tr>", section(report["html"], "search-yield"), re.S)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows]
+    want = operator_yield(nodes, campaign.objective)
+    assert [(c[0], c[1], int(c[2])) for c in cells] == [(y.agent, y.operator, y.designs) for y in want]
+    # every design but the reference and the two stored failures is compared with the reference
+    designs = {n.candidate.hash for n in nodes if n.operator != "seeds"}
+    assert sum(y.designs for y in want) == len(designs) and sum(y.failed for y in want) == 2
+    assert sum(y.compared for y in want) == len(designs) - 2
+    assert all(c[4] == f"{y.near} / {y.compared}" for c, y in zip(cells, want))
 
 
 def test_failure_reasons_per_node_escaped_and_folded_when_long(report):
@@ -119,7 +138,8 @@ def test_the_page_renders_in_chromium_with_every_figure_and_table(report, tmp_pa
     assert dom.returncode == 0, dom.stderr[-2000:]
     for key in figures:  # each figure is an <img> the browser built from the page
         assert re.search(rf'<img alt="[^"]*" data-figure="{key}" src="data:image/png;base64,', dom.stdout), key
-    assert 'id="leaderboard-table"' in dom.stdout and "ZeroDivisionError" in dom.stdout
+    assert 'id="leaderboard-table"' in dom.stdout and 'id="yield-table"' in dom.stdout
+    assert "ZeroDivisionError" in dom.stdout
 
     shot = tmp_path / "report.png"
     out = _browse(report["page"], f"--screenshot={shot}", "--window-size=1280,2400")

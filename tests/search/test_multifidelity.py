@@ -10,7 +10,8 @@ from cambrian import Campaign, Candidate, Metric, MetricSpec, Node, NodeStatus, 
 from cambrian.core.errors import ConfigError
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.campaign.standings import unconfirmed_note
-from cambrian.plugins.reporting.tables import leaderboard_table
+from cambrian.campaign.search_yield import best_reference, operator_yield
+from cambrian.plugins.reporting.tables import leaderboard_table, yield_table
 from cambrian.scaling.verdict import fresh_seeds, hidden_seeds
 
 LOSS = MetricSpec(name="loss")
@@ -207,6 +208,45 @@ def test_promote_within_holds_finds_to_the_best_reference_at_each_rung():
     assert held.propose(bo_view(behind, refs + top_ref)).role in ("draft", "improve")
     with pytest.raises(ValueError, match="promote_within"):
         halving(promote_within=-0.1)
+
+
+def test_search_yield_counts_each_operators_designs_against_the_best_reference_there():
+    """Each design's first evaluation against the best reference at its fidelity and seed;
+    re-evaluations and the references are not designs; a seed with no reference is not compared."""
+    refs = [node(7, 2.0, 0.1, operator="seeds"), node(8, 3.0, 0.1, operator="seeds"),
+            node(7, 1.0, 1.0, operator="promote")]  # the reference's top-rung score is not a screening's bar
+    drafts = [node(1, 1.98, 0.1, operator="draft"), node(2, 2.01, 0.1, operator="draft"),
+              node(3, 2.5, 0.1, operator="draft"), node(4, None, 0.1, operator="draft", status=NodeStatus.FAILED)]
+    up = [node(1, 0.99, 1.0, operator="promote", parents=[drafts[0].id]),
+          node(1, 0.97, 1.0, seed=1, operator="reseed", parents=[drafts[0].id])]
+    edits = [node(5, 2.1, 0.1, operator="improve"), node(6, 2.2, 0.1, seed=1, operator="improve")]
+    edits = [e.model_copy(update={"agent": "b"}) for e in edits]
+    rows = {(r.agent, r.operator): r for r in operator_yield(refs + drafts + up + edits, LOSS)}
+    assert set(rows) == {("a", "draft"), ("b", "improve")}
+    d = rows["a", "draft"]
+    # the promoted draft's mean at the top (0.98) is ahead of the reference's there (1.0)
+    assert (d.designs, d.failed, d.compared, d.near, d.ahead, d.climbed, d.climbed_ahead) == (4, 1, 3, 2, 1, 1, 1)
+    behind = [n.model_copy(update={"metrics": {"loss": Metric(name="loss", value=1.05)}}) for n in up]
+    assert [r.climbed_ahead for r in operator_yield(refs + drafts + behind, LOSS)] == [0]
+    assert d.best_lead == pytest.approx(0.01)  # 1.98 against 2.0
+    e = rows["b", "improve"]  # seed 1 has no reference measured: one of its two designs is compared
+    assert (e.designs, e.compared, e.near, e.ahead, e.climbed) == (2, 1, 0, 0, 0)
+    assert e.best_lead == pytest.approx(-0.05)
+    assert best_reference(refs, LOSS, 0.1, seed=1) is None and best_reference(refs, LOSS, 1.0).mean == 1.0
+    gain = MetricSpec(name="loss", direction="max")  # maximised: the best reference is 3.0, the best draft 2.5
+    assert {r.operator: r.best_lead for r in operator_yield(refs + drafts, gain)}["draft"] == pytest.approx(-1 / 6)
+    table = yield_table(refs + drafts + up + edits, LOSS)
+    text = _render(table)
+    assert "draft" in text and "2/3" in text and "1 (1)" in text and "+1.0%" in text and "-5.0%" in text
+    assert yield_table(drafts, LOSS) is None  # no reference: nothing to compare with
+
+
+def _render(table):
+    from rich.console import Console
+
+    console = Console(width=160, record=True)
+    console.print(table)
+    return console.export_text()
 
 
 def test_the_inner_scaffold_ranks_candidates_as_the_standings_do():

@@ -37,9 +37,11 @@ from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
 from cambrian.campaign.standings import Standing, standings, unconfirmed_note
+from cambrian.campaign.search_yield import NEAR, operator_yield
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.summary import origins
+from cambrian.plugins.reporting.tables import percent
 
 # Metrics shown first in tables when a domain reports them; the rest follow by name.
 LEADING_METRICS = ("bpb", "mqar_acc", "params", "flops_per_token")
@@ -229,6 +231,14 @@ def leaderboard(d: ReportData) -> Section | None:
         figures=["leaderboard"])
 
 
+def search_yield(d: ReportData) -> Section | None:
+    rows = operator_yield(d.nodes, d.objective)
+    if not any(r.compared for r in rows):
+        return None  # no reference measured: nothing to compare with
+    return Section("search-yield", "Search yield", d.render(
+        "sections/search_yield.html.j2", rows=rows, near=NEAR, percent=percent))
+
+
 def _figure_section(key: str, title: str, draw: Callable[[ReportData], Markup | None],
                     caption: str = "") -> Callable[[ReportData], Section | None]:
     def build(d: ReportData) -> Section | None:
@@ -338,7 +348,7 @@ def environment(d: ReportData) -> Section | None:
 
 # A builder returns a Section, None (nothing to show) or a list of Sections (plugin_sections).
 SECTIONS: list[Callable[[ReportData], Section | list[Section] | None]] = [
-    overview, verdict, agents, leaderboard, best_so_far, search_graph, quality_vs_cost, coordination,
+    overview, verdict, agents, leaderboard, search_yield, best_so_far, search_graph, quality_vs_cost, coordination,
     plugin_sections, hidden, other_phases, failures, costs, environment,
 ]
 

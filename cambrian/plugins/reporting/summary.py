@@ -13,6 +13,12 @@ Read from the store only (a running, stopped or finished campaign). Keys:
   the representative node)}; a candidate scored once has seeds 1 and sd null;
 - ``floors``: the count-based floors (bits per byte) per split the campaign scored
   ({"val": {unigram_bpb, bigram_bpb}, "hidden": {...}});
+- ``yield``: per agent and operator, the designs it made and how their first evaluations
+  compared with the best hand-built reference at the same fidelity and seed
+  (:func:`cambrian.campaign.search_yield.operator_yield`): {agent, operator, designs, failed,
+  compared, near (at most 1% behind it), ahead, climbed (promoted), climbed_ahead (of those,
+  ahead of the best reference at the largest fidelity they reached, by means), best_lead (a
+  fraction; negative: behind)};
 - ``hidden``: the final evaluation: {strongest_baseline, beats_all_baselines, verdict,
   metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}]}, or null before it ran.
 """
@@ -27,6 +33,7 @@ from typing import Any
 from cambrian.campaign.engine import Campaign
 from cambrian.campaign.checkpoint import coordination_state
 from cambrian.core.records import Node
+from cambrian.campaign.search_yield import operator_yield
 from cambrian.campaign.standings import Standing, standings
 
 FINAL_PHASES = ("hidden", "final")  # the final evaluation's phase name: compose, attention/script
@@ -50,6 +57,10 @@ def origins(nodes: Iterable[Node]) -> dict[str, str]:
 
 def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _finite_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _finite(v) if isinstance(v, float) else v for k, v in row.items()}
 
 
 def _score(row: Standing) -> dict[str, Any]:
@@ -125,7 +136,8 @@ def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
              for r in standings(nodes, obj)[:top]]
     return {"name": campaign.config.name, "run_dir": str(run_dir), "status": status, "counts": counts,
             "objective": {"name": obj.name, "direction": obj.direction.value}, "warnings": warnings,
-            "leaderboard": board, "floors": _floors(nodes, phases), "hidden": _hidden(phases),
+            "leaderboard": board, "yield": [_finite_fields(y.model_dump()) for y in operator_yield(nodes, obj)],
+            "floors": _floors(nodes, phases), "hidden": _hidden(phases),
             "coordination": {"policy": campaign.config.coordination.policy, "awaiting": coord["awaiting"],
                              "approvals": coord["approvals"], "paused": coord["paused"],
                              "insights": coord["insights"]}}

@@ -75,6 +75,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cambrian import Direction, Node, Options, Proposal, Scaffold, SearchView, hookimpl, standings
+from cambrian.campaign.search_yield import REFERENCE_OPERATOR, best_reference
 from cambrian.core.components import REEVALUATE_ROLES
 from cambrian.core.plugins import get_plugin_manager
 
@@ -164,7 +165,7 @@ class HalvingScaffold(Scaffold):
         """
         if not self.opts.promote_seeds:
             return ranked, []
-        refs = {n.candidate.hash for n in view.nodes if n.operator == "seeds"}
+        refs = {n.candidate.hash for n in view.nodes if n.operator == REFERENCE_OPERATOR}
         best_ref = next(([row] for row in ranked if row.hash in refs), [])
         return [row for row in ranked if row.hash not in refs], best_ref
 
@@ -182,16 +183,12 @@ class HalvingScaffold(Scaffold):
         """
         if self.opts.promote_within is None:
             return None
-        everyone = self._everyone(view)
-        refs = {n.candidate.hash for n in everyone if n.operator == "seeds"}
         top = fidelity == self.rungs[-1]
-        measured = [n for n in everyone if n.candidate.hash in refs and n.fidelity == fidelity
-                    and (top or n.seed == view.seed)]
-        rows = standings(measured, view.objective, fidelity=fidelity, confirmed=False)
-        if not rows:
+        ref = best_reference(self._everyone(view), view.objective, fidelity, None if top else view.seed)
+        if ref is None:
             return None
-        slack = self.opts.promote_within * abs(rows[0].mean)
-        return rows[0].mean - slack if view.objective.direction == Direction.MAX else rows[0].mean + slack
+        slack = self.opts.promote_within * abs(ref.mean)
+        return ref.mean - slack if view.objective.direction == Direction.MAX else ref.mean + slack
 
     @staticmethod
     def _clears(row: Any, bar: float | None, view: SearchView) -> bool:
