@@ -32,12 +32,12 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from cambrian.campaign.engine import Campaign
 from cambrian.campaign.checkpoint import coordination_state
+from cambrian.campaign.engine import Campaign
+from cambrian.campaign.search_yield import NEAR, operator_yield
+from cambrian.campaign.standings import Standing, standings, unconfirmed_note
 from cambrian.core.plugins import get_plugin_manager
 from cambrian.core.records import Node, ReportSection
-from cambrian.campaign.standings import Standing, standings, unconfirmed_note
-from cambrian.campaign.search_yield import NEAR, operator_yield
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.summary import origins

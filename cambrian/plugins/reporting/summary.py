@@ -30,11 +30,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cambrian.campaign.engine import Campaign
 from cambrian.campaign.checkpoint import coordination_state
-from cambrian.core.records import Node
+from cambrian.campaign.engine import Campaign
 from cambrian.campaign.search_yield import operator_yield
 from cambrian.campaign.standings import Standing, standings
+from cambrian.core.records import Node
 
 FINAL_PHASES = ("hidden", "final")  # the final evaluation's phase name: compose, attention/script
 

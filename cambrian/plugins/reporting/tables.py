@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from cambrian.core.records import MetricSpec, Node
 from cambrian.campaign.search_yield import NEAR, operator_yield
 from cambrian.campaign.standings import standings, unconfirmed_note
+from cambrian.core.records import MetricSpec, Node
 from cambrian.plugins.reporting.summary import design_summary, origins
 
 
