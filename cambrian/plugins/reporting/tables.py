@@ -47,7 +47,7 @@ def yield_table(nodes: list[Node], objective: MetricSpec) -> Table | None:
                     f"near: at most {100 * NEAR:g}% behind)")
     for col in ("agent", "operator", "designs", "failed", "near", "ahead", "promoted (ahead there)",
                 "best vs reference"):
-        t.add_column(col, justify="left" if col in ("agent", "operator") else "right")
+        t.add_column(col, justify="left" if col in ("agent", "operator") else "right", overflow="fold")
     for r in rows:
         t.add_row(r.agent, r.operator, str(r.designs), str(r.failed), f"{r.near}/{r.compared}",
                   f"{r.ahead}/{r.compared}", f"{r.climbed} ({r.climbed_ahead})", percent(r.best_lead))
