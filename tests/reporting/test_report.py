@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -101,6 +102,43 @@ def test_the_search_yield_counts_every_design_against_the_reference(report):
     assert sum(y.designs for y in want) == len(designs) and sum(y.failed for y in want) == 2
     assert sum(y.compared for y in want) == len(designs) - 2
     assert all(c[4] == f"{y.near} / {y.compared}" for c, y in zip(cells, want))
+
+
+def test_show_in_a_narrow_terminal_prints_the_search_yield_whole(report):
+    """`cambrian show RUN` in a real 70-column terminal: the yield table folds, nothing is cut."""
+    import fcntl
+    import struct
+    import sys
+    import termios
+
+    from cambrian.campaign.search_yield import operator_yield
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 70, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "cambrian.cli", "show", str(report["run"])],
+                            stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, out.decode(errors="replace")[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.decode())
+    assert "Search yield" in text and max(len(line) for line in text.splitlines()) <= 70
+    campaign = Campaign.resume(report["run"], lock=False)
+    want = operator_yield(campaign.open_store().nodes(phase="search"), campaign.objective)
+    body = text[text.index("Search yield"):].split("┡")[1].splitlines()[1:]
+    cells = [line.split("│")[1:-1] for line in body if line.startswith("│")]
+    column = ["".join(c[i].strip() for c in cells) for i in range(8)]  # a folded cell's pieces, in order
+    assert column[0] == "".join(y.agent for y in want) and column[1] == "".join(y.operator for y in want)
+    assert column[4] == "".join(f"{y.near}/{y.compared}" for y in want)
 
 
 def test_failure_reasons_per_node_escaped_and_folded_when_long(report):
