@@ -79,8 +79,8 @@ def operator_yield(nodes: Iterable[Node], objective: MetricSpec) -> list[Operato
 
     refs: dict[tuple[float, int | None], Standing | None] = {}
 
-    def lead_of(row_or_node: Standing | Node, fidelity: float, seed: int | None) -> float | None:
-        value = row_or_node.mean if isinstance(row_or_node, Standing) else row_or_node.score(objective)
+    def lead_at(value: float | None, fidelity: float, seed: int | None) -> float | None:
+        """``value``'s lead over the best reference at this fidelity (and seed), if both exist."""
         if (fidelity, seed) not in refs:
             refs[fidelity, seed] = best_reference(nodes, objective, fidelity, seed)
         ref = refs[fidelity, seed]
@@ -88,10 +88,10 @@ def operator_yield(nodes: Iterable[Node], objective: MetricSpec) -> list[Operato
 
     out = []
     for (agent, operator), made in groups.items():
-        leads = [x for n in made if (x := lead_of(n, n.fidelity, n.seed)) is not None]
+        leads = [x for n in made if (x := lead_at(n.score(objective), n.fidelity, n.seed)) is not None]
         climbed = [reached[n.candidate.hash] for n in made
                    if n.candidate.hash in reached and reached[n.candidate.hash].fidelity > n.fidelity]
-        top_leads = [x for row in climbed if (x := lead_of(row, row.fidelity, None)) is not None]
+        top_leads = [x for row in climbed if (x := lead_at(row.mean, row.fidelity, None)) is not None]
         out.append(OperatorYield(
             agent=agent, operator=operator, designs=len(made),
             failed=sum(n.status.finished and n.score(objective) is None for n in made),

@@ -49,6 +49,11 @@ def metric(name: str, value: float | None) -> str:
     return si(value) if _COUNT.search(name) else number(value)
 
 
+def percent(fraction: float | None) -> str:
+    """0.015 -> '+1.5%', -0.009 -> '-0.9%'; '-' for a missing value."""
+    return "-" if fraction is None else f"{100 * fraction:+.1f}%"
+
+
 def date(ts: float | None) -> str:
     """An epoch timestamp as '2026-12-01 14:55:16 UTC'."""
     if ts is None:

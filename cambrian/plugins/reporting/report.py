@@ -41,7 +41,6 @@ from cambrian.core.records import Node, ReportSection
 from cambrian.plugins.reporting import figures
 from cambrian.plugins.reporting import format as fmt
 from cambrian.plugins.reporting.summary import origins
-from cambrian.plugins.reporting.tables import percent
 
 # Metrics shown first in tables when a domain reports them; the rest follow by name.
 LEADING_METRICS = ("bpb", "mqar_acc", "params", "flops_per_token")
@@ -83,7 +82,7 @@ class ReportData:
         self.env = Environment(loader=PackageLoader("cambrian.plugins.reporting", "templates"),
                                autoescape=select_autoescape(["html", "j2"]))
         self.env.filters.update(metric=fmt.metric, si=fmt.si, number=fmt.number, date=fmt.date,
-                                duration=fmt.duration, shorten=fmt.shorten)
+                                duration=fmt.duration, shorten=fmt.shorten, percent=fmt.percent)
         self.env.globals.update(label=self.label, fmt=fmt, objective=self.objective)
 
     @cached_property
@@ -236,7 +235,7 @@ def search_yield(d: ReportData) -> Section | None:
     if not any(r.compared for r in rows):
         return None  # no reference measured: nothing to compare with
     return Section("search-yield", "Search yield", d.render(
-        "sections/search_yield.html.j2", rows=rows, near=NEAR, percent=percent))
+        "sections/search_yield.html.j2", rows=rows, near=NEAR))
 
 
 def _figure_section(key: str, title: str, draw: Callable[[ReportData], Markup | None],

@@ -7,6 +7,7 @@ from rich.table import Table
 from cambrian.campaign.search_yield import NEAR, operator_yield
 from cambrian.campaign.standings import standings, unconfirmed_note
 from cambrian.core.records import MetricSpec, Node
+from cambrian.plugins.reporting.format import percent
 from cambrian.plugins.reporting.summary import design_summary, origins
 
 
@@ -30,10 +31,6 @@ def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
         t.add_row(str(i), n.id, design, n.agent, origin[r.hash], f"{r.fidelity:g}",
                   r.text(), f"{sum(x.cost.wall_s for x in r.nodes):.1f}")
     return t
-
-
-def percent(fraction: float | None) -> str:
-    return "-" if fraction is None else f"{100 * fraction:+.1f}%"
 
 
 def yield_table(nodes: list[Node], objective: MetricSpec) -> Table | None:
