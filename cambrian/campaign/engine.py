@@ -700,7 +700,7 @@ class Campaign:
         view = SearchView(agent.name, nodes, shared, self.objective, tuple(agent.operators),
                           len(agent.in_flight), rng, seed=self.config.seed,
                           budget_left=self._budget_left(store, agent), space=self._space,
-                          to_params=self.domain.to_params,
+                          to_params=self.domain.to_params, features=self.domain.features,
                           rejected=frozenset(parse_promotion_key(k) for k, d in approvals.items()
                                              if d == "rejected" and k.startswith(PROMOTION)))
         proposal = agent.scaffold.propose(view)

@@ -135,6 +135,12 @@ class Domain(Component, ABC):
         the point a ``space-draft`` candidate carries in its meta."""
         return candidate.meta.get("params")
 
+    def features(self, params: dict[str, Any]) -> dict[str, float] | None:
+        """A numeric description of a point of :meth:`search_space` that a model of the space
+        can generalise over (the compose domain: how many layers of each primitive, wherever
+        they sit), or None: a model then reads the parameters themselves."""
+        return None
+
     def phases(self, options: dict[str, Any]) -> list["Phase"]:
         """Steps after search (aggregation, scaling, hidden evaluation), in order.
 
@@ -303,6 +309,8 @@ class SearchView:
     rejected: frozenset[tuple[str, float]] = frozenset()
     # the domain's Domain.to_params: a candidate's point in ``space``, or None
     to_params: Callable[[Candidate], dict[str, Any] | None] | None = None
+    # the domain's Domain.features: a point's numeric description, or None
+    features: Callable[[dict[str, Any]], dict[str, float] | None] | None = None
 
 
 class Scaffold(Component, ABC):

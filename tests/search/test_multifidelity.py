@@ -440,6 +440,76 @@ def test_bo_learns_from_the_other_agents_evaluations():
     assert any(t.params == asked and t.state.name == "FAIL" for t in alone.study.trials)
 
 
+def _compose_nodes(domain, patterns, loss):
+    out = []
+    for i, layers in enumerate(patterns):
+        _clock[0] += 1
+        out.append(Node(id=f"c{i}", agent="a", operator="space-draft", candidate=domain.spec(layers),
+                        status=NodeStatus.DONE, metrics={"loss": Metric(name="loss", value=loss(layers))},
+                        fidelity=0.33, seed=0, created_at=_clock[0]))
+    return out
+
+
+def test_bo_gp_learns_what_a_primitive_does_wherever_it_sits():
+    """With model: gp, bo models the domain's features of a point (compose: how many layers of
+    each primitive), so a primitive that helped in the slots it was seen in is tried in more
+    of them: here every design seen has at most two Mamba layers, each one lowering the loss,
+    and the model asks for a design with more than any seen, where TPE (one parameter per
+    slot) cannot tell what a Mamba layer in an unseen slot would do."""
+    domain = get_plugin_manager().get("domain", "compose")(family="hybrid", d_model=32, n_layers=8)
+    rng = random.Random(3)
+    others = [p for p in domain.primitives if p != "mamba"]
+    patterns = []
+    for i in range(12):
+        layers = [rng.choice(others) for _ in range(rng.randint(6, 10))]
+        for slot in rng.sample(range(len(layers)), i % 3):  # 0, 1 or 2 Mamba layers, anywhere
+            layers[slot] = "mamba"
+        patterns.append(layers)
+    nodes = _compose_nodes(domain, patterns, lambda layers: 3.0 - 0.1 * layers.count("mamba") + 0.001 * len(layers))
+    seen = {tuple(sorted(domain.features(domain.to_params(n.candidate)).items())) for n in nodes}
+    for seed in range(3):
+        bo = get_plugin_manager().get("scaffold", "bo")(model="gp", n_startup=6)
+        v = SearchView("a", nodes, nodes, LOSS, ("draft",), 0, random.Random(seed), space=domain.search_space(),
+                       to_params=domain.to_params, features=domain.features)
+        point = bo.propose(v).options["params"]
+        feats = domain.features(point)
+        assert feats["n_mamba"] > 2, feats
+        assert tuple(sorted(feats.items())) not in seen  # a design it has measured the like of: not again
+        assert bo.gp is not None and len(bo.gp.X_train_) == len(nodes)
+
+
+def test_bo_gp_starts_at_random_and_then_models_every_point_it_knows():
+    """Without domain features the GP reads the parameters (scaled to [0, 1]); it draws at
+    random until n_startup points have values, counts a running point as the worst value seen
+    and never asks for it again, and its point is a function of the view (a resumed campaign
+    asks what the live one did)."""
+    domain = get_plugin_manager().get("domain", "toy")(dim=2)
+    space = domain.search_space()
+
+    def vec(x, loss, status=NodeStatus.DONE):
+        _clock[0] += 1
+        return Node(id=f"g{x}", agent="a", operator="space-draft", candidate=Candidate(kind="vector", content=[x, x]),
+                    status=status, metrics={} if loss is None else {"loss": Metric(name="loss", value=loss)},
+                    fidelity=0.1, seed=0, created_at=_clock[0])
+
+    def ask(bo, nodes, seed=0):
+        v = SearchView("a", list(nodes), [n for n in nodes if n.status.finished], LOSS, ("draft",),
+                       sum(not n.status.finished for n in nodes), random.Random(seed), space=space,
+                       to_params=domain.to_params, features=domain.features)
+        return bo.propose(v).options["params"]
+
+    gp = lambda: get_plugin_manager().get("scaffold", "bo")(model="gp", n_startup=3)
+    nodes = [vec(1.0, 2.0), vec(-2.0, 8.0)]
+    bo = gp()
+    point = ask(bo, nodes)
+    assert bo.gp is None and all(-5.12 <= point[k] <= 5.12 for k in space)  # a random draw
+    nodes += [vec(3.0, 18.0), vec(0.5, None, status=NodeStatus.RUNNING)]
+    point = ask(bo, nodes)
+    assert len(bo.gp.X_train_) == 4 and max(bo.gp.y_train_ * bo.gp._y_train_std + bo.gp._y_train_mean) == 18.0
+    assert point != {"x0": 0.5, "x1": 0.5} and all(-5.12 <= point[k] <= 5.12 for k in space)
+    assert ask(gp(), nodes, seed=5) == ask(gp(), nodes, seed=5)
+
+
 def test_compose_maps_any_spec_to_its_layer_pattern():
     domain = get_plugin_manager().get("domain", "compose")(family="hybrid", d_model=32, n_layers=4)
     for ref in domain.seeds(random.Random(0)):  # the references' attention is not the space's

@@ -20,9 +20,22 @@ is seeded from the step's rng, so the study and the point asked are a function o
 stored nodes and of this process's duplicates: a resumed campaign asks what the live one
 would have, unless the live one had asked a duplicate.
 
+With ``model: gp`` the model is a Gaussian process instead (scikit-learn's
+``GaussianProcessRegressor``: Matern 5/2 with a length per feature, plus white noise) over the
+domain's :meth:`Domain.features` of each point (for compose, how many layers of each
+primitive; a domain without features: the parameters one-hot and scaled to [0, 1]), so what
+it learns of one design carries to every design with similar features, where TPE models each
+parameter (each layer slot) on its own. It proposes the point of highest expected improvement
+among ``pool`` random points and every one-parameter change of the three best points seen
+(a categorical's other choices, an integer's +-1, a float's two Gaussian steps), leaving out
+points whose features it has already seen or is waiting for (it cannot tell them apart; a
+point being evaluated counts as the worst value seen, as TPE's constant liar does).
+
 Options (defaults):
-  n_startup (8): random points before the model is used;
+  model (tpe): ``tpe`` or ``gp`` (above);
+  n_startup (8): random points before the model is used (counting the other agents' points);
   n_ei_candidates (24): points TPE scores per ask;
+  pool (512): random points the GP scores per ask, besides the best points' neighbours;
   multivariate (true): model parameters jointly (optuna's multivariate TPE);
   learn_from_shared (true): add the other agents' evaluations (above) to the study.
 """
@@ -30,8 +43,9 @@ Options (defaults):
 from __future__ import annotations
 
 import json
+import random
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -39,6 +53,9 @@ from cambrian import Direction, Node, Options, Proposal, Scaffold, SearchView, h
 
 
 class BOOptions(Options):
+    model: Literal["tpe", "gp"] = Field("tpe", description="tpe: optuna's TPE over the parameters; gp: a Gaussian "
+                                        "process over the domain's features of each point (scikit-learn)")
+    pool: int = Field(512, ge=1, description="gp: random points scored per ask, besides the best points' neighbours")
     n_startup: int = Field(8, ge=1, description="random points before the model is used")
     n_ei_candidates: int = Field(24, ge=1, description="points TPE scores per ask")
     multivariate: bool = Field(True, description="model the parameters jointly")
@@ -72,7 +89,8 @@ class BOScaffold(Scaffold):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.opts = self.options
-        self.study: Any = None  # the study of the last ask
+        self.study: Any = None  # the study of the last ask (tpe)
+        self.gp: Any = None  # the Gaussian process of the last ask (gp; None while it drew at random)
         self.dead: set[str] = set()  # points asked that made no node (duplicates): failed trials
         self._asked: str | None = None
 
@@ -141,11 +159,102 @@ class BOScaffold(Scaffold):
         made = {_key(n.candidate.meta["params"]) for n in view.nodes if "params" in n.candidate.meta}
         if self._asked is not None and self._asked not in made:
             self.dead.add(self._asked)  # the last point made no node
-        dists = distributions(view.space)
-        self.study = self._study(view, dists)
-        trial = self.study.ask(dists)
-        self._asked = _key(trial.params)
-        return Proposal("draft", options={"params": dict(trial.params)})
+        if self.opts.model == "gp":
+            point = self._ask_gp(view)
+        else:
+            dists = distributions(view.space)
+            self.study = self._study(view, dists)
+            point = dict(self.study.ask(dists).params)
+        self._asked = _key(point)
+        return Proposal("draft", options={"params": point})
+
+    # -- the Gaussian-process model (model: gp) --------------------------------------------
+    # Written here rather than taken from optuna's GPSampler: that sampler models the
+    # parameters themselves (one-hot per layer slot), and what makes this model worth having
+    # is that it reads the domain's features of a point instead.
+
+    def _encode(self, params: dict[str, Any], view: SearchView) -> tuple[float, ...]:
+        feats = view.features(params) if view.features else None
+        if feats is not None:
+            return tuple(float(feats[k]) for k in sorted(feats))
+        out: list[float] = []
+        for name, d in sorted(view.space.items()):
+            if "choices" in d:
+                out += [float(params.get(name) == c) for c in d["choices"]]
+            else:
+                lo, hi = float(d["low"]), float(d["high"])
+                out.append((float(params[name]) - lo) / (hi - lo) if hi > lo else 0.0)
+        return tuple(out)
+
+    @staticmethod
+    def _random_point(space: dict[str, dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+        point: dict[str, Any] = {}
+        for name, d in space.items():
+            if "choices" in d:
+                point[name] = rng.choice(list(d["choices"]))
+            elif d.get("int"):
+                point[name] = rng.randint(int(d["low"]), int(d["high"]))
+            else:
+                point[name] = rng.uniform(float(d["low"]), float(d["high"]))
+        return point
+
+    @staticmethod
+    def _neighbours(point: dict[str, Any], space: dict[str, dict[str, Any]], rng: random.Random):
+        """Every one-parameter change of ``point`` (two Gaussian steps for a float)."""
+        for name, d in space.items():
+            if name not in point:
+                continue
+            if "choices" in d:
+                steps = [c for c in d["choices"] if c != point[name]]
+            elif d.get("int"):
+                steps = [v for v in (point[name] - 1, point[name] + 1) if d["low"] <= v <= d["high"]]
+            else:
+                sd = 0.1 * (float(d["high"]) - float(d["low"]))
+                steps = [min(float(d["high"]), max(float(d["low"]), point[name] + rng.gauss(0, sd))) for _ in range(2)]
+            for v in steps:
+                yield {**point, name: v}
+
+    def _ask_gp(self, view: SearchView) -> dict[str, Any]:
+        import numpy as np
+        from scipy.stats import norm
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        sign = -1.0 if view.objective.direction == Direction.MAX else 1.0  # the GP minimises
+        obs = [(p, v, running) for p, v, running in self.observations(view) if set(view.space) <= set(p)]
+        done = [(p, sign * v) for p, v, _ in obs if v is not None]
+        seen = {self._encode(p, view) for p, _, _ in obs} | {self._encode(json.loads(k), view) for k in self.dead}
+        rng = random.Random(view.rng.randrange(2**31))
+        if len(done) < self.opts.n_startup:
+            self.gp = None
+            return self._random_point(view.space, rng)
+        worst = max(v for _, v in done)  # a running point: the worst value seen (constant liar)
+        X = np.array([self._encode(p, view) for p, _ in done] +
+                     [self._encode(p, view) for p, v, running in obs if running])
+        y = np.array([v for _, v in done] + [worst] * (len(X) - len(done)))
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(X.shape[1]), (1e-2, 1e3), nu=2.5) \
+            + WhiteKernel(0.1, (1e-6, 1e1))
+        self.gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
+                                           random_state=rng.randrange(2**31))
+        with warnings.catch_warnings():  # a length at its bound: the feature does not matter
+            warnings.simplefilter("ignore")
+            self.gp.fit(X, y)
+        best = sorted(done, key=lambda pv: pv[1])[:3]
+        pool = [self._random_point(view.space, rng) for _ in range(self.opts.pool)]
+        pool += [q for p, _ in best for q in self._neighbours(p, view.space, rng)]
+        fresh: dict[tuple[float, ...], dict[str, Any]] = {}
+        for q in pool:  # a point per unseen feature vector, the first drawn
+            fresh.setdefault(self._encode(q, view), q)
+        for key in seen:
+            fresh.pop(key, None)
+        if not fresh:
+            return self._random_point(view.space, rng)
+        keys = list(fresh)
+        mu, sd = self.gp.predict(np.array(keys), return_std=True)
+        gain = min(v for _, v in done) - mu
+        z = gain / np.maximum(sd, 1e-12)
+        ei = gain * norm.cdf(z) + sd * norm.pdf(z)
+        return fresh[keys[int(np.argmax(ei))]]
 
     def state(self, view: SearchView) -> dict[str, Any]:
         obs = self.observations(view)
