@@ -15,7 +15,8 @@ floor (checked and printed first: otherwise the comparison would rank learning s
 architectures). The baselines are trained once on the hidden split with the fresh seeds
 the campaigns' hidden phase uses; each campaign's best design (the leaderboard's: mean at
 the highest fidelity) is trained again with those seeds and scored on the hidden split.
-Prints each policy's best hidden score per seed, their mean, the ratio to random's mean,
+Prints each policy's best hidden score per seed, their mean, the ratio to random's mean
+(with ``--only`` and no random: to the first policy's),
 and in how many seeds the best beats the strongest baseline beyond the spread (the one
 verdict, ``cambrian.scaling.verdict``).
 
@@ -49,6 +50,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "evolutionary": {"scaffold": {"name": "evolutionary", "options": {"population": 4}},
                      "operators": ["spec-random", "spec-mutate", "spec-crossover"]},
     "bo": {"scaffold": {"name": "bo", "options": {"n_startup": 4}}, "operators": ["space-draft"]},
+    "bo+gp": {"scaffold": {"name": "bo", "options": {"n_startup": 4, "model": "gp"}}, "operators": ["space-draft"]},
     "halving+random": {"scaffold": {"name": "halving", "options": {
         "inner": {"name": "random"}, "rungs": [0.25, 1.0], "eta": 3, "reseed_top": 1, "seeds": 2}},
         "operators": ["spec-random", "spec-mutate"]},
@@ -120,14 +122,15 @@ def policies(args: argparse.Namespace) -> int:
         ok = [x for x in v if x is not None]
         return statistics.fmean(ok) if ok else None
 
-    ref = mean(results.get("random", []))
+    ref_name = "random" if "random" in results else next(iter(results), "")  # --only without random: the first
+    ref = mean(results.get(ref_name, []))
     strongest = min(base_rows, key=lambda r: r.mean)
     print(f"\npolicies at {args.nodes} nodes, campaign seeds {args.seeds}, hidden: {args.hidden_seeds} "
           f"fresh seeds (bpb, lower is better; bigram floor {floor:.3f}; strongest baseline {strongest.name} "
           f"{strongest.text()}; load {os.getloadavg()[0]:.1f})")
     for name, vals in results.items():
         m = mean(vals)
-        ratio = f"{m / ref:.3f}x random" if m is not None and ref else "-"
+        ratio = f"{m / ref:.3f}x {ref_name}" if m is not None and ref else "-"
         print(f"{name:15s} best hidden per seed {[f'{v:.3f}' if v is not None else 'failed' for v in vals]}  "
               f"mean {m if m is None else round(m, 4)}  {ratio}  beats every baseline in {wins[name]} of "
               f"{len(vals)} seeds  evaluation CPU {cost[name]:.0f} s")
