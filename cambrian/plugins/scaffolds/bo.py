@@ -50,6 +50,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Direction, Node, Options, Proposal, Scaffold, SearchView, hookimpl
+from cambrian.plugins.operators.params import sample_point  # space-draft's uniform draw
 
 
 class BOOptions(Options):
@@ -187,18 +188,6 @@ class BOScaffold(Scaffold):
         return tuple(out)
 
     @staticmethod
-    def _random_point(space: dict[str, dict[str, Any]], rng: random.Random) -> dict[str, Any]:
-        point: dict[str, Any] = {}
-        for name, d in space.items():
-            if "choices" in d:
-                point[name] = rng.choice(list(d["choices"]))
-            elif d.get("int"):
-                point[name] = rng.randint(int(d["low"]), int(d["high"]))
-            else:
-                point[name] = rng.uniform(float(d["low"]), float(d["high"]))
-        return point
-
-    @staticmethod
     def _neighbours(point: dict[str, Any], space: dict[str, dict[str, Any]], rng: random.Random):
         """Every one-parameter change of ``point`` (two Gaussian steps for a float)."""
         for name, d in space.items():
@@ -227,7 +216,7 @@ class BOScaffold(Scaffold):
         rng = random.Random(view.rng.randrange(2**31))
         if len(done) < self.opts.n_startup:
             self.gp = None
-            return self._random_point(view.space, rng)
+            return sample_point(view.space, rng)
         worst = max(v for _, v in done)  # a running point: the worst value seen (constant liar)
         X = np.array([self._encode(p, view) for p, _ in done] +
                      [self._encode(p, view) for p, v, running in obs if running])
@@ -240,7 +229,7 @@ class BOScaffold(Scaffold):
             warnings.simplefilter("ignore")
             self.gp.fit(X, y)
         best = sorted(done, key=lambda pv: pv[1])[:3]
-        pool = [self._random_point(view.space, rng) for _ in range(self.opts.pool)]
+        pool = [sample_point(view.space, rng) for _ in range(self.opts.pool)]
         pool += [q for p, _ in best for q in self._neighbours(p, view.space, rng)]
         fresh: dict[tuple[float, ...], dict[str, Any]] = {}
         for q in pool:  # a point per unseen feature vector, the first drawn
@@ -248,7 +237,7 @@ class BOScaffold(Scaffold):
         for key in seen:
             fresh.pop(key, None)
         if not fresh:
-            return self._random_point(view.space, rng)
+            return sample_point(view.space, rng)
         keys = list(fresh)
         mu, sd = self.gp.predict(np.array(keys), return_std=True)
         gain = min(v for _, v in done) - mu
