@@ -204,6 +204,7 @@ class BOScaffold(Scaffold):
                 yield {**point, name: v}
 
     def _ask_gp(self, view: SearchView) -> dict[str, Any]:
+        # here, not at the top: scikit-learn costs about a second to import, and only gp asks
         import numpy as np
         from scipy.stats import norm
         from sklearn.gaussian_process import GaussianProcessRegressor
