@@ -211,17 +211,19 @@ class BOScaffold(Scaffold):
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
         sign = -1.0 if view.objective.direction == Direction.MAX else 1.0  # the GP minimises
-        obs = [(p, v, running) for p, v, running in self.observations(view) if set(view.space) <= set(p)]
-        done = [(p, sign * v) for p, v, _ in obs if v is not None]
-        seen = {self._encode(p, view) for p, _, _ in obs} | {self._encode(json.loads(k), view) for k in self.dead}
+        # (point, its encoding, value or None, running), each point encoded once
+        obs = [(p, self._encode(p, view), v, running) for p, v, running in self.observations(view)
+               if set(view.space) <= set(p)]
+        done = [(p, x, sign * v) for p, x, v, _ in obs if v is not None]
+        seen = {x for _, x, _, _ in obs} | {self._encode(json.loads(k), view) for k in self.dead}
         rng = random.Random(view.rng.randrange(2**31))
         if len(done) < self.opts.n_startup:
             self.gp = None
             return sample_point(view.space, rng)
-        worst = max(v for _, v in done)  # a running point: the worst value seen (constant liar)
-        X = np.array([self._encode(p, view) for p, _ in done] +
-                     [self._encode(p, view) for p, v, running in obs if running])
-        y = np.array([v for _, v in done] + [worst] * (len(X) - len(done)))
+        worst = max(v for _, _, v in done)  # a running point: the worst value seen (constant liar)
+        running = [x for _, x, _, is_running in obs if is_running]
+        X = np.array([x for _, x, _ in done] + running)
+        y = np.array([v for _, _, v in done] + [worst] * len(running))
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(X.shape[1]), (1e-2, 1e3), nu=2.5) \
             + WhiteKernel(0.1, (1e-6, 1e1))
         self.gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
@@ -229,9 +231,9 @@ class BOScaffold(Scaffold):
         with warnings.catch_warnings():  # a length at its bound: the feature does not matter
             warnings.simplefilter("ignore")
             self.gp.fit(X, y)
-        best = sorted(done, key=lambda pv: pv[1])[:3]
+        best = sorted(done, key=lambda pxv: pxv[2])[:3]
         pool = [sample_point(view.space, rng) for _ in range(self.opts.pool)]
-        pool += [q for p, _ in best for q in self._neighbours(p, view.space, rng)]
+        pool += [q for p, _, _ in best for q in self._neighbours(p, view.space, rng)]
         fresh: dict[tuple[float, ...], dict[str, Any]] = {}
         for q in pool:  # a point per unseen feature vector, the first drawn
             fresh.setdefault(self._encode(q, view), q)
@@ -241,7 +243,7 @@ class BOScaffold(Scaffold):
             return sample_point(view.space, rng)
         keys = list(fresh)
         mu, sd = self.gp.predict(np.array(keys), return_std=True)
-        gain = min(v for _, v in done) - mu
+        gain = min(y[: len(done)]) - mu
         z = gain / np.maximum(sd, 1e-12)
         ei = gain * norm.cdf(z) + sd * norm.pdf(z)
         return fresh[keys[int(np.argmax(ei))]]
