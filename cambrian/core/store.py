@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.core.errors import StoreError
-from cambrian.core.records import Cost, EvalOutcome, Metric, Node, NodeStatus
+from cambrian.core.records import Cost, EvalOutcome, Node, NodeStatus
 
 SCHEMA_VERSION = 1
 

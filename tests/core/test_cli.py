@@ -7,7 +7,6 @@ point); a few run it as a real subprocess to check the installed command end to 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

@@ -8,7 +8,6 @@ FLOPs follow the usual convention: a multiply-add is 2 FLOPs, forward pass only.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from cambrian.architectures.primitives.base import Cache, Flops, Option, Primitive, SpecError
 

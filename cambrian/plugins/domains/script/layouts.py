@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
