@@ -15,7 +15,7 @@ Options (defaults):
   d_model (64), n_layers (8): the proxy width and depth;
   min_layers / max_layers (n_layers - 2 / n_layers + 2): depth bounds for mutations
     and for LLM proposals;
-  seq_len (128), batch_size (8), train_tokens (600_000), val_tokens (32_768),
+  seq_len (128), batch_size (8), train_tokens (600_000), val_tokens (131_072),
   lr (3e-3), warmup_steps (10): the proxy training budget (see evaluator.py; about 590
   optimizer steps, 19-45 CPU-seconds for a 0.2M-parameter proxy depending on the mixers).
   Chosen by the sweep in docs/benchmarks.md (bench/proxy_sweep.py): there every reference
@@ -72,7 +72,7 @@ class ComposeOptions(Options):
     seq_len: int = Field(128, ge=2)
     batch_size: int = Field(8, ge=1)
     train_tokens: int = Field(600_000, ge=1, description="proxy training budget in tokens (fidelity 1)")
-    val_tokens: int = Field(32_768, ge=1, description="tokens scored for bpb")
+    val_tokens: int = Field(131_072, ge=1, description="tokens scored for bpb (1,024 windows spread over the split)")
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)
     mqar_weight: float = Field(0.0, ge=0, description="score = bpb - mqar_weight * mqar_acc")
