@@ -130,6 +130,8 @@ def test_report_has_html_and_figures(run):
     assert html.count("data:image/png;base64,") == 9
     for text in ("Scaling steps", "Hidden evaluation", "Aggregation", "Rank agreement", "Verdict"):
         assert text in html
+    # the one verdict sentence, with its statistic once, in the verdict and the hidden sections
+    assert html.count("Welch p = ") == 2 and "Welch t-test" not in html
 
 
 def test_export_loads_with_transformers_in_a_fresh_process(run, tmp_path):
