@@ -72,7 +72,7 @@ class ComposeOptions(Options):
     seq_len: int = Field(128, ge=2)
     batch_size: int = Field(8, ge=1)
     train_tokens: int = Field(600_000, ge=1, description="proxy training budget in tokens (fidelity 1)")
-    val_tokens: int = Field(131_072, ge=1, description="tokens scored for bpb (1,024 windows spread over the split)")
+    val_tokens: int = Field(131_072, ge=1, description="tokens scored for bpb, in windows spread over the split")
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)
     mqar_weight: float = Field(0.0, ge=0, description="score = bpb - mqar_weight * mqar_acc")
