@@ -243,7 +243,7 @@ class BOScaffold(Scaffold):
             return sample_point(view.space, rng)
         keys = list(fresh)
         mu, sd = self.gp.predict(np.array(keys), return_std=True)
-        gain = min(y[: len(done)]) - mu
+        gain = best[0][2] - mu  # below the best value measured
         z = gain / np.maximum(sd, 1e-12)
         ei = gain * norm.cdf(z) + sd * norm.pdf(z)
         return fresh[keys[int(np.argmax(ei))]]

@@ -420,13 +420,12 @@ class HiddenEvaluation(Phase):
                          **{k: v for k, v in row.summary().items() if k not in ("name", "baseline")},
                          "std": row.sd, "n": row.seeds})
         v = verdict(searched, base_rows, direction=campaign.objective.direction.value, metric=obj)
-        strongest = next((c for c in v.comparisons if c.baseline == v.strongest_baseline), None)
         return {"seeds": list(seeds), "rung": rung, "fidelity": fidelity, "metric": obj, "designs": rows,
                 "floors": split_floors(nodes, "hidden"), "best": v.best,
                 "strongest_baseline": v.strongest_baseline, "beats_all_baselines": v.beats_all_baselines,
                 "beats_baseline": v.beats_all_baselines,  # the figure's and older readers' key
                 "comparisons": [c.model_dump() for c in v.comparisons], "alpha": v.alpha,
-                "welch_p": strongest.welch_p if strongest else None, "verdict": v.text}
+                "verdict": v.text}  # the verdict sentence carries the strongest baseline's Welch p
 
 
 PHASES = {"references": References, "aggregation": Aggregation, "scaling": Scaling, "hidden": HiddenEvaluation}
