@@ -505,9 +505,16 @@ def test_bo_gp_starts_at_random_and_then_models_every_point_it_knows():
     assert bo.gp is None and all(-5.12 <= point[k] <= 5.12 for k in space)  # a random draw
     nodes += [vec(3.0, 18.0), vec(0.5, None, status=NodeStatus.RUNNING)]
     point = ask(bo, nodes)
-    assert len(bo.gp.X_train_) == 4 and max(bo.gp.y_train_ * bo.gp._y_train_std + bo.gp._y_train_mean) == 18.0
+    assert len(bo.gp.X_train_) == 4 and [(0.5 + 5.12) / 10.24] * 2 in bo.gp.X_train_.tolist()  # the running point
     assert point != {"x0": 0.5, "x1": 0.5} and all(-5.12 <= point[k] <= 5.12 for k in space)
     assert ask(gp(), nodes, seed=5) == ask(gp(), nodes, seed=5)
+
+
+def test_bo_gp_counts_a_running_point_as_the_worst_value_measured():
+    from cambrian.plugins.scaffolds.bo import training_set
+
+    X, y = training_set([({}, (0.0,), 2.0), ({}, (1.0,), 8.0)], [(0.5,), (0.7,)])
+    assert X.tolist() == [[0.0], [1.0], [0.5], [0.7]] and y.tolist() == [2.0, 8.0, 8.0, 8.0]
 
 
 def test_compose_maps_any_spec_to_its_layer_pattern():

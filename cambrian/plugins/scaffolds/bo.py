@@ -64,6 +64,17 @@ class BOOptions(Options):
                                     "points in the space (at this agent's fidelity and seed)")
 
 
+def training_set(done: list[tuple[Any, tuple[float, ...], float]],
+                 running: list[tuple[float, ...]]) -> tuple[Any, Any]:
+    """The GP's inputs and targets: each measured point (point, encoding, value to minimise)
+    and each running point's encoding at the worst value measured (constant liar)."""
+    import numpy as np
+
+    worst = max(v for _, _, v in done)
+    return (np.array([x for _, x, _ in done] + list(running)),
+            np.array([v for _, _, v in done] + [worst] * len(running)))
+
+
 def _key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
@@ -220,10 +231,7 @@ class BOScaffold(Scaffold):
         if len(done) < self.opts.n_startup:
             self.gp = None
             return sample_point(view.space, rng)
-        worst = max(v for _, _, v in done)  # a running point: the worst value seen (constant liar)
-        running = [x for _, x, _, is_running in obs if is_running]
-        X = np.array([x for _, x, _ in done] + running)
-        y = np.array([v for _, _, v in done] + [worst] * len(running))
+        X, y = training_set(done, [x for _, x, _, is_running in obs if is_running])
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(X.shape[1]), (1e-2, 1e3), nu=2.5) \
             + WhiteKernel(0.1, (1e-6, 1e1))
         self.gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
