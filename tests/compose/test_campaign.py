@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cambrian import Campaign, NodeStatus
-from tests.compose.tiny import tiny_config
+from tests.compose.tiny import TINY_DOMAIN, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -267,11 +267,18 @@ def test_show_json_is_one_object_with_the_leaderboard_floors_and_verdict(run):
 
 def test_hidden_phase_with_no_baselines_scores_only_the_find(tmp_path):
     """``baselines: []`` compares with none (bench/discovery.py scores them once, elsewhere);
-    null keeps meaning all of the domain's."""
+    null keeps meaning all of the domain's. ``val_tokens`` scores the hidden split on more
+    tokens than the search scored val on."""
     cfg = tiny_config(agents=1, max_nodes=2, references=False, aggregation=False, scaling=False,
-                      hidden={"top_k": 1, "seeds": 1, "baselines": []})
+                      hidden={"top_k": 1, "seeds": 1, "baselines": [], "val_tokens": 2 * TINY_DOMAIN["val_tokens"]})
     campaign = Campaign.from_config(cfg, tmp_path / "run")
     campaign.run()
     hidden = campaign.open_store().get_meta("phase:hidden")
     assert [d["baseline"] for d in hidden["designs"]] == [None]
+
+    def scored(node):  # the settings the evaluation trained and scored with
+        return json.loads((tmp_path / "run" / "evals" / node.id / "work" / "train.json").read_text())["settings"]
+    store = campaign.open_store()
+    assert {scored(n)["val_tokens"] for n in store.nodes(phase="search")} == {TINY_DOMAIN["val_tokens"]}
+    assert [scored(n)["val_tokens"] for n in store.nodes(phase="hidden")] == [2 * TINY_DOMAIN["val_tokens"]]
     assert hidden["strongest_baseline"] is None and hidden["verdict"].startswith("no verdict")

@@ -385,6 +385,8 @@ class HiddenEvaluation(Phase):
                                             "[]: none, e.g. when they are scored elsewhere)")
         top_k: int = Field(2, ge=0, description="search designs evaluated")
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
+        val_tokens: int | None = Field(None, ge=1, description="tokens scored on the hidden split (null: the "
+                                       "domain's val_tokens): the verdict can score more than the search does")
 
         @field_validator("rung")
         @classmethod
@@ -399,6 +401,8 @@ class HiddenEvaluation(Phase):
         designs = promoted(campaign, self.options.top_k, baselines, found_only=True)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
+        if self.options.val_tokens is not None:
+            opts = {**(opts or {}), "val_tokens": self.options.val_tokens}
         fidelity = 1.0 if rung else search_fidelity(campaign)  # the proxy, or the finalists' budget
         cands = [Candidate(kind="spec", content=rung_spec(d["candidate"].content, rung or {})) for d in designs]
         nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
