@@ -131,7 +131,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    fused = next(model.parameters()).device.type == "cuda"
+    # The fused kernel on CPU too: one pass over all parameters instead of torch's per-tensor
+    # default there, about 1.5 ms of a 65 ms step at the compose proxy (bench/optimizer_step.py).
+    fused = next(model.parameters()).device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
 
 

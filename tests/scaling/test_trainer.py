@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cambrian.scaling.trainer import TrainConfig, lr_at, train
+from cambrian.scaling.trainer import TrainConfig, lr_at, make_optimizer, train
 from tests.scaling.tiny_models import TinyGPT
 
 VOCAB, T, B = 32, 16, 8
@@ -28,6 +28,27 @@ def test_schedules():
     assert lr_at(c, 50, 0.5) == pytest.approx(0.55) and lr_at(c, 99, 1.0) == pytest.approx(0.1)
     w = TrainConfig(lr=1.0, warmup_steps=10, min_lr_frac=0.0, schedule="wsd", decay_frac=0.2, max_steps=100)
     assert lr_at(w, 50, 0.5) == 1.0 and lr_at(w, 90, 0.9) == pytest.approx(0.5) and lr_at(w, 100, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cpu_optimizer_is_the_fused_adamw_and_updates_as_torch_default_does():
+    config = TrainConfig(lr=1e-2, weight_decay=0.1)
+    fused_model, default_model = model(), model()
+    fused = make_optimizer(fused_model, config)
+    assert fused.defaults["fused"] is True  # one pass over all tensors, not torch's per-tensor CPU loop
+    default = torch.optim.AdamW([{"params": [p for p in default_model.parameters() if p.dim() >= 2],
+                                  "weight_decay": 0.1},
+                                 {"params": [p for p in default_model.parameters() if p.dim() < 2],
+                                  "weight_decay": 0.0}], lr=1e-2, betas=config.betas)
+    for i in range(3):
+        x, y = (torch.from_numpy(a) for a in batches(i))
+        for m, opt in ((fused_model, fused), (default_model, default)):
+            torch.nn.functional.cross_entropy(m(x).reshape(-1, VOCAB), y.reshape(-1)).backward()
+            opt.step()
+            opt.zero_grad()
+    moved = max(float((a - b).detach().abs().max()) for a, b in zip(fused_model.parameters(), model().parameters()))
+    assert moved > 1e-3  # the steps changed the weights ...
+    for a, b in zip(fused_model.parameters(), default_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # ... by the same update, to rounding
 
 
 def test_training_learns_and_accounts_flops_and_tokens():
