@@ -282,3 +282,33 @@ def test_hidden_phase_with_no_baselines_scores_only_the_find(tmp_path):
     assert {scored(n)["val_tokens"] for n in store.nodes(phase="search")} == {TINY_DOMAIN["val_tokens"]}
     assert [scored(n)["val_tokens"] for n in store.nodes(phase="hidden")] == [2 * TINY_DOMAIN["val_tokens"]]
     assert hidden["strongest_baseline"] is None and hidden["verdict"].startswith("no verdict")
+
+
+def test_size_matched_hidden_phase_holds_a_deeper_find_to_baselines_as_deep(tmp_path):
+    """``size_matched`` rebuilds each baseline at the find's depth (``llama@6`` beside the
+    4-layer proxy's ``llama``), and a reference rebuilt at another depth is never the find."""
+    from cambrian.plugins.domains.compose.phases import HiddenEvaluation
+
+    cfg = tiny_config(agents=1, max_nodes=2, references=False, aggregation=False, scaling=False,
+                      hidden={"top_k": 1, "seeds": 2, "baselines": ["llama"]})
+    campaign = Campaign.from_config(cfg, tmp_path / "run")
+    domain = campaign.domain
+    find = domain.spec(["attention", "swiglu", "swiglu", "attention", "swiglu", "swiglu"])  # 6 layers
+    deep_llama = domain.validate(domain.baselines(n_layers=6)["llama"])  # att, swiglu x 3: hand-built
+    assert len(deep_llama.content["layers"]) == 6 and deep_llama.hash != domain.baselines()["llama"].hash
+    campaign._prepare()  # the store and executor a run opens, without its agents
+    try:
+        campaign.evaluate([find, deep_llama], phase="search", split="val", seeds=(0,), agent="search")
+        plain = HiddenEvaluation(top_k=1, seeds=2, baselines=["llama"]).run(campaign)
+        out = HiddenEvaluation(top_k=1, seeds=2, baselines=["llama"], size_matched=True).run(campaign)
+    finally:
+        campaign.executor.shutdown()
+    assert [d["baseline"] for d in plain["designs"]][1:] == ["llama"]  # off: the proxy's llama only
+    designs = out["designs"]
+    assert [d["kind"] for d in designs] == ["search", "baseline", "baseline"]
+    assert designs[0]["hash"] == find.hash  # never the deeper llama, whatever the two scored
+    assert [d["baseline"] for d in designs[1:]] == ["llama", "llama@6"]
+    assert designs[2]["hash"] == deep_llama.hash and designs[2]["n"] == 2
+    assert {c["baseline"] for c in out["comparisons"]} == {"llama", "llama@6"}
+    means = {d["baseline"]: d["mean"] for d in designs[1:]}
+    assert out["strongest_baseline"] == min(means, key=means.get)  # the verdict counts llama@6 too

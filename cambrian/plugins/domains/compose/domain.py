@@ -244,10 +244,11 @@ class ComposeDomain(Domain):
                               max_seq_len=int(self.s["seq_len"]))
         return Candidate(kind="spec", content=spec.to_dict(), meta={"baseline": name})
 
-    def baselines(self) -> dict[str, Candidate]:
+    def baselines(self, n_layers: int | None = None) -> dict[str, Candidate]:
         """Llama-style, Composer-style 1:2, a Nemotron-H-like Mamba-2 hybrid and a Jamba-like
-        Mamba-1 hybrid, at the proxy dims."""
-        return {name: self._reference(name) for name in BASELINES}
+        Mamba-1 hybrid, at the proxy dims (or ``n_layers`` residual layers, as near as whole
+        blocks allow)."""
+        return {name: self._reference(name, n_layers=n_layers) for name in BASELINES}
 
     def phases(self, options: dict[str, Any]) -> list[Any]:
         from cambrian.plugins.domains.compose.phases import make_phases  # cycle, as in curve()

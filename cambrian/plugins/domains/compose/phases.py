@@ -228,28 +228,41 @@ def rung_options(rung: dict[str, Any]) -> dict[str, Any]:
     return {**{k: rung[k] for k in TRAINING_KEYS if k in rung}, "scale": rung["name"]}
 
 
-def promoted(campaign: Any, top_k: int, baselines: list[str], found_only: bool = False) -> list[dict[str, Any]]:
+def promoted(campaign: Any, top_k: int, baselines: list[str], found_only: bool = False,
+             size_matched: bool = False) -> list[dict[str, Any]]:
     """The designs a phase carries forward: the best ``top_k`` and the named baselines.
 
     With ``found_only``, the best ``top_k`` are the search's own designs: a hand-built
     reference that leads the search (it was evaluated there like any candidate) is compared
-    as a baseline, not as a find, so the verdict always asks whether a discovery beats it."""
+    as a baseline, not as a find, so the verdict always asks whether a discovery beats it.
+    With ``size_matched``, each named baseline is also rebuilt at the depth of every find
+    deeper or shallower than the proxy (label ``name@<layers>``): a find that wins only by
+    its extra layers then meets a hand-built design as deep."""
     refs = campaign.domain.baselines()
     ref_hashes = {c.hash for c in refs.values()}
+    if size_matched:  # a reference rebuilt at another depth is no more a find than at the proxy's
+        lo, hi = int(campaign.domain.s["min_layers"]), int(campaign.domain.s["max_layers"])
+        ref_hashes |= {c.hash for depth in range(lo, hi + 1) for c in campaign.domain.baselines(n_layers=depth).values()}
     pool = [n for n in search_pool(campaign) if not (found_only and n.candidate.hash in ref_hashes)]
     designs = [{"label": f"#{i + 1} {n.id}", "kind": n.phase, "hash": n.candidate.hash,
                 "candidate": n.candidate, "proxy_node": n}
                for i, n in enumerate(pool[:top_k])]
-    for name in baselines:
-        if name not in refs:
+    entries = [(name, name, refs.get(name)) for name in baselines]
+    if size_matched:
+        proxy_depth = int(campaign.domain.s["n_layers"])
+        depths = sorted({len(d["candidate"].content["layers"]) for d in designs} - {proxy_depth})
+        entries += [(f"{name}@{depth}", name, campaign.domain.baselines(n_layers=depth)[name])
+                    for depth in depths for name in baselines if name in refs]
+    for label, name, cand in entries:
+        if cand is None:
             raise ValueError(f"unknown baseline {name!r} (known: {', '.join(refs)})")
-        cand = refs[name]
         same = next((d for d in designs if d["hash"] == cand.hash), None)
         if same is not None:  # a search design equal to the baseline: one entry, both labels
-            same["label"] += f" = {name}"
-            same["baseline"] = name
+            if same["kind"] != "baseline":  # (a baseline equal to one listed already: no second row)
+                same["label"] += f" = {label}"
+                same["baseline"] = label
             continue
-        designs.append({"label": name, "kind": "baseline", "baseline": name, "hash": cand.hash,
+        designs.append({"label": label, "kind": "baseline", "baseline": label, "hash": cand.hash,
                         "candidate": cand, "proxy_node": None})
     return designs
 
@@ -387,6 +400,9 @@ class HiddenEvaluation(Phase):
         rung: dict[str, Any] | None = Field(None, description="evaluate at this ladder rung (null: the proxy)")
         val_tokens: int | None = Field(None, ge=1, description="tokens scored on the hidden split (null: the "
                                        "domain's val_tokens): the verdict can score more than the search does")
+        size_matched: bool = Field(False, description="also rebuild each baseline at the depth of a find "
+                                   "deeper or shallower than the proxy (name@<layers>): a win by extra "
+                                   "layers then meets a hand-built design as deep")
 
         @field_validator("rung")
         @classmethod
@@ -398,7 +414,8 @@ class HiddenEvaluation(Phase):
         seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
         refs = campaign.domain.baselines()
         baselines = list(refs if self.options.baselines is None else self.options.baselines)
-        designs = promoted(campaign, self.options.top_k, baselines, found_only=True)
+        designs = promoted(campaign, self.options.top_k, baselines, found_only=True,
+                           size_matched=self.options.size_matched)
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
         if self.options.val_tokens is not None:
