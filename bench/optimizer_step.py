@@ -21,17 +21,14 @@ import time
 
 import torch
 
-from cambrian.architectures import build_model, reference_spec
-from cambrian.plugins.domains.compose.domain import BASELINES, BLOCK_LAYERS
-from cambrian.scaling.trainer import TrainConfig, make_optimizer
+from cambrian.architectures import ArchSpec, build_model
+from cambrian.plugins.domains.compose.domain import ComposeDomain
+from cambrian.scaling.trainer import TrainConfig, make_optimizer, param_groups
 
 
 def torch_default(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """make_optimizer's groups with torch's own choice of implementation."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    return torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=config.betas)
 
 
 def step(model, optimizer, x, y) -> tuple[float, float, float]:
@@ -56,9 +53,8 @@ def main() -> None:
     config = TrainConfig(lr=3e-3)
     print(f"{'reference':10} {'params':>8} {'step ms (default / trainer)':>28} {'ratio':>6} {'IQR':>11} "
           f"{'AdamW ms (default / trainer)':>29} {'last loss (default / trainer)':>30}")
-    for name, ref in BASELINES.items():
-        spec = reference_spec(ref, d_model=64, n_layers=round(8 / BLOCK_LAYERS[ref]), max_seq_len=128)
-        trainer_model = build_model(spec, seed=0)
+    for name, cand in ComposeDomain(d_model=64, n_layers=8, seq_len=128).baselines().items():
+        trainer_model = build_model(ArchSpec.from_dict(cand.content), seed=0)
         default_model = copy.deepcopy(trainer_model)
         opt_trainer, opt_default = make_optimizer(trainer_model, config), torch_default(default_model, config)
         gen = torch.Generator().manual_seed(0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cambrian.scaling.trainer import TrainConfig, lr_at, make_optimizer, train
+from cambrian.scaling.trainer import TrainConfig, lr_at, make_optimizer, param_groups, train
 from tests.scaling.tiny_models import TinyGPT
 
 VOCAB, T, B = 32, 16, 8
@@ -35,10 +35,7 @@ def test_cpu_optimizer_is_the_fused_adamw_and_updates_as_torch_default_does():
     fused_model, default_model = model(), model()
     fused = make_optimizer(fused_model, config)
     assert fused.defaults["fused"] is True  # one pass over all tensors, not torch's per-tensor CPU loop
-    default = torch.optim.AdamW([{"params": [p for p in default_model.parameters() if p.dim() >= 2],
-                                  "weight_decay": 0.1},
-                                 {"params": [p for p in default_model.parameters() if p.dim() < 2],
-                                  "weight_decay": 0.0}], lr=1e-2, betas=config.betas)
+    default = torch.optim.AdamW(param_groups(default_model, config), lr=1e-2, betas=config.betas)
     for i in range(3):
         x, y = (torch.from_numpy(a) for a in batches(i))
         for m, opt in ((fused_model, fused), (default_model, default)):
