@@ -530,6 +530,33 @@ def test_compose_maps_any_spec_to_its_layer_pattern():
     assert domain.to_params(Candidate(kind="spec", content={"layers": ["mamba"] * 9})) is None  # too deep
 
 
+def test_compose_blocks_space_alternates_mixers_and_mlps_and_holds_the_hybrid_references():
+    from cambrian.architectures import get_primitive
+    from cambrian.plugins.operators.params import sample_point
+
+    domain = get_plugin_manager().get("domain", "compose")(family="hybrid", d_model=32, n_layers=8,
+                                                            space="blocks")
+    space = domain.search_space()
+    assert space["layer_0"]["choices"] == ["attention", "mamba", "mamba2"]
+    assert space["layer_9"]["choices"] == ["swiglu", "mlp"]
+    rng = random.Random(0)
+    for _ in range(30):  # every draw is a valid stack of mixer-then-MLP blocks
+        layers = domain.from_params(sample_point(space, rng)).content["layers"]
+        kinds = [get_primitive(layer["primitive"]).kind for layer in layers]
+        assert 6 <= len(layers) <= 10 and kinds == ["token", "channel"] * (len(layers) // 2) + ["token"] * (len(layers) % 2)
+    refs = {c.meta["baseline"]: c for c in domain.seeds(random.Random(0))}
+    for name in ("llama", "nemotron", "jamba"):  # the references are points of it: bo learns from them
+        params = domain.to_params(refs[name])
+        rebuilt = domain.from_params(params).content["layers"]
+        assert [x["primitive"] for x in rebuilt] == [x["primitive"] for x in refs[name].content["layers"]]
+        assert all(params[k] in space[k]["choices"] for k in space if k != "n_layers")
+    assert domain.to_params(refs["composer"]) is None  # attention, MLP, MLP: two MLPs in a row
+    odd = domain.to_params(domain.spec(["mamba", "swiglu", "mamba2", "mlp", "attention", "swiglu", "mamba"]))
+    assert [odd[f"layer_{i}"] for i in range(7, 10)] == ["swiglu", "mamba", "swiglu"]  # the fill keeps each slot's kind
+    with pytest.raises(ConfigError, match="space: blocks needs token mixers and channel mixers"):
+        get_plugin_manager().get("domain", "compose")(primitives=["attention", "mamba"], space="blocks")
+
+
 def test_bo_needs_a_structured_space():
     bo = get_plugin_manager().get("scaffold", "bo")()
     with pytest.raises(ValueError, match="search space"):

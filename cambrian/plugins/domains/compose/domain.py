@@ -15,6 +15,10 @@ Options (defaults):
   d_model (64), n_layers (8): the proxy width and depth;
   min_layers / max_layers (n_layers - 2 / n_layers + 2): depth bounds for mutations
     and for LLM proposals;
+  space ("layers"): the structured space model-based scaffolds (bo) search: "layers", any
+    primitive in any slot; "blocks", token mixers (attention, Mamba...) in the even slots and
+    channel mixers (SwiGLU, MLP...) in the odd ones, the mixer-then-MLP block that
+    Transformers and the hand-built hybrids are made of;
   seq_len (128), batch_size (8), train_tokens (600_000), val_tokens (131_072),
   lr (3e-3), warmup_steps (10): the proxy training budget (see evaluator.py; about 590
   optimizer steps, 19-45 CPU-seconds for a 0.2M-parameter proxy depending on the mixers).
@@ -45,7 +49,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cambrian import Candidate, Domain, MetricSpec, Options
-from cambrian.architectures import ArchSpec, count, primitive_names, reference_spec
+from cambrian.architectures import ArchSpec, count, get_primitive, primitive_names, reference_spec
 from cambrian.plugins.domains.compose.prompts import task_description
 from cambrian.scaling.data import CorpusOption
 from cambrian.scaling.device import DeviceName
@@ -69,6 +73,9 @@ class ComposeOptions(Options):
     n_layers: int = Field(8, ge=1, description="proxy depth")
     min_layers: int | None = Field(None, ge=1, description="fewest layers (null: n_layers - 2)")
     max_layers: int | None = Field(None, ge=1, description="most layers (null: n_layers + 2)")
+    space: Literal["layers", "blocks"] = Field("layers", description="bo's space: any primitive per "
+                                               "layer slot, or token mixers in even slots and channel "
+                                               "mixers in odd ones (blocks)")
     seq_len: int = Field(128, ge=2)
     batch_size: int = Field(8, ge=1)
     train_tokens: int = Field(600_000, ge=1, description="proxy training budget in tokens (fidelity 1)")
@@ -104,6 +111,10 @@ class ComposeOptions(Options):
         hi = self.max_layers if self.max_layers is not None else self.n_layers + 2
         if not lo <= self.n_layers <= hi:
             raise ValueError(f"n_layers {self.n_layers} is outside [min_layers {lo}, max_layers {hi}]")
+        kinds = {get_primitive(p).kind for p in self.primitives or FAMILIES[self.family]}
+        if self.space == "blocks" and not {"token", "channel"} <= kinds:
+            raise ValueError("space: blocks needs token mixers and channel mixers among the primitives; "
+                             "add both kinds or use space: layers")
         return self
 
 
@@ -186,13 +197,24 @@ class ComposeDomain(Domain):
                              f"({', '.join(self.primitives)})")
         return candidate.model_copy(update={"content": spec.to_dict()})
 
+    def _slot_choices(self, i: int) -> list[str]:
+        """The primitives layer slot ``i`` may hold: any (space: layers), or a token mixer in
+        an even slot and a channel mixer in an odd one (space: blocks)."""
+        if self.s["space"] == "layers":
+            return list(self.primitives)
+        kind = "token" if i % 2 == 0 else "channel"
+        return [p for p in self.primitives if get_primitive(p).kind == kind]
+
     def search_space(self) -> dict[str, dict[str, Any]]:
         """Depth in [min_layers, max_layers] and one primitive per layer slot (the first
-        ``n_layers`` slots are used), with default options: the space Composer searches."""
+        ``n_layers`` slots are used), with default options: the space Composer searches.
+        With ``space: blocks`` a slot's choices are of one kind (:meth:`_slot_choices`):
+        every point is then a stack of mixer-then-MLP blocks, as the hand-built designs are,
+        and a random draw is no longer mostly MLPs in a row or mixers with no MLP between."""
         lo, hi = self.s["min_layers"], self.s["max_layers"]
         space: dict[str, dict[str, Any]] = {"n_layers": {"low": lo, "high": hi, "int": True}}
         for i in range(hi):
-            space[f"layer_{i}"] = {"choices": list(self.primitives)}
+            space[f"layer_{i}"] = {"choices": self._slot_choices(i)}
         return space
 
     def features(self, params: dict[str, Any]) -> dict[str, float]:
@@ -215,16 +237,24 @@ class ComposeDomain(Domain):
         order (the space gives them their default options: the hand-built references' attention
         has 2 heads of 32 where the space's has 4 of 16, and an edit may have changed an option,
         but the pattern is what bo models). The slots past its depth, which the design does not
-        use, repeat the pattern. None when the depth or a primitive is outside this campaign's."""
+        use, repeat the pattern (two layers back at a time with ``space: blocks``, so each keeps
+        its kind). None when the depth or a primitive is outside this campaign's space."""
         if "params" in candidate.meta:
             return candidate.meta["params"]
         layers = candidate.content.get("layers") if isinstance(candidate.content, dict) else None
         if not layers or not self.s["min_layers"] <= len(layers) <= self.s["max_layers"]:
             return None
         names = [layer["primitive"] if isinstance(layer, dict) else layer for layer in layers]
-        if any(name not in self.primitives for name in names):
+        if any(name not in self._slot_choices(i) for i, name in enumerate(names)):
             return None
-        return {"n_layers": len(names), **{f"layer_{i}": names[i % len(names)] for i in range(self.s["max_layers"])}}
+        n, point = len(names), {"n_layers": len(names)}
+        for i in range(self.s["max_layers"]):
+            if self.s["space"] == "layers":
+                point[f"layer_{i}"] = names[i % n]
+            else:
+                j = n - 2 + (i - n) % 2 if i >= n else i  # the last layer of the slot's kind
+                point[f"layer_{i}"] = names[j] if 0 <= j < n else self._slot_choices(i)[0]
+        return point
 
     def seeds(self, rng: random.Random) -> list[Candidate]:
         """The family's reference patterns at the proxy dims (those whose depth fits)."""
