@@ -148,6 +148,10 @@ class ComposeDomain(Domain):
         super().__init__(**options)
         self.s = settings(options)
         self.primitives: tuple[str, ...] = tuple(self.s["primitives"] or FAMILIES[self.s["family"]])
+        # the primitives by kind ("token" mixers, "channel" mixers), in the set's order
+        self.by_kind: dict[str, list[str]] = {}
+        for p in self.primitives:
+            self.by_kind.setdefault(get_primitive(p).kind, []).append(p)
 
     @property
     def objective(self) -> MetricSpec:
@@ -202,8 +206,7 @@ class ComposeDomain(Domain):
         an even slot and a channel mixer in an odd one (space: blocks)."""
         if self.s["space"] == "layers":
             return list(self.primitives)
-        kind = "token" if i % 2 == 0 else "channel"
-        return [p for p in self.primitives if get_primitive(p).kind == kind]
+        return list(self.by_kind.get("token" if i % 2 == 0 else "channel", []))
 
     def search_space(self) -> dict[str, dict[str, Any]]:
         """Depth in [min_layers, max_layers] and one primitive per layer slot (the first

@@ -25,13 +25,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Candidate, Insight, Operator, OperatorContext, Options
-from cambrian.architectures import get_primitive
 from cambrian.plugins.domains.compose.patterns import mutate_option
 from cambrian.scaling.ladder import Layer, minimal_layers
-
-
-def _token_mixers(primitives: tuple[str, ...]) -> list[str]:
-    return [p for p in primitives if get_primitive(p).kind == "token"]
 
 
 def _attempt(ctx: OperatorContext, make: Callable[[random.Random], list[Layer] | None],
@@ -68,7 +63,7 @@ class SpecRandom(SpecOperator):
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         d = ctx.domain
-        prims, mixers = list(d.primitives), _token_mixers(d.primitives)
+        prims, mixers = list(d.primitives), d.by_kind.get("token", [])
         depth = int(ctx.options.get("depth", d.s["n_layers"]))
 
         def make(rng: random.Random) -> list[Layer]:
