@@ -308,3 +308,36 @@ def test_spec_mutate_insight_bias_draws_primitives_the_board_finds_better():
     assert biased > 2 * plain and biased > 40  # the positive insight's primitive is drawn far more often
     assert uses_good(1.0, board[1:]) == plain  # a negative insight alone shifts nothing
     assert uses_good(0.0, []) == plain  # off: exactly the unbiased draws
+
+
+def test_spec_mutate_kinds_keeps_mixer_then_mlp_stacks_and_moves_whole_blocks():
+    """With ``kinds``, 200 mutations of the Nemotron-style stack are all mixer-then-MLP stacks;
+    the inserts and deletes among them add or take exactly one block; without it, some are not."""
+    from cambrian.architectures import get_primitive
+
+    d = ComposeDomain(family="hybrid")
+    ref = d.validate(d.baselines()["nemotron"])
+    parent = node(ref, "p0000000000a")
+    base = [x["primitive"] for x in minimal_layers(ref.content)]
+
+    def kinds_of(names):
+        return [get_primitive(p).kind for p in names]
+
+    def mutants(op):
+        out = []
+        for seed in range(200):
+            [cand] = op.apply(ctx(d, [parent], seed))
+            check_valid(d, cand)
+            out.append([x["primitive"] for x in minimal_layers(cand.content)])
+        return out
+
+    kept = mutants(SpecMutate(kinds=True))
+    stack = ["token", "channel"]
+    assert kinds_of(base) == stack * 4
+    assert all(kinds_of(m) == stack * (len(m) // 2) for m in kept)  # every mutant is a stack of blocks
+    assert {len(m) for m in kept} == {6, 8, 10}  # a block taken, none, a block added
+    grown = [m for m in kept if len(m) == 10]
+    assert any(m[-2:] != ["mamba2", "swiglu"] or m[:-2] != base for m in grown)  # new blocks vary
+    assert any(m.count("mamba") == 1 and len(m) == 8 for m in kept)  # a Mamba-2 changed to a Mamba-1
+    free = mutants(SpecMutate())
+    assert any(kinds_of(m) != stack * (len(m) // 2) for m in free)  # the plain edits break stacks

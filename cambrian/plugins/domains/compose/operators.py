@@ -4,7 +4,10 @@ spec-random (draft): a random layer pattern of the proxy depth from the domain's
   (at least one token mixer when the set has one).
 spec-mutate (improve): one edit of the parent: swap two layers, change a layer's primitive,
   change one option of a layer, insert a layer or delete one (depth kept within bounds).
-  Option ``edits`` (1): edits applied in a row. Option ``insight_bias`` (0: off): the chance
+  Option ``edits`` (1): edits applied in a row. Option ``kinds`` (false): edits keep each
+  layer's kind (a token mixer becomes another token mixer, swaps stay within a kind) and
+  inserts and deletes take a whole block (a token mixer and the channel mixer after it), so
+  mixer-then-MLP stacks stay stacks. Option ``insight_bias`` (0: off): the chance
   that an edit drawing a new primitive (change, insert) takes one that an insight on the shared
   board (spec-analyze's ``about = {primitive, effect > 0}``) says goes with better scores.
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
@@ -90,23 +93,33 @@ def _draw(rng: random.Random, choices: list[str], favoured: list[str], bias: flo
 
 
 def mutate(layers: list[Layer], domain: Any, rng: random.Random,
-           favoured: Sequence[str] = (), bias: float = 0.0) -> list[Layer] | None:
+           favoured: Sequence[str] = (), bias: float = 0.0, kinds: bool = False) -> list[Layer] | None:
     """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply.
 
-    A new primitive is one of ``favoured`` with chance ``bias`` (where one applies)."""
+    A new primitive is one of ``favoured`` with chance ``bias`` (where one applies). With
+    ``kinds``, every edit keeps each layer's kind (token mixer or channel mixer): a layer
+    changes to another primitive of its kind, swaps are between layers of one kind, and
+    inserts and deletes take a whole block (a token mixer and the channel mixer after it)."""
     favoured = list(favoured)
     layers = [dict(x) for x in layers]
+    kind_of = {p: k for k, ps in domain.by_kind.items() for p in ps}
+    block = [k for k in ("token", "channel") if domain.by_kind.get(k)] if kinds else []
+    size = max(1, len(block))  # layers an insert or delete adds or removes
     n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
-    edits = ["swap", "primitive", "option"] + (["insert"] if n < hi else []) + (["delete"] if n > lo else [])
+    edits = (["swap", "primitive", "option"] + (["insert"] if n + size <= hi else [])
+             + (["delete"] if n - size >= lo else []))
     edit = rng.choice(edits)
     if edit == "swap":
         i, j = rng.sample(range(n), 2) if n > 1 else (0, 0)
-        if layers[i] == layers[j]:
+        if layers[i] == layers[j] or (kinds and kind_of.get(layers[i]["primitive"])
+                                      != kind_of.get(layers[j]["primitive"])):
             return None
         layers[i], layers[j] = layers[j], layers[i]
     elif edit == "primitive":
         i = rng.randrange(n)
-        others = [p for p in domain.primitives if p != layers[i]["primitive"]]
+        own = layers[i]["primitive"]
+        pool = domain.by_kind.get(kind_of.get(own, ""), []) if kinds else domain.primitives
+        others = [p for p in pool if p != own]
         if not others:
             return None
         layers[i] = {"primitive": _draw(rng, others, favoured, bias), "options": {}}
@@ -117,10 +130,21 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
             return None
         layers[i] = new
     elif edit == "insert":
-        at = rng.randrange(n + 1)
-        layers.insert(at, {"primitive": _draw(rng, list(domain.primitives), favoured, bias), "options": {}})
+        if size == 1:
+            at, new_block = rng.randrange(n + 1), [_draw(rng, list(domain.primitives), favoured, bias)]
+        else:  # a block goes before a token mixer or at the end, so no block is split
+            at = rng.choice([i for i in range(n) if kind_of.get(layers[i]["primitive"]) == "token"] + [n])
+            new_block = [_draw(rng, domain.by_kind[k], favoured, bias) for k in block]
+        layers[at:at] = [{"primitive": p, "options": {}} for p in new_block]
     else:
-        del layers[rng.randrange(n)]
+        if size == 1:
+            del layers[rng.randrange(n)]
+        else:
+            starts = [i for i in range(n - 1) if kind_of.get(layers[i]["primitive"]) == "token"
+                      and kind_of.get(layers[i + 1]["primitive"]) == "channel"]
+            if not starts:
+                return None
+            del layers[(i := rng.choice(starts)): i + 2]
     return layers
 
 
@@ -132,6 +156,8 @@ class SpecMutate(SpecOperator):
         edits: int = Field(1, ge=1, description="edits per mutation (a proposal's option wins)")
         insight_bias: float = Field(0.0, ge=0, le=1, description="chance a new primitive is one the "
                                     "insights board finds better with")
+        kinds: bool = Field(False, description="edits keep each layer's kind; inserts and deletes "
+                            "take a whole mixer-then-MLP block")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)
@@ -142,7 +168,7 @@ class SpecMutate(SpecOperator):
         def make(rng: random.Random) -> list[Layer] | None:
             layers: list[Layer] | None = base
             for _ in range(edits):
-                layers = mutate(layers, ctx.domain, rng, favoured, bias) if layers else None
+                layers = mutate(layers, ctx.domain, rng, favoured, bias, self.options.kinds) if layers else None
             return layers
 
         return _attempt(ctx, make, self.tries)
