@@ -148,10 +148,12 @@ class ComposeDomain(Domain):
         super().__init__(**options)
         self.s = settings(options)
         self.primitives: tuple[str, ...] = tuple(self.s["primitives"] or FAMILIES[self.s["family"]])
-        # the primitives by kind ("token" mixers, "channel" mixers), in the set's order
+        # each primitive's kind ("token" mixer or "channel" mixer), and the primitives by kind
+        # in the set's order: read by the operators' draws and edits, so computed once
+        self.kind_of: dict[str, str] = {p: get_primitive(p).kind for p in self.primitives}
         self.by_kind: dict[str, list[str]] = {}
         for p in self.primitives:
-            self.by_kind.setdefault(get_primitive(p).kind, []).append(p)
+            self.by_kind.setdefault(self.kind_of[p], []).append(p)
 
     @property
     def objective(self) -> MetricSpec:

@@ -102,7 +102,7 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
     inserts and deletes take a whole block (a token mixer and the channel mixer after it)."""
     favoured = list(favoured)
     layers = [dict(x) for x in layers]
-    kind_of = {p: k for k, ps in domain.by_kind.items() for p in ps}
+    kind_of = domain.kind_of
     block = [k for k in ("token", "channel") if domain.by_kind.get(k)] if kinds else []
     size = max(1, len(block))  # layers an insert or delete adds or removes
     n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
