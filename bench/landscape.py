@@ -8,7 +8,7 @@ the seed sds, Welch p). No search: it maps the ground the search walks, to tell 
 that beat the reference exist at the proxy, and whether they beat it by shape or by size.
 
     .venv/bin/python bench/landscape.py mix8=m,m2,att,sw,m,sw,m2,sw deep=m2,sw,m2,sw,att,sw,m2,sw,m2,sw \\
-        --split val --seeds 0 1 [--against nemotron] [--workers 2]
+        --split val --seeds 0 1 [--against nemotron] [--workers 2] [--primitives attention,...,conv]
 
 Short names in patterns: m = mamba, m2 = mamba2, att = attention, sw = swiglu (others as the
 primitive's name). The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
@@ -60,7 +60,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--against", default="nemotron", help="the reference each design is compared with")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--primitives", help="comma-separated primitives the designs may use (default: the "
+                    "default campaign's family), e.g. attention,mamba,mamba2,swiglu,mlp,conv")
     args = ap.parse_args()
+    if args.primitives:  # the workers fork after this: they see the same options
+        OPTIONS["primitives"] = args.primitives.split(",")
     designs = {args.against: args.against}
     for d in args.designs:
         name, _, pattern = d.partition("=")
