@@ -33,22 +33,21 @@ SHORT = {"m": "mamba", "m2": "mamba2", "att": "attention", "sw": "swiglu"}
 OPTIONS = yaml.safe_load((Path(cambrian.__file__).parent / "configs" / "default.yaml").read_text())["domain"]["options"]
 
 
-def content(design: str) -> dict:
+def content(design: str, options: dict = OPTIONS) -> dict:
     """A baseline's spec by name, else the pattern's, at the default proxy dims."""
-    domain = ComposeDomain(**OPTIONS)
+    domain = ComposeDomain(**options)
     refs = domain.baselines()
     if design in refs:
         return refs[design].content
     return domain.spec([SHORT.get(x, x) for x in design.split(",")]).content
 
 
-def job(args: tuple[str, str, str, int]) -> tuple[str, int, float, float]:
-    name, design, split, seed = args
-    spec = content(design)
+def job(args: tuple[str, dict, dict, str, int]) -> tuple[str, int, float, float]:
+    name, spec, options, split, seed = args
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "node" / "work"
         work.mkdir(parents=True)
-        metrics, _ = run_proxy(spec, settings(OPTIONS), split=split, seed=seed, workdir=work, run_dir=Path(tmp),
+        metrics, _ = run_proxy(spec, settings(options), split=split, seed=seed, workdir=work, run_dir=Path(tmp),
                                threads=1, save_model=False)
     return name, seed, metrics["bpb"], float(count(ArchSpec.from_dict(spec)).params)
 
@@ -63,13 +62,13 @@ def main() -> None:
     ap.add_argument("--primitives", help="comma-separated primitives the designs may use (default: the "
                     "default campaign's family), e.g. attention,mamba,mamba2,swiglu,mlp,conv")
     args = ap.parse_args()
-    if args.primitives:  # the workers fork after this: they see the same options
-        OPTIONS["primitives"] = args.primitives.split(",")
+    options = {**OPTIONS, "primitives": args.primitives.split(",")} if args.primitives else OPTIONS
     designs = {args.against: args.against}
     for d in args.designs:
         name, _, pattern = d.partition("=")
         designs[name] = pattern or name
-    jobs = [(n, p, args.split, s) for s in args.seeds for n, p in designs.items()]
+    specs = {n: content(p, options) for n, p in designs.items()}  # every design checked before any trains
+    jobs = [(n, specs[n], options, args.split, s) for s in args.seeds for n in designs]
     values: dict[str, list[float]] = {n: [] for n in designs}
     params: dict[str, float] = {}
     with Pool(args.workers) as pool:
