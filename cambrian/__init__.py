@@ -6,8 +6,8 @@ Public API: the hook marker, the component base classes, the records, and
 
 from cambrian.core.plugins import hookimpl
 from cambrian.core.components import (ROLES, Domain, Evaluator, Executor, ExecutorOptions, LLMBackend,
-                                      LLMResponse, Operator, OperatorContext, Options, Phase, Proposal,
-                                      Scaffold, SearchView)
+                                      LLMResponse, Operator, OperatorContext, Options, Phase, PhaseEvaluations,
+                                      Proposal, Scaffold, SearchView)
 from cambrian.core.records import (Budget, Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Metric,
                                    MetricSpec, Node, NodeStatus, ReportSection, best_nodes)
 from cambrian.campaign.standings import Standing, standings
@@ -17,7 +17,7 @@ from cambrian.core.store import Store
 
 __all__ = [
     "hookimpl", "ROLES", "Domain", "Evaluator", "Executor", "ExecutorOptions", "Options", "LLMBackend", "LLMResponse", "Operator",
-    "OperatorContext", "Phase", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
+    "OperatorContext", "Phase", "PhaseEvaluations", "Proposal", "Scaffold", "SearchView", "Budget", "Candidate", "Cost",
     "Direction", "EvalJob", "EvalOutcome", "Insight", "Metric", "MetricSpec", "Node", "NodeStatus", "ReportSection",
     "best_nodes", "Standing", "standings", "CambrianError", "InvalidCandidate", "Campaign", "CampaignResult", "Store",
 ]

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cambrian.core.components import (REEVALUATE_ROLES, Domain, Executor, LLMBackend, LLMResponse, Operator,
-                                      OperatorContext, Phase, Proposal, Scaffold, SearchView)
+                                      OperatorContext, Phase, PhaseEvaluations, Proposal, Scaffold, SearchView)
 from cambrian.core.config import (AgentConfig, CampaignConfig, ComponentRef, check_components, load_config,
                                   parse_config, split_approvals)
 from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreError
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    canonical_json, rank_insights)
+from cambrian.campaign.idle_lane import IdleLane
 from cambrian.campaign.rundir import LOCK_FILE, RunDirLock, new_run_dir
 from cambrian.campaign.standings import standings
 from cambrian.core.store import Store
@@ -300,6 +301,7 @@ class Campaign:
             try:
                 awaiting = run_graph(self)
             finally:
+                self.idle_lane.close(store, "not asked for by a phase before the run stopped")
                 self.executor.shutdown()
                 store.set_meta("elapsed_s", self.elapsed())
             reason = AWAITING_APPROVAL if awaiting else self._reason()
@@ -367,6 +369,7 @@ class Campaign:
         for node in sorted(finished, key=lambda n: n.updated_at):  # finishing order
             self.supervisor.observe(node.agent, self._improves(node))
         self.futures = {}
+        self.idle_lane = IdleLane(self)
         for node in [n for n in self.nodes.values() if not n.status.finished and n.agent in self._agents]:
             store.log_event("node_requeued", agent=node.agent, node_id=node.id)  # never finished: run again
             self._submit(store, self.executor, self._agents[node.agent], node)
@@ -451,34 +454,70 @@ class Campaign:
         """Evaluate candidates outside search (a phase), each under every seed; block until done.
 
         Node ids are derived from (phase, candidate, split, seed, evaluator options, fidelity), so
-        calling this again after a crash reuses finished nodes and re-runs only the rest.
+        calling this again after a crash reuses finished nodes and re-runs only the rest, and
+        nodes the idle lane finished during the search (:meth:`Phase.ahead`) are taken as they
+        are; those it still runs are followed (given a core: fewer jobs start beside them), and
+        one it did not finish cleanly runs again here.
         Returns the nodes in input order (candidate-major, then seed).
         """
+        want = PhaseEvaluations(tuple(candidates), phase, split, tuple(seeds), evaluator_options, agent,
+                                float(fidelity))
         store, executor = self.open_store(), self.executor
-        options = {**self.evaluator.options, **(evaluator_options or {})}
         wanted: list[Node] = []
-        pending: dict[Future[EvalOutcome], str] = {}
-        for cand in candidates:
-            for seed in seeds:
-                node_id = _phase_node_id(phase, cand.hash, split, seed, options, fidelity)
-                try:
-                    node = store.node(node_id)
-                except StoreError:
-                    node = Node(id=node_id, agent=agent, operator=phase, candidate=cand, split=split,
-                                seed=seed, phase=phase, fidelity=float(fidelity))
-                    store.add_node(node)
-                wanted.append(node)
-                if node.status.finished and node.status != NodeStatus.CANCELLED:
-                    continue
-                store.set_status(node_id, NodeStatus.RUNNING)
-                job = self.make_job(node, split=split, seed=seed).model_copy(
-                    update={"evaluator_options": options})
-                pending[executor.submit(job)] = node_id
-        for fut in pending:
-            node = store.record_outcome(fut.result())
-            self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
-            self._notify_listeners()
+        queue: list[tuple[Node, dict[str, Any]]] = []
+        options_of: dict[str, dict[str, Any]] = {}
+        lane_ids = set(self.idle_lane.running.values())
+        for cand, seed, node_id, options in self.phase_targets(want):
+            node = self.phase_node(store, want, cand, seed, node_id)
+            wanted.append(node)
+            options_of[node_id] = options
+            if (node.status.finished and node.status != NodeStatus.CANCELLED) or node_id in lane_ids:
+                continue
+            queue.append((node, options))
+        follow = self.idle_lane.following({n.id for n in wanted})
+        running: dict[Future[EvalOutcome], str] = {}
+        while queue or running or follow:
+            # beside followed lane evaluations, only as many as leave each of them a core
+            room = len(queue) if not follow else max(0, executor.workers - len(follow) - len(running))
+            for node, options in queue[:room]:
+                store.set_status(node.id, NodeStatus.RUNNING)
+                running[executor.submit(self.phase_job(node, options))] = node.id
+            queue = queue[room:]
+            done, _ = wait([*running, *follow], return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut in running:
+                    running.pop(fut)
+                    self.node_evaluated(store.record_outcome(fut.result()))
+                else:
+                    node_id = follow.pop(fut)
+                    if not self.idle_lane.take(store, fut):  # not clean: run it here
+                        queue.append((store.node(node_id), options_of[node_id]))
         return [store.node(n.id) for n in wanted]
+
+    def phase_targets(self, want: PhaseEvaluations) -> list[tuple[Candidate, int, str, dict[str, Any]]]:
+        """(candidate, seed, node id, evaluator options) of every evaluation ``want`` asks for."""
+        options = {**self.evaluator.options, **(want.evaluator_options or {})}
+        return [(cand, seed, _phase_node_id(want.phase, cand.hash, want.split, seed, options, want.fidelity),
+                 options) for cand in want.candidates for seed in want.seeds]
+
+    def phase_node(self, store: Store, want: PhaseEvaluations, cand: Candidate, seed: int, node_id: str) -> Node:
+        """The phase's node for this evaluation: from the store, else written there now."""
+        try:
+            return store.node(node_id)
+        except StoreError:
+            node = Node(id=node_id, agent=want.agent, operator=want.phase, candidate=cand, split=want.split,
+                        seed=seed, phase=want.phase, fidelity=float(want.fidelity))
+            store.add_node(node)
+            return node
+
+    def phase_job(self, node: Node, options: dict[str, Any]) -> EvalJob:
+        return self.make_job(node, split=node.split, seed=node.seed).model_copy(
+            update={"evaluator_options": options})
+
+    def node_evaluated(self, node: Node) -> None:
+        """A phase's (or the idle lane's) evaluation was recorded: plugins and live views hear of it."""
+        self.pm.hook.cambrian_node_evaluated(run_dir=str(self.run_dir), node=node)
+        self._notify_listeners()
 
     def elapsed(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._t0)
@@ -563,6 +602,9 @@ class Campaign:
                 self._cancel(store, executor, self.futures.values(), stop)
             for agent in self.agents:
                 self._agent_budget(store, executor, agent)
+            self.idle_lane.collect(store)
+            if stop is None:  # work phases know ahead, in CPU time the search leaves idle
+                self.idle_lane.feed(store)
             active = [a.name for a in self.agents if not a.stopped]
             now_paused = self.supervisor.paused(active) if stop is None else {}
             for name in sorted(set(now_paused) - set(paused)):
@@ -644,10 +686,12 @@ class Campaign:
             return 0
         done = {f for f in futures if f.done()}
         while block and not done:
-            done, _ = wait(futures, timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+            lane = list(self.idle_lane.running)
+            ready, _ = wait([*futures, *lane], timeout=self._wait_s(), return_when=FIRST_COMPLETED)
+            done = ready & set(futures)
             self._notify_listeners()
-            if self._hard_stop_due():
-                break  # the supervisor stops the running evaluations
+            if self._hard_stop_due() or ready - done:
+                break  # the supervisor stops the running evaluations, or refills the idle lane
         for fut in done:
             self._finish(store, fut)
         if done:

@@ -258,6 +258,15 @@ class Phase(Component, ABC):
     def run(self, campaign: Any) -> dict[str, Any]:
         """Do the phase's work; return a JSON-able summary (stored as meta ``phase:<name>``)."""
 
+    def ahead(self, campaign: Any) -> list["PhaseEvaluations"]:
+        """Evaluations :meth:`run` will ask for whatever the search finds (e.g. the baselines'
+        hidden seeds), asked again whenever the campaign has an idle slot during the search.
+        The campaign runs them there at idle CPU priority where the executor has an idle lane
+        (``Executor.submit_idle``) and :meth:`run`'s ``evaluate`` call then reuses them: same
+        arguments, same node ids. A guess the search later makes wrong (a seed it came to use)
+        costs only idle CPU time: ``run`` asks for other nodes. Default: none."""
+        return []
+
     def estimate(self, campaign: Any) -> dict[str, Any]:
         """What running the phase will cost, shown when it needs a person's approval.
 
@@ -265,6 +274,19 @@ class Phase(Component, ABC):
         The default counts nothing; phases override it.
         """
         return {}
+
+
+@dataclass(frozen=True)
+class PhaseEvaluations:
+    """Arguments of one ``Campaign.evaluate`` call: every candidate under every seed."""
+
+    candidates: tuple[Candidate, ...]
+    phase: str
+    split: str = "val"
+    seeds: tuple[int, ...] = (0,)
+    evaluator_options: dict[str, Any] | None = None
+    agent: str = "campaign"
+    fidelity: float = 1.0
 
 
 @dataclass
@@ -408,10 +430,17 @@ class Executor(Component, ABC):
         super().__init__(**options)
         self.workers: int = self.options.workers
         self.worker_preload = tuple(worker_preload)  # the campaign's Domain.preload, not a config option
+        self.idle_workers: int = 0  # evaluations submit_idle runs at once (0: no idle lane)
 
     @abstractmethod
     def submit(self, job: EvalJob) -> "Future[EvalOutcome]":
         """Start evaluating ``job``; the future resolves to its outcome (never raises)."""
+
+    def submit_idle(self, job: EvalJob) -> "Future[EvalOutcome]":
+        """Start ``job`` beside the ``workers`` at the lowest CPU priority: work that can wait
+        (a phase's evaluations known before the search ends, :meth:`Phase.ahead`) runs only
+        on CPU time the other evaluations leave idle. Only where ``idle_workers`` > 0."""
+        raise NotImplementedError(f"executor {self.name!r} has no idle lane")
 
     def cancel(self, node_id: str) -> None:
         """Stop the evaluation of ``node_id`` if it is running (best effort)."""

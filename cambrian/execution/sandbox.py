@@ -313,7 +313,9 @@ def die_with_parent() -> None:
 
 def set_rlimits(limits: SandboxLimits, count_procs: bool, base_mb: int = 0) -> None:
     """Memory (address space, ``base_mb`` already mapped plus ``memory_mb``), file size, no core
-    files, CPU time and, if ``count_procs``, processes."""
+    files, CPU time and, if ``count_procs``, processes; and the idle CPU priority where asked."""
+    if limits.idle_priority and hasattr(os, "SCHED_IDLE"):  # inherited by every thread it starts
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     mb = 1024 * 1024
     address_space = (base_mb + limits.memory_mb) * mb
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))

@@ -20,7 +20,7 @@ def report(argv: list[str]) -> int:
     except OSError as exc:
         network = f"blocked: {exc}"
     info = {"pid": os.getpid(), "cwd": os.getcwd(), "env": dict(os.environ), "network": network,
-            "random": random.random(), "torch_threads": _torch_threads()}
+            "random": random.random(), "torch_threads": _torch_threads(), "policy": os.sched_getscheduler(0)}
     with open("report.json", "w") as f:
         json.dump(info, f)
     print("to stdout")

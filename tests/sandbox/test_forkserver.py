@@ -46,10 +46,10 @@ def test_worker_is_confined_and_reports_its_exit(server, tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port = listener.getsockname()[1]
-    limits = SandboxLimits(timeout_s=60, threads=2)
     reports = []
     for i in range(2):
         work = tmp_path / f"w{i}"
+        limits = SandboxLimits(timeout_s=60, threads=2, idle_priority=i == 1)
         res = server.spawn(f"{ENTRIES}:report", [str(port), "3"], work, limits).wait()
         assert res.returncode == 3 and not res.timed_out
         assert res.stdout_tail.strip() == "to stdout" and res.stderr_tail.strip() == "to stderr"
@@ -65,6 +65,7 @@ def test_worker_is_confined_and_reports_its_exit(server, tmp_path):
     if server.pids_isolated:
         assert r["pid"] == 1
     assert reports[0]["random"] != reports[1]["random"]  # reseeded after the fork
+    assert [r["policy"] for r in reports] == [os.SCHED_OTHER, os.SCHED_IDLE]  # the idle lane's priority
 
 
 def test_timeout_kills_the_worker_and_what_left_its_session(server, tmp_path):

@@ -54,6 +54,14 @@ def test_timeout_kills_descendants_that_left_the_session(tmp_path):
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) == res.uid]
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_idle_priority_runs_the_process_under_sched_idle(tmp_path):
+    code = "import os; print(os.sched_getscheduler(0))"
+    policies = [int(run_sandboxed(py(code), tmp_path / f"w{idle}", SandboxLimits(timeout_s=60, idle_priority=idle)
+                                  ).stdout_tail.strip()) for idle in (False, True)]
+    assert policies == [os.SCHED_OTHER, os.SCHED_IDLE]
+
+
 def test_environment_is_scrubbed(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-secret")

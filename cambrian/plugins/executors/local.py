@@ -14,7 +14,11 @@ work is cheap next to a Python process start (~0.4 s of CPU): no sandbox, no
 limits, and a cancelled evaluation resolves at once as cancelled but its
 thread runs on to completion in the background.
 
-Options: workers (2), isolation ("process"), warm (true), preload (modules the
+The idle lane (``idle_workers``, process isolation on Linux): evaluations the campaign
+can run early (cambrian.campaign.idle_lane) run beside the ``workers`` under SCHED_IDLE,
+so they use only CPU time the workers leave idle and never slow them down.
+
+Options: workers (2), idle_workers (1), isolation ("process"), warm (true), preload (modules the
 fork server imports, or module:function to call; default: forkserver.DEFAULT_PRELOAD, the
 generic ones, plus the domain's own ``Domain.preload``).
 """
@@ -53,6 +57,8 @@ class LocalExecutor(Executor):
 
     class Options(ExecutorOptions):
         workers: int = Field(2, ge=1, description="evaluations running at once")
+        idle_workers: int = Field(1, ge=0, description="evaluations that can wait, run beside the workers at "
+                                  "idle CPU priority (SCHED_IDLE; process isolation on Linux only; 0: none)")
         isolation: Literal["process", "thread"] = Field(
             "process", description="process: sandboxed process per evaluation; thread: trusted, in-process")
         warm: bool = Field(True, description="fork evaluations from a warm fork server (Linux)")
@@ -68,6 +74,9 @@ class LocalExecutor(Executor):
         if isolation == "thread":
             get_plugin_manager()  # load plugins once, before worker threads race to do it
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cambrian-eval")
+        if isolation == "process" and sys.platform.startswith("linux") and self.options.idle_workers:
+            self.idle_workers = self.options.idle_workers
+            self._idle_pool = ThreadPoolExecutor(max_workers=self.idle_workers, thread_name_prefix="cambrian-idle")
         self._procs: dict[str, Any] = {}
         self._futures: dict[str, Future[EvalOutcome]] = {}
         self._cancelled: set[str] = set()
@@ -136,6 +145,15 @@ class LocalExecutor(Executor):
         self._pool.submit(self._run, job)
         return fut
 
+    def submit_idle(self, job: EvalJob) -> Future[EvalOutcome]:
+        if not self.idle_workers:
+            return super().submit_idle(job)
+        fut: Future[EvalOutcome] = Future()
+        with self._lock:
+            self._futures[job.node_id] = fut
+        self._idle_pool.submit(self._run, job.model_copy(update={"limits": {**job.limits, "idle_priority": True}}))
+        return fut
+
     def cancel(self, node_id: str) -> None:
         with self._lock:
             self._cancelled.add(node_id)
@@ -154,6 +172,8 @@ class LocalExecutor(Executor):
         for p in procs:
             p.kill()
         self._pool.shutdown(wait=self.isolation == "process", cancel_futures=True)
+        if self.idle_workers:
+            self._idle_pool.shutdown(wait=True, cancel_futures=True)
         with self._server_lock:
             self._closed = True
             if self._server is not None:

@@ -52,7 +52,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from cambrian import Candidate, Node, NodeStatus, Options, Phase, standings
+from cambrian import Candidate, Node, NodeStatus, Options, Phase, PhaseEvaluations, standings
 from cambrian.architectures import ArchSpec, count
 from cambrian.plugins.domains.compose.evaluator import TRAINING_KEYS
 from cambrian.scaling.floors import below
@@ -410,20 +410,33 @@ class HiddenEvaluation(Phase):
             check_presets([rung] if rung else None)
             return rung
 
-    def run(self, campaign: Any) -> dict[str, Any]:
-        seeds = tuple(hidden_seeds(self.options.seeds, search_seeds(campaign)))
-        refs = campaign.domain.baselines()
-        baselines = list(refs if self.options.baselines is None else self.options.baselines)
-        designs = promoted(campaign, self.options.top_k, baselines, found_only=True,
-                           size_matched=self.options.size_matched)
+    def _request(self, campaign: Any, candidates: list[Candidate]) -> PhaseEvaluations:
+        """The evaluations of these designs: fresh seeds, at the proxy (or the rung) on the hidden split."""
         rung = self.options.rung
         opts = rung_options(rung) if rung else None
         if self.options.val_tokens is not None:
             opts = {**(opts or {}), "val_tokens": self.options.val_tokens}
-        fidelity = 1.0 if rung else search_fidelity(campaign)  # the proxy, or the finalists' budget
-        cands = [Candidate(kind="spec", content=rung_spec(d["candidate"].content, rung or {})) for d in designs]
-        nodes = campaign.evaluate(cands, phase="hidden", split="hidden", seeds=seeds,
-                                  evaluator_options=opts, agent="hidden", fidelity=fidelity)
+        return PhaseEvaluations(
+            candidates=tuple(Candidate(kind="spec", content=rung_spec(c.content, rung or {})) for c in candidates),
+            phase="hidden", split="hidden", seeds=tuple(hidden_seeds(self.options.seeds, search_seeds(campaign))),
+            evaluator_options=opts, agent="hidden",
+            fidelity=1.0 if rung else search_fidelity(campaign))  # the proxy, or the finalists' budget
+
+    def _baselines(self, campaign: Any) -> list[str]:
+        return list(campaign.domain.baselines() if self.options.baselines is None else self.options.baselines)
+
+    def ahead(self, campaign: Any) -> list[PhaseEvaluations]:
+        """The baselines' hidden seeds: the same whatever the search finds (run in its idle time)."""
+        refs = campaign.domain.baselines()
+        return [self._request(campaign, [refs[n] for n in self._baselines(campaign) if n in refs])]
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        designs = promoted(campaign, self.options.top_k, self._baselines(campaign), found_only=True,
+                           size_matched=self.options.size_matched)
+        want = self._request(campaign, [d["candidate"] for d in designs])
+        seeds, rung, fidelity = want.seeds, self.options.rung, want.fidelity
+        nodes = campaign.evaluate(list(want.candidates), phase=want.phase, split=want.split, seeds=seeds,
+                                  evaluator_options=want.evaluator_options, agent=want.agent, fidelity=fidelity)
         obj = campaign.objective.name
         rows, searched, base_rows = [], [], []
         for i, d in enumerate(designs):

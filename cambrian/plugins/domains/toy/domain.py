@@ -6,7 +6,9 @@ the evaluation seed. Evaluated in a sandboxed subprocess like any other domain.
 
 Options: dim (4), function ("rastrigin"), noise (0.01), bound (5.12), sleep_s (0.0).
 Phases (config ``phases.hidden``): ``{top_k: 3, seeds: 3}`` re-evaluates the top designs
-on the hidden split under fresh seeds (never used by the search) and reports mean and spread.
+on the hidden split under fresh seeds (never used by the search) and reports mean and spread;
+``references: [[0, 0, 0, 0]]`` adds hand-set vectors, which the campaign evaluates during the
+search in idle CPU time (``Phase.ahead``: they do not depend on what the search finds).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cambrian import Candidate, Domain, MetricSpec, Options, Phase, standings
+from cambrian import Candidate, Domain, MetricSpec, Options, Phase, PhaseEvaluations, standings
 from cambrian.scaling.verdict import hidden_seeds
 
 
@@ -102,27 +104,45 @@ class HiddenCheck(Phase):
         top_k: int = Field(3, ge=1, description="search designs re-evaluated")
         seeds: int | list[int] = Field(3, description="a count of fresh seeds (never used by the "
                                        "search), or a list of seeds the search did not use")
+        references: list[list[float]] = Field(default_factory=list, description="hand-set vectors "
+                                              "evaluated too (known before the search ends: run in its idle time)")
 
     def estimate(self, campaign: Any) -> dict[str, Any]:
         valid = [n for n in campaign.nodes.values() if n.score(campaign.objective) is not None]
         seeds = self.options.seeds
-        evaluations = min(self.options.top_k, len(valid)) * (seeds if isinstance(seeds, int) else len(seeds))
+        evaluations = ((min(self.options.top_k, len(valid)) + len(self.options.references))
+                       * (seeds if isinstance(seeds, int) else len(seeds)))
         return {"evaluations": evaluations, **campaign.estimate_evaluations(evaluations)}
 
-    def run(self, campaign: Any) -> dict[str, Any]:
+    def _request(self, campaign: Any, candidates: list[Candidate]) -> PhaseEvaluations:
         search = list(campaign.nodes.values())
-        top = standings(search, campaign.objective)[: self.options.top_k]
-        seeds = tuple(hidden_seeds(self.options.seeds, {n.seed for n in search}))
-        fidelity = max([1.0] + [n.fidelity for n in search])  # the full budget (or the finalists')
-        nodes = campaign.evaluate([r.node.candidate for r in top], phase=self.name, split="hidden",
-                                  seeds=seeds, fidelity=fidelity)
+        return PhaseEvaluations(
+            candidates=tuple(candidates), phase=self.name, split="hidden",
+            seeds=tuple(hidden_seeds(self.options.seeds, {n.seed for n in search})),
+            fidelity=max([1.0] + [n.fidelity for n in search]))  # the full budget (or the finalists')
+
+    def _references(self, campaign: Any) -> list[Candidate]:
+        return [campaign.domain.validate(Candidate(kind="vector", content=list(v))) for v in self.options.references]
+
+    def ahead(self, campaign: Any) -> list[PhaseEvaluations]:
+        return [self._request(campaign, self._references(campaign))] if self.options.references else []
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        top = standings(list(campaign.nodes.values()), campaign.objective)[: self.options.top_k]
+        origins = [(r.node.id, r) for r in top] + [(f"reference {i}", None)
+                                                    for i in range(len(self.options.references))]
+        want = self._request(campaign, [r.node.candidate for r in top] + self._references(campaign))
+        seeds, fidelity = want.seeds, want.fidelity
+        nodes = campaign.evaluate(list(want.candidates), phase=want.phase, split=want.split, seeds=seeds,
+                                  fidelity=fidelity)
         obj = campaign.objective.name
         rows = []
-        for i, origin in enumerate(top):
+        for i, ((label, origin), cand) in enumerate(zip(origins, want.candidates)):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
             vals = [n.metrics[obj].value for n in runs if n.score(campaign.objective) is not None]
-            rows.append({"label": origin.node.id, "pattern": str(origin.node.candidate.content),
-                         "val": origin.mean, "val_seeds": list(origin.seeds), "values": vals,
+            rows.append({"label": label, "pattern": str(cand.content),
+                         "val": origin.mean if origin else None,
+                         "val_seeds": list(origin.seeds) if origin else [], "values": vals,
                          "mean": statistics.fmean(vals) if vals else None,
                          "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                          "failed": len(runs) - len(vals)})
