@@ -311,11 +311,29 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def lower_priority() -> None:
+    """Run this process (and every thread and child it starts) only on CPU time nothing else wants.
+
+    SCHED_IDLE alone is not enough where the kernel groups tasks by session (autogroups, on
+    by default in most distributions' kernels): CPU time is shared between sessions first,
+    and every evaluation is a session of its own (setsid), so an idle-policy evaluation
+    still took a third of the two cores beside two others (27% of its core measured). Its
+    session's nice goes to 19 as well: 1.4% (docs/benchmarks.md, "The idle lane").
+    Call it after setsid. Raising a nice value needs no privilege."""
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write("19")
+    except OSError:  # no autogroups (kernel without them, or switched off): SCHED_IDLE is all it takes
+        pass
+
+
 def set_rlimits(limits: SandboxLimits, count_procs: bool, base_mb: int = 0) -> None:
     """Memory (address space, ``base_mb`` already mapped plus ``memory_mb``), file size, no core
     files, CPU time and, if ``count_procs``, processes; and the idle CPU priority where asked."""
-    if limits.idle_priority and hasattr(os, "SCHED_IDLE"):  # inherited by every thread it starts
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    if limits.idle_priority:
+        lower_priority()
     mb = 1024 * 1024
     address_space = (base_mb + limits.memory_mb) * mb
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))

@@ -11,6 +11,14 @@ import sys
 import time
 
 
+def _autogroup() -> str | None:
+    try:
+        with open("/proc/self/autogroup") as f:
+            return f.read().split()[-1]  # "/autogroup-N nice K": K
+    except OSError:
+        return None
+
+
 def report(argv: list[str]) -> int:
     """Write what the worker sees to report.json; exit with code argv[1]."""
     port = int(argv[0])
@@ -20,7 +28,7 @@ def report(argv: list[str]) -> int:
     except OSError as exc:
         network = f"blocked: {exc}"
     info = {"pid": os.getpid(), "cwd": os.getcwd(), "env": dict(os.environ), "network": network,
-            "random": random.random(), "torch_threads": _torch_threads(), "policy": os.sched_getscheduler(0)}
+            "random": random.random(), "torch_threads": _torch_threads(), "policy": os.sched_getscheduler(0), "autogroup": _autogroup()}
     with open("report.json", "w") as f:
         json.dump(info, f)
     print("to stdout")

@@ -66,6 +66,8 @@ def test_worker_is_confined_and_reports_its_exit(server, tmp_path):
         assert r["pid"] == 1
     assert reports[0]["random"] != reports[1]["random"]  # reseeded after the fork
     assert [r["policy"] for r in reports] == [os.SCHED_OTHER, os.SCHED_IDLE]  # the idle lane's priority
+    if r["autogroup"] is not None:  # and its session's nice where the kernel groups by session
+        assert [r["autogroup"] for r in reports] == ["0", "19"]
 
 
 def test_timeout_kills_the_worker_and_what_left_its_session(server, tmp_path):

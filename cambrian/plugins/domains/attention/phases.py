@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cambrian import Options, Phase, standings
+from cambrian import Candidate, Options, Phase, PhaseEvaluations, standings
 from cambrian.scaling.verdict import Row, hidden_seeds, verdict
 
 
@@ -29,17 +29,25 @@ class FinalEvaluation(Phase):
                                        "by the search), or a list of seeds the search did not use")
         split: str = Field("hidden", description="the split evaluated")
 
+    def _request(self, campaign: Any, candidates: list[Candidate]) -> PhaseEvaluations:
+        used = {n.seed for n in campaign.open_store().nodes() if n.phase != self.name} | {campaign.config.seed}
+        return PhaseEvaluations(tuple(candidates), self.name, self.options.split,
+                                tuple(hidden_seeds(self.options.seeds, used)))
+
+    def ahead(self, campaign: Any) -> list[PhaseEvaluations]:
+        """The baselines' seeds: the same whatever the search finds (run in its idle time)."""
+        return [self._request(campaign, list(campaign.domain.baselines().values()))]
+
     def run(self, campaign: Any) -> dict[str, Any]:
         obj = campaign.objective
         baselines = campaign.domain.baselines()
         known = {c.hash for c in baselines.values()}  # a baseline the search re-found is judged as a baseline
         top = [r.node for r in standings(campaign.nodes.values(), obj) if r.hash not in known][: self.options.top_k]
-        used = {n.seed for n in campaign.open_store().nodes() if n.phase != self.name} | {campaign.config.seed}
-        seeds = tuple(hidden_seeds(self.options.seeds, used))
-        split = self.options.split
         named = [(f"baseline:{k}", c) for k, c in baselines.items()]
         named += [(n.id, n.candidate) for n in top]
-        nodes = campaign.evaluate([c for _, c in named], phase=self.name, split=split, seeds=seeds)
+        want = self._request(campaign, [c for _, c in named])
+        seeds, split = want.seeds, want.split
+        nodes = campaign.evaluate(list(want.candidates), phase=want.phase, split=split, seeds=seeds)
         rows, designs, bases = [], [], []
         for i, (label, _) in enumerate(named):
             runs = nodes[i * len(seeds):(i + 1) * len(seeds)]
