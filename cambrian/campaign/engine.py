@@ -370,6 +370,7 @@ class Campaign:
             self.supervisor.observe(node.agent, self._improves(node))
         self.futures = {}
         self.idle_lane = IdleLane(self)
+        self.idle_lane.recover(store)
         for node in [n for n in self.nodes.values() if not n.status.finished and n.agent in self._agents]:
             store.log_event("node_requeued", agent=node.agent, node_id=node.id)  # never finished: run again
             self._submit(store, self.executor, self._agents[node.agent], node)

@@ -39,6 +39,14 @@ class IdleLane:
         self._dropped: set[str] = set()  # node ids whose lane run was not clean: not retried here
         self._exhausted_at: int | None = None  # search node count when nothing was left to start
 
+    def recover(self, store: Store) -> None:
+        """After a kill: lane evaluations left unfinished are recorded as cancelled (a phase that
+        asks for one runs it again; so does the lane, while the search goes on)."""
+        for node_id in dict.fromkeys(e["node_id"] for e in store.events("idle_evaluation_started")):
+            if not store.node(node_id).status.finished:
+                store.record_outcome(EvalOutcome(node_id=node_id, status=NodeStatus.CANCELLED,
+                                                 error="idle lane: the run stopped before it finished"))
+
     @property
     def size(self) -> int:
         return self.campaign.executor.idle_workers

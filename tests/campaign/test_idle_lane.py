@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from concurrent.futures import Future
 
+import yaml
+
 from cambrian import Campaign, EvalOutcome, NodeStatus, Store
 
-from ..conftest import toy_config
+from ..conftest import kill_cli_run_when, toy_config
 
 REFS = [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
 
@@ -103,3 +107,38 @@ def test_the_lane_runs_as_many_at_once_as_the_executor_gives_it(tmp_path):
     cfg["executor"]["options"]["idle_workers"] = 2
     Campaign.from_config(cfg, tmp_path / "run").run()
     assert _most_at_once(Store(tmp_path / "run", create=False)) == 2
+
+
+def test_a_lane_evaluation_killed_with_the_run_is_cancelled_on_resume_and_run_again(tmp_path):
+    cfg = _config()
+    cfg["domain"]["options"]["sleep_s"] = 2.0
+    cfg["budget"] = {"max_nodes": 4}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+
+    def lane_running() -> bool:
+        if not (run / Store.FILENAME).exists():
+            return False
+        s = Store(run, create=False)
+        try:
+            return any(s.node(e["node_id"]).status == NodeStatus.RUNNING
+                       for e in s.events("idle_evaluation_started"))
+        finally:
+            s.close()
+
+    kill_cli_run_when(["run", str(path), "--out", str(run), "--quiet"], lane_running, timeout_s=120, poll_s=0.1)
+    s = Store(run, create=False)
+    killed = [e["node_id"] for e in s.events("idle_evaluation_started")
+              if s.node(e["node_id"]).status == NodeStatus.RUNNING]
+    s.close()
+    assert killed, "killed while a lane evaluation ran"
+    out = subprocess.run([sys.executable, "-m", "cambrian.cli", "resume", str(run), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = Store(run, create=False)
+    assert all(n.status.finished for n in s.nodes())
+    stopped = [e for e in s.events("node_cancelled") if e["node_id"] in killed]
+    assert stopped and all("the run stopped before it finished" in e["payload"]["error"] for e in stopped)
+    assert all(s.node(k).status == NodeStatus.DONE for k in killed)  # run again (lane or phase)
+    assert s.get_meta("phase:hidden") is not None
