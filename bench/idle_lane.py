@@ -14,7 +14,7 @@ Prints, per setting, the normal jobs' median wall seconds and their ratio to the
 (1.00: the lane costs them nothing), and the extra job's CPU seconds while they ran
 against the CPU seconds a normal job used in that time (its share of a core).
 
-    .venv/bin/python bench/idle_lane.py [--workers 2] [--steps 4000] [--rounds 2]
+    .venv/bin/python bench/idle_lane.py [--workers 2] [--steps 100000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def run(jobs: list[tuple[str, bool]], steps: int, tmp: Path) -> tuple[list[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     settings = {

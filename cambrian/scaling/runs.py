@@ -55,7 +55,7 @@ class LMRun:
 
 def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int = 16, seq_len: int = 128,
              seed: int = 0, split: str = "val", val_tokens: int | None = 65536,
-             eval_batch_size: int = 64) -> LMRun:
+             eval_batch_size: int | None = None) -> LMRun:
     """Train ``spec`` on the corpus's train split for ``config``'s budget; score bits per byte on ``split``.
 
     The one train-and-score path: the ``compose`` and ``lm`` evaluators and the ladder call it.
@@ -63,7 +63,10 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     again once trained (cambrian.scaling.causality: check_spec, check_trained; NotCausal).
     Same spec, data, config and seed give the same numbers: the model init, the batches and
     the scored windows are all functions of the seed. ``val_tokens`` caps the scored tokens
-    (windows spread evenly over the split, :func:`cambrian.scaling.data.window_starts`; None: all of it).
+    (windows spread evenly over the split, :func:`cambrian.scaling.data.window_starts`; None: all of it),
+    scored ``eval_batch_size`` windows at a time (None: 16 on CPU, where larger batches spill out
+    of the caches, 12-16% more CPU time at 64 (docs/benchmarks.md, "Scoring batch on CPU");
+    64 on an accelerator). The batch changes the loss only by float rounding (1e-7).
 
     Metrics: bpb (and ``<split>_bpb``), floor_unigram_bpb and floor_bigram_bpb (count-based
     models scored on the same tokens, :mod:`cambrian.scaling.floors`), loss (nats per token),
@@ -77,6 +80,7 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
         torch.set_num_threads(config.threads)
     arch = prepare_spec(spec, vocab_size=corpus.vocab_size, seq_len=seq_len)
     device = resolve_device(config.device)
+    eval_batch_size = eval_batch_size or (16 if device.type == "cpu" else 64)
     scored = len(corpus.tokens(split)) - 1 if val_tokens is None else min(len(corpus.tokens(split)) - 1, val_tokens)
     shapes = [(batch_size, seq_len), (max(1, min(eval_batch_size, scored // seq_len)), seq_len)]  # training, scoring
     check_spec(arch, shapes, device)  # a plugin's primitive: causal before it trains

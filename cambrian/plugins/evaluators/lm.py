@@ -7,7 +7,7 @@ seq_len (128), max_steps / train_tokens / max_seconds (default max_steps 200), l
 warmup_steps (20), schedule ("cosine"), weight_decay (0.1), grad_clip (1.0), grad_accum (1),
 precision ("auto": bf16 autocast on CUDA), device ("auto": CUDA when present; cpu, cuda,
 cuda:N), compile (false: torch.compile per block), threads (the worker's), val_tokens
-(65536), eval_batch_size (64). The names are the ``compose`` evaluator's: both run
+(65536), eval_batch_size (null: 16 on CPU, 64 on an accelerator). The names are the ``compose`` evaluator's: both run
 :func:`cambrian.scaling.runs.train_lm`, the one train-and-score pipeline.
 
 Scores ``job.split`` (val by default; hidden only when the job asks for it) with
@@ -44,7 +44,8 @@ class LMEvaluator(Evaluator):
         batch_size: int = Field(16, ge=1)
         seq_len: int = Field(128, ge=2)
         val_tokens: int = Field(65536, ge=1, description="tokens scored for bpb (the compose evaluator's name)")
-        eval_batch_size: int = Field(64, ge=1)
+        eval_batch_size: int | None = Field(None, ge=1, description="windows scored at once (null: 16 on CPU, 64 "
+                                            "on an accelerator)")
 
     def evaluate(self, job: EvalJob, workdir: Path) -> tuple[dict[str, float], Cost]:
         o = self.options
