@@ -501,14 +501,16 @@ class Campaign:
         return [(cand, seed, _phase_node_id(want.phase, cand.hash, want.split, seed, options, want.fidelity),
                  options) for cand in want.candidates for seed in want.seeds]
 
-    def phase_node(self, store: Store, want: PhaseEvaluations, cand: Candidate, seed: int, node_id: str) -> Node:
-        """The phase's node for this evaluation: from the store, else written there now."""
+    def phase_node(self, store: Store, want: PhaseEvaluations, cand: Candidate, seed: int, node_id: str,
+                   create: bool = True) -> Node:
+        """The phase's node for this evaluation: from the store, else a new one (written there if ``create``)."""
         try:
             return store.node(node_id)
         except StoreError:
             node = Node(id=node_id, agent=want.agent, operator=want.phase, candidate=cand, split=want.split,
                         seed=seed, phase=want.phase, fidelity=float(want.fidelity))
-            store.add_node(node)
+            if create:
+                store.add_node(node)
             return node
 
     def phase_job(self, node: Node, options: dict[str, Any]) -> EvalJob:

@@ -58,15 +58,20 @@ class IdleLane:
             return
         if self._exhausted_at == self.campaign.count():  # nothing new since the last look
             return
+        c = self.campaign
         for want, cand, seed, node_id, options in self._ahead(store):
             if len(self.running) >= self.size:
                 return
-            node = self.campaign.phase_node(store, want, cand, seed, node_id)
+            job = c.phase_job(c.phase_node(store, want, cand, seed, node_id, create=False), options)
+            fut = c.executor.submit_idle(job)
+            if fut is None:  # not for the lane (e.g. a GPU job): its phase runs it
+                self._dropped.add(node_id)
+                continue
+            c.phase_node(store, want, cand, seed, node_id)  # in the store before its outcome is recorded
             store.set_status(node_id, NodeStatus.RUNNING)
             store.log_event("idle_evaluation_started", node_id=node_id, phase=want.phase)
-            job = self.campaign.phase_job(node, options)
-            self.running[self.campaign.executor.submit_idle(job)] = node_id
-        self._exhausted_at = self.campaign.count()
+            self.running[fut] = node_id
+        self._exhausted_at = c.count()
 
     def _ahead(self, store: Store):
         """(request, candidate, seed, node id, evaluator options) of known-ahead work not yet done."""

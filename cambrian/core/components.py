@@ -436,11 +436,13 @@ class Executor(Component, ABC):
     def submit(self, job: EvalJob) -> "Future[EvalOutcome]":
         """Start evaluating ``job``; the future resolves to its outcome (never raises)."""
 
-    def submit_idle(self, job: EvalJob) -> "Future[EvalOutcome]":
+    def submit_idle(self, job: EvalJob) -> "Future[EvalOutcome] | None":
         """Start ``job`` beside the ``workers`` at the lowest CPU priority: work that can wait
         (a phase's evaluations known before the search ends, :meth:`Phase.ahead`) runs only
-        on CPU time the other evaluations leave idle. Only where ``idle_workers`` > 0."""
-        raise NotImplementedError(f"executor {self.name!r} has no idle lane")
+        on CPU time the other evaluations leave idle. None: not in this executor's lane (it has
+        none, ``idle_workers`` 0, the default; or the job needs what idle CPU priority does not
+        share, a GPU); the job then runs when its phase asks for it."""
+        return None
 
     def cancel(self, node_id: str) -> None:
         """Stop the evaluation of ``node_id`` if it is running (best effort)."""

@@ -32,15 +32,19 @@ RESULT_FILE = "result.json"
 CUDA_ADDRESS_SPACE_MB = 1 << 27
 
 
+def uses_gpu(job: EvalJob) -> bool:
+    """Does the job's evaluator say it trains on a GPU (asked without initialising CUDA)?"""
+    try:
+        evaluator = get_plugin_manager().get("evaluator", job.evaluator)(**job.evaluator_options)
+        return bool(evaluator.uses_gpu(job))
+    except Exception:
+        return False
+
+
 def job_limits(job: EvalJob) -> SandboxLimits:
     """The job's sandbox limits; a job whose evaluator says it uses a GPU gets no address-space cap."""
     limits = SandboxLimits(**job.limits)
-    try:
-        evaluator = get_plugin_manager().get("evaluator", job.evaluator)(**job.evaluator_options)
-        gpu = evaluator.uses_gpu(job)
-    except Exception:
-        gpu = False
-    return limits.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB}) if gpu else limits
+    return limits.model_copy(update={"memory_mb": CUDA_ADDRESS_SPACE_MB}) if uses_gpu(job) else limits
 
 
 def job_dir(job: EvalJob) -> Path:

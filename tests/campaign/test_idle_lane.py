@@ -142,3 +142,14 @@ def test_a_lane_evaluation_killed_with_the_run_is_cancelled_on_resume_and_run_ag
     assert stopped and all("the run stopped before it finished" in e["payload"]["error"] for e in stopped)
     assert all(s.node(k).status == NodeStatus.DONE for k in killed)  # run again (lane or phase)
     assert s.get_meta("phase:hidden") is not None
+
+
+def test_a_gpu_evaluation_is_left_to_its_phase(tmp_path, monkeypatch):
+    import cambrian.plugins.executors.local as local
+
+    monkeypatch.setattr(local, "uses_gpu", lambda job: True)  # idle CPU priority does not share a GPU
+    Campaign.from_config(_config(), tmp_path / "run").run()
+    store = Store(tmp_path / "run", create=False)
+    assert not _events(store, "idle_evaluation_started") and not _events(store, "node_cancelled")
+    hidden = store.nodes(phase="hidden")
+    assert len(hidden) == 6 and all(n.status == NodeStatus.DONE for n in hidden)

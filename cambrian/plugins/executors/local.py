@@ -36,7 +36,7 @@ from pydantic import Field
 
 from cambrian import Cost, EvalJob, EvalOutcome, Executor, ExecutorOptions, NodeStatus, hookimpl
 from cambrian.core.plugins import get_plugin_manager
-from cambrian.execution.evaluation import evaluate_here, finish_job, job_dir, start_job
+from cambrian.execution.evaluation import evaluate_here, finish_job, job_dir, start_job, uses_gpu
 from cambrian.execution.forkserver import DEFAULT_PRELOAD, ForkServer
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,9 @@ class LocalExecutor(Executor):
         self._pool.submit(self._run, job)
         return fut
 
-    def submit_idle(self, job: EvalJob) -> Future[EvalOutcome]:
-        if not self.idle_workers:
-            return super().submit_idle(job)
+    def submit_idle(self, job: EvalJob) -> Future[EvalOutcome] | None:
+        if not self.idle_workers or uses_gpu(job):  # a GPU is not shared by CPU priority
+            return None
         fut: Future[EvalOutcome] = Future()
         with self._lock:
             self._futures[job.node_id] = fut
