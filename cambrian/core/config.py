@@ -45,8 +45,8 @@ class SandboxLimits(_Strict):
     max_procs: int = Field(256, ge=1)  # processes/threads (enforced for non-root users)
     network: bool = False  # False: run in a fresh network namespace where the OS allows it
     threads: int = Field(1, ge=1)  # torch/BLAS threads per evaluation
-    # Linux SCHED_IDLE: the evaluation gets a core only when nothing else wants it (the
-    # executors' idle lane sets it for work that can wait, see Executor.submit_idle)
+    # Linux SCHED_IDLE, its session's autogroup at nice 19: the evaluation gets a core only when
+    # nothing else wants it (the idle lane sets it for work that can wait: Executor.submit_idle)
     idle_priority: bool = False
     # Run candidate code even where it can't be isolated from the campaign's user (no root, no
     # user namespaces): `cambrian run --unsafe-no-isolation`. show and the report then say so.
