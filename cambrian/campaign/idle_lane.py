@@ -52,8 +52,7 @@ class IdleLane:
         return self.campaign.executor.idle_workers
 
     def feed(self, store: Store) -> None:
-        """Record finished lane evaluations and start known-ahead ones while the lane has room."""
-        self.collect(store)
+        """Start known-ahead evaluations while the lane has room (after :meth:`collect`)."""
         if self.size <= 0 or len(self.running) >= self.size:
             return
         if self._exhausted_at == self.campaign.count():  # nothing new since the last look
@@ -116,7 +115,7 @@ class IdleLane:
 
     def close(self, store: Store, reason: str) -> None:
         """Stop what still runs in the lane (nothing asked for it) and record it as cancelled."""
-        for fut, node_id in list(self.running.items()):
+        for node_id in self.running.values():
             self.campaign.executor.cancel(node_id)
         for fut, node_id in list(self.running.items()):
             self.running.pop(fut)

@@ -65,7 +65,7 @@ def train_lm(spec: Any, corpus: Corpus, config: TrainConfig, *, batch_size: int 
     the scored windows are all functions of the seed. ``val_tokens`` caps the scored tokens
     (windows spread evenly over the split, :func:`cambrian.scaling.data.window_starts`; None: all of it),
     scored ``eval_batch_size`` windows at a time (None: 16 on CPU, where larger batches spill out
-    of the caches, 12-16% more CPU time at 64 (docs/benchmarks.md, "Scoring batch on CPU");
+    of the caches: 4-16% more CPU time at 64 (docs/benchmarks.md, "Scoring batch on CPU");
     64 on an accelerator). The batch changes the loss only by float rounding (1e-7).
 
     Metrics: bpb (and ``<split>_bpb``), floor_unigram_bpb and floor_bigram_bpb (count-based
