@@ -33,6 +33,7 @@ from cambrian.core.errors import AgentStop, CambrianError, ConfigError, StoreErr
 from cambrian.core.plugins import PluginManager, get_plugin_manager
 from cambrian.core.records import (Candidate, Cost, Direction, EvalJob, EvalOutcome, Insight, Node, NodeStatus,
                                    canonical_json, rank_insights)
+from cambrian.campaign.deadline import DEADLINE, Deadline, measured_costs
 from cambrian.campaign.idle_lane import IdleLane
 from cambrian.campaign.rundir import LOCK_FILE, RunDirLock, new_run_dir
 from cambrian.campaign.standings import standings
@@ -371,6 +372,7 @@ class Campaign:
         self.futures = {}
         self.idle_lane = IdleLane(self)
         self.idle_lane.recover(store)
+        self.deadline = Deadline(self, self.config.budget.deadline_s, store)
         for node in [n for n in self.nodes.values() if not n.status.finished and n.agent in self._agents]:
             store.log_event("node_requeued", agent=node.agent, node_id=node.id)  # never finished: run again
             self._submit(store, self.executor, self._agents[node.agent], node)
@@ -441,7 +443,7 @@ class Campaign:
 
     def _reason(self) -> str:
         if self._stop is None:  # a run resumed after its search (at a phase) never checked
-            self._stop = self._budget_stop(self.open_store())
+            self._stop = self._budget_stop(self.open_store(), plan=False)
         if self._stop is not None:
             return self._stop
         stopped = {a.stopped for a in self.agents}
@@ -475,6 +477,10 @@ class Campaign:
             if (node.status.finished and node.status != NodeStatus.CANCELLED) or node_id in lane_ids:
                 continue
             queue.append((node, options))
+        # longest first (as measured in this run; unmeasured first of all): the phase's last
+        # evaluations are then short ones, and no worker idles long beside the last
+        costs = measured_costs(store)
+        queue.sort(key=lambda q: -(costs.estimate(q[0].candidate.hash, q[0].fidelity) or math.inf))
         follow = self.idle_lane.following({n.id for n in wanted})
         running: dict[Future[EvalOutcome], str] = {}
         while queue or running or follow:
@@ -564,8 +570,13 @@ class Campaign:
         nodes, calls = self.spent(agent), self._llm.get(agent, Cost())
         return nodes.model_copy(update={f: max(getattr(nodes, f), getattr(calls, f)) for f in _LLM_FIELDS})
 
-    def _budget_stop(self, store: Store) -> str | None:
-        return self.config.budget.exhausted(self.count(), self.elapsed(), self.usage())
+    def _budget_stop(self, store: Store, plan: bool = True) -> str | None:
+        """The campaign budget that ran out; the deadline's plan is made only while searching
+        (``plan``; after the search only a deadline already reached counts)."""
+        used = self.config.budget.exhausted(self.count(), self.elapsed(), self.usage())
+        if used is None and (self.deadline.due(store) if plan else self.deadline.reached):
+            return DEADLINE
+        return used
 
     def _agent_budget(self, store: Store, executor: Executor, agent: Agent) -> str | None:
         """Stop ``agent`` at its own budget (and its running evaluations at a hard one)."""
@@ -600,7 +611,8 @@ class Campaign:
             stop = self._budget_stop(store)
             if stop is not None and self._stop is None:
                 self._stop = stop
-                store.log_event("budget_exhausted", budget=stop)
+                store.log_event("budget_exhausted", budget=stop,
+                                **((self.deadline.last_plan or {}) if stop == DEADLINE else {}))
             if stop in HARD_STOPS:  # running evaluations are stopped at the limit
                 self._cancel(store, executor, self.futures.values(), stop)
             for agent in self.agents:

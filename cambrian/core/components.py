@@ -267,6 +267,12 @@ class Phase(Component, ABC):
         costs only idle CPU time: ``run`` asks for other nodes. Default: none."""
         return []
 
+    def planned(self, campaign: Any) -> list["PhaseEvaluations"]:
+        """Evaluations :meth:`run` would ask for if the search stopped now (e.g. the best
+        design's hidden seeds besides the baselines'): what ``budget.deadline_s`` plans the
+        phases' time by (:mod:`cambrian.campaign.deadline`). Default: :meth:`ahead`."""
+        return self.ahead(campaign)
+
     def estimate(self, campaign: Any) -> dict[str, Any]:
         """What running the phase will cost, shown when it needs a person's approval.
 

@@ -63,6 +63,14 @@ class AgentConfig(_Strict):
     persona: str = ""
     max_in_flight: int = Field(1, ge=1)  # evaluations this agent may have running at once
 
+    @field_validator("budget")
+    @classmethod
+    def _no_agent_deadline(cls, budget: Budget) -> Budget:
+        if budget.deadline_s is not None:
+            raise ValueError("deadline_s bounds the whole run (its phases too): set it in the campaign's "
+                             "budget, not an agent's")
+        return budget
+
 
 # Who gets the evaluation slots: the options of cambrian.campaign.supervisor's policies.
 class _PolicyOptions(_Strict):

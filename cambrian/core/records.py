@@ -78,6 +78,10 @@ class Budget(_Record):
     llm_cost_usd: float | None = Field(None, ge=0)
     eval_flops: float | None = Field(None, ge=0)
     eval_gpu_s: float | None = Field(None, ge=0)
+    # The whole run, phases included (campaign budget only): the search stops starting work
+    # when what the phases would still need (estimated from the run's own evaluations) would
+    # not end in time. See cambrian.campaign.deadline.
+    deadline_s: float | None = Field(None, gt=0)
 
     def exhausted(self, nodes: int, wall_s: float, cost: Cost) -> str | None:
         """Name of the first limit reached, or None while there is budget left."""

@@ -38,13 +38,21 @@ class FinalEvaluation(Phase):
         """The baselines' seeds: the same whatever the search finds (run in its idle time)."""
         return [self._request(campaign, list(campaign.domain.baselines().values()))]
 
-    def run(self, campaign: Any) -> dict[str, Any]:
-        obj = campaign.objective
+    def _named(self, campaign: Any) -> list[tuple[str, Candidate]]:
+        """(label, candidate): every baseline, then the search's top-k designs."""
         baselines = campaign.domain.baselines()
         known = {c.hash for c in baselines.values()}  # a baseline the search re-found is judged as a baseline
-        top = [r.node for r in standings(campaign.nodes.values(), obj) if r.hash not in known][: self.options.top_k]
-        named = [(f"baseline:{k}", c) for k, c in baselines.items()]
-        named += [(n.id, n.candidate) for n in top]
+        top = [r.node for r in standings(campaign.nodes.values(), campaign.objective)
+               if r.hash not in known][: self.options.top_k]
+        return [(f"baseline:{k}", c) for k, c in baselines.items()] + [(n.id, n.candidate) for n in top]
+
+    def planned(self, campaign: Any) -> list[PhaseEvaluations]:
+        """The baselines' seeds and the search's top-k as it stands."""
+        return [self._request(campaign, [c for _, c in self._named(campaign)])]
+
+    def run(self, campaign: Any) -> dict[str, Any]:
+        obj = campaign.objective
+        named = self._named(campaign)
         want = self._request(campaign, [c for _, c in named])
         seeds, split = want.seeds, want.split
         nodes = campaign.evaluate(list(want.candidates), phase=want.phase, split=split, seeds=seeds)

@@ -430,9 +430,16 @@ class HiddenEvaluation(Phase):
         refs = campaign.domain.baselines()
         return [self._request(campaign, [refs[n] for n in self._baselines(campaign) if n in refs])]
 
+    def _designs(self, campaign: Any) -> list[dict[str, Any]]:
+        return promoted(campaign, self.options.top_k, self._baselines(campaign), found_only=True,
+                        size_matched=self.options.size_matched)
+
+    def planned(self, campaign: Any) -> list[PhaseEvaluations]:
+        """The best designs' hidden seeds as the search stands, and the baselines'."""
+        return [self._request(campaign, [d["candidate"] for d in self._designs(campaign)])]
+
     def run(self, campaign: Any) -> dict[str, Any]:
-        designs = promoted(campaign, self.options.top_k, self._baselines(campaign), found_only=True,
-                           size_matched=self.options.size_matched)
+        designs = self._designs(campaign)
         want = self._request(campaign, [d["candidate"] for d in designs])
         seeds, rung, fidelity = want.seeds, self.options.rung, want.fidelity
         nodes = campaign.evaluate(list(want.candidates), phase=want.phase, split=want.split, seeds=seeds,

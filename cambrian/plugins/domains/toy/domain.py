@@ -127,6 +127,11 @@ class HiddenCheck(Phase):
     def ahead(self, campaign: Any) -> list[PhaseEvaluations]:
         return [self._request(campaign, self._references(campaign))] if self.options.references else []
 
+    def planned(self, campaign: Any) -> list[PhaseEvaluations]:
+        """The search's top-k as it stands, and the references."""
+        top = standings(list(campaign.nodes.values()), campaign.objective)[: self.options.top_k]
+        return [self._request(campaign, [r.node.candidate for r in top] + self._references(campaign))]
+
     def run(self, campaign: Any) -> dict[str, Any]:
         top = standings(list(campaign.nodes.values()), campaign.objective)[: self.options.top_k]
         origins = [(r.node.id, r) for r in top] + [(f"reference {i}", None)
