@@ -137,7 +137,8 @@ def test_a_lane_evaluation_killed_with_the_run_is_cancelled_on_resume_and_run_ag
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     s = Store(run, create=False)
-    assert all(n.status.finished for n in s.nodes())
+    unfinished = [(n.id, n.phase, n.agent, n.status.value) for n in s.nodes() if not n.status.finished]
+    assert not unfinished, (unfinished, [(e["kind"], e["node_id"]) for e in s.events()][-40:])
     stopped = [e for e in s.events("node_cancelled") if e["node_id"] in killed]
     assert stopped and all("the run stopped before it finished" in e["payload"]["error"] for e in stopped)
     assert all(s.node(k).status == NodeStatus.DONE for k in killed)  # run again (lane or phase)
