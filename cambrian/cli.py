@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 
 from cambrian.campaign.checkpoint import coordination_state
+from cambrian.campaign.deadline import deadline_line
 from cambrian.campaign.engine import PROMOTION, Campaign
 from cambrian.core.components import CODE_KINDS
 from cambrian.core.config import load_config
@@ -150,6 +151,8 @@ def _run(campaign, quiet: bool) -> None:
                       f"then `cambrian resume {campaign.run_dir}`", highlight=False)
         return
     console.print(f"stopped: {result.reason}; nodes: {result.counts}")
+    if (line := deadline_line(campaign.open_store())) is not None:
+        console.print(line, highlight=False, soft_wrap=True)
     for agent, error in result.agent_errors.items():
         err.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     report = write_report(campaign.run_dir)
@@ -265,6 +268,8 @@ def show(run_dir: Path = typer.Argument(..., help="Run directory."),
     if coord["awaiting"] is not None:
         state = _awaiting_line(coord["awaiting"])
     console.print(f"{campaign.config.name}: {state}; nodes {counts}", highlight=False)
+    if (line := deadline_line(campaign.open_store())) is not None:
+        console.print(line, highlight=False, soft_wrap=True)
     for agent, error in campaign.agent_errors().items():
         console.print(f"agent {agent} stopped: {error}", highlight=False, soft_wrap=True)
     for name, reason in coord["paused"].items():

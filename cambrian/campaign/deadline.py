@@ -141,7 +141,8 @@ class Deadline:
         self.last_plan = {"elapsed_s": round(elapsed, 1), "plan_s": round(plan, 1), "deadline_s": self.limit_s,
                           "phase_evaluations": len(self._phase_jobs),
                           "phase_work_s": round(sum(self._phase_jobs), 1),
-                          "running": len(running), "next_search_s": round(self._typical, 1)}
+                          "running": len(running), "workers": c.executor.workers,
+                          "next_search_s": round(self._typical, 1)}
         self.reached = elapsed + plan > self.limit_s
         return self.reached
 
@@ -169,3 +170,22 @@ class Deadline:
                     if est is not None:
                         jobs.append(est)
         return jobs
+
+
+def deadline_stop(store: Store) -> dict[str, Any] | None:
+    """The plan that stopped a search at its deadline (the ``budget_exhausted`` event's), or None."""
+    for e in reversed(store.events("budget_exhausted")):
+        if e["payload"].get("budget") == DEADLINE and "plan_s" in e["payload"]:
+            return e["payload"]
+    return None
+
+
+def deadline_line(store: Store) -> str | None:
+    """One line on a search the deadline stopped: when, and why."""
+    p = deadline_stop(store)
+    if p is None:
+        return None
+    return (f"the deadline stopped the search at {p['elapsed_s']:.0f} s: one more search evaluation "
+            f"(~{p['next_search_s']:.0f} s) and the phases' {p['phase_evaluations']} evaluations "
+            f"({p['phase_work_s']:.0f} s of work on {p.get('workers', '?')} workers) would have ended at "
+            f"{p['elapsed_s'] + p['plan_s']:.0f} s, past deadline_s {p['deadline_s']:.0f}")

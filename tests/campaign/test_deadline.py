@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from cambrian import Campaign, Candidate, Node, NodeStatus, Store
 from cambrian.campaign.deadline import CostModel, makespan
@@ -110,3 +114,21 @@ def test_a_phase_runs_its_longest_evaluations_first(tmp_path, monkeypatch):
     by_id = {n.id: n.candidate.content[0] for n in store.nodes(phase="extra")}
     order = [by_id[e["node_id"]] for e in store.events("node_running") if e["node_id"] in by_id]
     assert order == [2.0, 1.0, 3.0, 0.0]  # unmeasured first, then 5 s, 3 s, 1 s
+
+
+def test_the_cli_says_when_and_why_the_deadline_stopped_the_search(tmp_path):
+    path, run = tmp_path / "c.yaml", tmp_path / "run"
+    path.write_text(yaml.safe_dump(_config(deadline_s=6.0)))
+    cli = [sys.executable, "-m", "cambrian.cli"]
+    out = subprocess.run([*cli, "run", str(path), "--out", str(run), "--quiet"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "stopped: deadline_s" in out.stdout
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("the deadline stopped the search at"))
+    assert "the phases' 6 evaluations" in line and "past deadline_s 6" in line
+    shown = subprocess.run([*cli, "show", str(run)], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and line in shown.stdout
+    summary = json.loads(subprocess.run([*cli, "show", str(run), "--json"], capture_output=True, text=True,
+                                        timeout=120).stdout)
+    assert summary["status"] == "stopped (deadline_s)"
+    assert summary["deadline"]["phase_evaluations"] == 6 and summary["deadline"]["workers"] == 1

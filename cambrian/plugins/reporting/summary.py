@@ -20,7 +20,10 @@ Read from the store only (a running, stopped or finished campaign). Keys:
   ahead of the best reference at the largest fidelity they reached, by means), best_lead (a
   fraction; negative: behind)};
 - ``hidden``: the final evaluation: {strongest_baseline, beats_all_baselines, verdict,
-  metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}]}, or null before it ran.
+  metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}]}, or null before it ran;
+- ``deadline``: the plan that stopped the search at ``budget.deadline_s`` ({elapsed_s,
+  plan_s, deadline_s, phase_evaluations, phase_work_s, running, workers, next_search_s}),
+  or null when no deadline stopped it (:mod:`cambrian.campaign.deadline`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cambrian.campaign.checkpoint import coordination_state
+from cambrian.campaign.deadline import deadline_stop
 from cambrian.campaign.engine import Campaign
 from cambrian.campaign.search_yield import operator_yield
 from cambrian.campaign.standings import Standing, standings
@@ -137,7 +141,7 @@ def campaign_summary(run_dir: str | Path, top: int = 10) -> dict[str, Any]:
     return {"name": campaign.config.name, "run_dir": str(run_dir), "status": status, "counts": counts,
             "objective": {"name": obj.name, "direction": obj.direction.value}, "warnings": warnings,
             "leaderboard": board, "yield": [_finite_fields(y.model_dump()) for y in operator_yield(nodes, obj)],
-            "floors": _floors(nodes, phases), "hidden": _hidden(phases),
+            "floors": _floors(nodes, phases), "hidden": _hidden(phases), "deadline": deadline_stop(store),
             "coordination": {"policy": campaign.config.coordination.policy, "awaiting": coord["awaiting"],
                              "approvals": coord["approvals"], "paused": coord["paused"],
                              "insights": coord["insights"]}}
