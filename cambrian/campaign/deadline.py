@@ -5,9 +5,10 @@ seconds cannot do that: what the phases cost depends on what the search finds (a
 winner trains longer under every hidden seed) and on how fast the machine is today. So the
 campaign plans: every supervisor round, before it grants a new search evaluation, it adds up
 what would still have to run if it did (the running search evaluations' remaining time, one
-more search evaluation (the mean of the search's so far), and every evaluation the phases would ask for if the search stopped
-now, :meth:`Phase.planned`), schedules that on the executor's workers longest first, and stops
-the search (running evaluations finish) when the schedule would end past the deadline.
+more search evaluation at the mean of the search's so far, and every evaluation the phases
+would ask for if the search stopped now, :meth:`Phase.planned`), schedules that on the
+executor's workers longest first, and stops the search (running evaluations finish) when the
+schedule would end past the deadline.
 
 Every estimate is this run's own measurement: an evaluation costs what the same candidate
 cost at that fidelity here (scaled from its nearest fidelity, else the run's typical
@@ -109,7 +110,7 @@ class Deadline:
             e["payload"].get("budget") == DEADLINE for e in store.events("budget_exhausted"))
         self._key: tuple[int, int, frozenset[str]] | None = None  # search nodes, finished, lane runs
         self._phase_jobs: list[float] = []
-        self._typical: float | None = None
+        self._next: float | None = None
         self._model: CostModel | None = None
         self.last_plan: dict[str, Any] | None = None
 
@@ -123,9 +124,9 @@ class Deadline:
         if key != self._key:  # the search or the idle lane moved on: re-plan the phases' work
             self._model = measured_costs(store)
             self._phase_jobs = self._planned_jobs(store, self._model)
-            self._typical = self._model.next_search()
+            self._next = self._model.next_search()
             self._key = key
-        if self._typical is None:  # nothing measured yet: no plan to go by
+        if self._next is None:  # nothing measured yet: no plan to go by
             return False
         now = time.time()
         running = []
@@ -134,15 +135,15 @@ class Deadline:
                 node = store.node(node_id)
             except StoreError:
                 continue
-            est = self._model.estimate(node.candidate.hash, node.fidelity) or self._typical
+            est = self._model.estimate(node.candidate.hash, node.fidelity) or self._next
             running.append(est - (now - node.created_at))
-        plan = makespan([self._typical, *self._phase_jobs], c.executor.workers, busy=running)
+        plan = makespan([self._next, *self._phase_jobs], c.executor.workers, busy=running)
         elapsed = c.elapsed()
         self.last_plan = {"elapsed_s": round(elapsed, 1), "plan_s": round(plan, 1), "deadline_s": self.limit_s,
                           "phase_evaluations": len(self._phase_jobs),
                           "phase_work_s": round(sum(self._phase_jobs), 1),
                           "running": len(running), "workers": c.executor.workers,
-                          "next_search_s": round(self._typical, 1)}
+                          "next_search_s": round(self._next, 1)}
         self.reached = elapsed + plan > self.limit_s
         return self.reached
 
