@@ -126,6 +126,7 @@ def test_the_cli_says_when_and_why_the_deadline_stopped_the_search(tmp_path):
     assert "stopped: deadline_s" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("the deadline stopped the search at"))
     assert "the phases' 6 evaluations" in line and "past deadline_s 6" in line
+    assert line.split(":")[0] in (run / "report.html").read_text()  # the report's overview says it too
     shown = subprocess.run([*cli, "show", str(run)], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and line in shown.stdout
     summary = json.loads(subprocess.run([*cli, "show", str(run), "--json"], capture_output=True, text=True,

@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cambrian.campaign.checkpoint import coordination_state
+from cambrian.campaign.deadline import deadline_line
 from cambrian.campaign.engine import Campaign
 from cambrian.campaign.search_yield import NEAR, operator_yield
 from cambrian.campaign.standings import Standing, standings, unconfirmed_note
@@ -174,7 +175,7 @@ def overview(d: ReportData) -> Section:
     config_yaml = yaml.safe_dump(d.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
     return Section("overview", "Campaign", d.render(
         "sections/overview.html.j2", ends=ends, counts=counts, started=started, last=last, code=code,
-        elapsed=d.store.get_meta("elapsed_s"), config_yaml=config_yaml))
+        elapsed=d.store.get_meta("elapsed_s"), config_yaml=config_yaml, deadline=deadline_line(d.store)))
 
 
 def verdict(d: ReportData) -> Section | None:
