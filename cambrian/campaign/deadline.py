@@ -27,9 +27,9 @@ from __future__ import annotations
 import heapq
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from cambrian.core.errors import StoreError
 from cambrian.core.records import Node, NodeStatus
 from cambrian.core.store import Store
 
@@ -102,7 +102,7 @@ def measured_costs(store: Store) -> CostModel:
 class Deadline:
     """The plan behind ``budget.deadline_s`` (see the module's docstring)."""
 
-    def __init__(self, campaign: "Campaign", limit_s: float | None, store: Store) -> None:
+    def __init__(self, campaign: Campaign, limit_s: float | None, store: Store) -> None:
         self.campaign = campaign
         self.limit_s = limit_s
         # a search the deadline stopped stays stopped when the run is resumed (at a phase, say)
@@ -131,9 +131,7 @@ class Deadline:
         now = time.time()
         running = []
         for node_id in list(c.futures.values()):
-            try:
-                node = store.node(node_id)
-            except StoreError:
+            if (node := c.nodes.get(node_id)) is None:
                 continue
             est = self._model.estimate(node.candidate.hash, node.fidelity) or self._next
             running.append(est - (now - node.created_at))
@@ -156,20 +154,12 @@ class Deadline:
         for phase in c.phases:
             if phase.before_search or store.get_meta(f"phase:{phase.name}") is not None:
                 continue
-            for want in phase.planned(c):
-                for cand, _seed, node_id, _options in c.phase_targets(want):
-                    if node_id in seen:
-                        continue
-                    seen.add(node_id)
-                    try:
-                        status = store.node(node_id).status
-                    except StoreError:
-                        status = None
-                    if status is not None and status.finished and status != NodeStatus.CANCELLED:
-                        continue
-                    est = model.estimate(cand.hash, want.fidelity)
-                    if est is not None:
-                        jobs.append(est)
+            for want, cand, _seed, node_id, _options in c.phase_todo(store, phase.planned(c)):
+                if node_id in seen:
+                    continue
+                seen.add(node_id)
+                if (est := model.estimate(cand.hash, want.fidelity)) is not None:
+                    jobs.append(est)
         return jobs
 
 

@@ -507,6 +507,18 @@ class Campaign:
         return [(cand, seed, _phase_node_id(want.phase, cand.hash, want.split, seed, options, want.fidelity),
                  options) for cand in want.candidates for seed in want.seeds]
 
+    def phase_todo(self, store: Store, wants: list[PhaseEvaluations]):
+        """(request, candidate, seed, node id, evaluator options) of the evaluations ``wants``
+        asks for that have no clean result yet (no node, unfinished, or cancelled)."""
+        for want in wants:
+            for cand, seed, node_id, options in self.phase_targets(want):
+                try:
+                    status = store.node(node_id).status
+                except StoreError:  # not in the store yet
+                    status = None
+                if status is None or not status.finished or status == NodeStatus.CANCELLED:
+                    yield want, cand, seed, node_id, options
+
     def phase_node(self, store: Store, want: PhaseEvaluations, cand: Candidate, seed: int, node_id: str,
                    create: bool = True) -> Node:
         """The phase's node for this evaluation: from the store, else a new one (written there if ``create``)."""
@@ -719,7 +731,7 @@ class Campaign:
             running = set(self.futures.values()) - self._cancelling
             if not running:
                 return False
-            if self._budget_stop(self.open_store()) in HARD_STOPS:
+            if self._budget_stop(self.open_store(), plan=False) in HARD_STOPS:  # the deadline is no hard stop
                 return True
             return any(a.config.budget.exhausted(self.count(a.name), self.elapsed(), self.usage(a.name))
                        in HARD_STOPS for a in self.agents if a.in_flight & running)

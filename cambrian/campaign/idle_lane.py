@@ -24,7 +24,6 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from cambrian.core.errors import StoreError
 from cambrian.core.records import EvalOutcome, NodeStatus
 from cambrian.core.store import Store
 
@@ -79,17 +78,10 @@ class IdleLane:
         for phase in c.phases:
             if phase.before_search or phase.name in c.approvals_needed or store.get_meta(f"phase:{phase.name}"):
                 continue
-            for want in phase.ahead(c):
-                for cand, seed, node_id, options in c.phase_targets(want):
-                    if node_id in busy:
-                        continue
-                    try:
-                        status = store.node(node_id).status
-                    except StoreError:  # not in the store yet
-                        status = None
-                    if status is None or not status.finished or status == NodeStatus.CANCELLED:
-                        busy.add(node_id)
-                        yield want, cand, seed, node_id, options
+            for item in c.phase_todo(store, phase.ahead(c)):
+                if item[3] not in busy:  # item[3]: the node id
+                    busy.add(item[3])
+                    yield item
 
     def collect(self, store: Store) -> None:
         for fut in [f for f in self.running if f.done()]:
