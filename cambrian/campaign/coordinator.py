@@ -235,7 +235,11 @@ def run_graph(campaign: Campaign) -> str | None:
     try:
         app = build_graph(campaign, SqliteSaver(conn))
         state = app.get_state(config)
-        if state.next:  # stopped mid-graph (killed, or at an interrupt): continue from there
+        # Stopped mid-graph (killed, or at an interrupt): continue from there. `tasks`, not
+        # `next`: a kill after every task of a step saved its writes but before the step's
+        # checkpoint leaves `next` empty (it lists only tasks without writes), yet the graph
+        # has not ended; only the final checkpoint has no tasks.
+        if state.tasks:
             inp: Any = None
         elif not state.values:  # a new campaign
             inp = {"round": 0, "slots": {}, "paused": {}, "insights": [], "approvals": {}, "requests": {}}

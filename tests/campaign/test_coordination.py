@@ -340,3 +340,28 @@ def test_gated_promotions_resume_after_kill_9_with_nothing_lost_or_repeated(tmp_
     assert len(finished) == len(set(finished)) == len(s.nodes(phase="search"))  # each evaluated once
     rejected = {k.split(" ")[1] for k, d in coordination_state(run)["approvals"].items() if d == "rejected"}
     assert not rejected & _finals(run)
+
+
+def test_a_kill_after_a_steps_writes_but_before_its_checkpoint_resumes_the_graph(tmp_path):
+    """A kill -9 can land after every task of a step has saved its writes but before the
+    step's checkpoint: LangGraph's `next` is then empty although the graph has not ended.
+    The newest checkpoint is removed to leave exactly that state on disk."""
+    import sqlite3
+
+    from cambrian.campaign.checkpoint import GRAPH_FILE
+
+    cfg = toy_config(executor=THREADS, phases={"hidden": {"top_k": 1, "seeds": 1, "approve": True}})
+    run = tmp_path / "run"
+    assert Campaign.from_config(cfg, run).run().reason == "awaiting_approval"
+    conn = sqlite3.connect(run / GRAPH_FILE)
+    with conn:
+        (newest,) = conn.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1").fetchone()
+        conn.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (newest,))
+        conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (newest,))
+    conn.close()
+    assert coordination_state(run)["awaiting"] is None  # the gate's interrupt went with it
+
+    # the resume runs the rest of the graph from the saved writes: the gate asks again
+    assert Campaign.resume(run).run().reason == "awaiting_approval"
+    assert coordination_state(run)["awaiting"]["phase"] == "hidden"
+    assert _done_ids(run, "hidden") == []
