@@ -119,6 +119,49 @@ class Deadline:
         deadline (the plan is in :attr:`last_plan`)."""
         if self.limit_s is None or self.reached:
             return self.reached
+        if (state := self._state(store)) is None:  # nothing measured yet: no plan to go by
+            return False
+        elapsed, running = state
+        plan = makespan([self._next, *self._phase_jobs], self.campaign.executor.workers, busy=running)
+        self.last_plan = {"elapsed_s": round(elapsed, 1), "plan_s": round(plan, 1), "deadline_s": self.limit_s,
+                          "phase_evaluations": len(self._phase_jobs),
+                          "phase_work_s": round(sum(self._phase_jobs), 1),
+                          "running": len(running), "workers": self.campaign.executor.workers,
+                          "next_search_s": round(self._next, 1)}
+        self.reached = elapsed + plan > self.limit_s
+        return self.reached
+
+    def search_left(self, store: Store) -> int | None:
+        """How many more search evaluations, each at the next one's price, still leave the
+        phases time to end by the deadline (0 once it is reached; None without a deadline or
+        before anything is measured). Scaffolds see it as ``budget_left["deadline_nodes"]``:
+        a multi-fidelity search keeps the end of its time for its finalists, as it keeps the
+        end of a node budget (``halving``'s reserve)."""
+        if self.limit_s is None or self.reached:
+            return 0 if self.reached else None
+        if (state := self._state(store)) is None:
+            return None
+        elapsed, running = state
+        workers = self.campaign.executor.workers
+
+        def fits(k: int) -> bool:
+            return elapsed + makespan([self._next] * k + self._phase_jobs, workers, busy=running) <= self.limit_s
+
+        if not fits(1):
+            return 0
+        hi = 2  # the plan grows with k: double until it does not fit, then bisect
+        while fits(hi):
+            hi *= 2
+        lo = hi // 2  # fits(lo), not fits(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
+
+    def _state(self, store: Store) -> tuple[float, list[float]] | None:
+        """``(elapsed, remaining seconds of each running search evaluation)``, with the phases'
+        planned work and the next search evaluation's price brought up to date; None before
+        anything is measured."""
         c = self.campaign
         key = (c.count(), sum(n.status.finished for n in c.nodes.values()), frozenset(c.idle_lane.running.values()))
         if key != self._key:  # the search or the idle lane moved on: re-plan the phases' work
@@ -126,8 +169,8 @@ class Deadline:
             self._phase_jobs = self._planned_jobs(store, self._model)
             self._next = self._model.next_search()
             self._key = key
-        if self._next is None:  # nothing measured yet: no plan to go by
-            return False
+        if self._next is None:
+            return None
         now = time.time()
         running = []
         for node_id in list(c.futures.values()):
@@ -135,15 +178,7 @@ class Deadline:
                 continue
             est = self._model.estimate(node.candidate.hash, node.fidelity) or self._next
             running.append(est - (now - node.created_at))
-        plan = makespan([self._next, *self._phase_jobs], c.executor.workers, busy=running)
-        elapsed = c.elapsed()
-        self.last_plan = {"elapsed_s": round(elapsed, 1), "plan_s": round(plan, 1), "deadline_s": self.limit_s,
-                          "phase_evaluations": len(self._phase_jobs),
-                          "phase_work_s": round(sum(self._phase_jobs), 1),
-                          "running": len(running), "workers": c.executor.workers,
-                          "next_search_s": round(self._next, 1)}
-        self.reached = elapsed + plan > self.limit_s
-        return self.reached
+        return c.elapsed(), running
 
     def _planned_jobs(self, store: Store, model: CostModel) -> list[float]:
         """Estimated wall seconds of each evaluation the phases would still run if the search

@@ -777,8 +777,9 @@ class Campaign:
         proposal = agent.scaffold.propose(view)
         if proposal is None:
             if not agent.in_flight:  # nothing running and nothing to propose: a dead end
-                agent.stopped = "scaffold has nothing to propose"
-                store.log_event("agent_stopped", agent=agent.name, reason=agent.stopped)
+                agent.stopped = agent.scaffold.why_none(view) or "scaffold has nothing to propose"
+                left = {k: v for k, v in view.budget_left.items() if v is not None}
+                store.log_event("agent_stopped", agent=agent.name, reason=agent.stopped, budget_left=left)
             else:  # waiting for its own evaluations: no slots until one finishes
                 agent.waiting = True
             return False, []
@@ -932,7 +933,12 @@ class Campaign:
                 "campaign_nodes": None if self.config.budget.max_nodes is None
                 else self.config.budget.max_nodes - self.count(),
                 "wall_s": None if self.config.budget.wall_s is None
-                else self.config.budget.wall_s - self.elapsed()}
+                else self.config.budget.wall_s - self.elapsed(),
+                "deadline_nodes": self._deadline_left(store)}
+
+    def _deadline_left(self, store: Store) -> int | None:
+        with self._lock:  # agents step in parallel threads; the plan reads the running evaluations
+            return self.deadline.search_left(store)
 
     def make_job(self, node: Node, split: str = "val", seed: int | None = None) -> EvalJob:
         return EvalJob(node_id=node.id, run_dir=str(self.run_dir.resolve()), domain=self.domain.name,

@@ -331,7 +331,7 @@ class SearchView:
     in_flight: int  # this agent's evaluations not yet finished
     rng: random.Random
     seed: int = 0  # the campaign's seed (the seed of every evaluation not reseeded)
-    budget_left: dict[str, Any] = field(default_factory=dict)  # nodes / campaign_nodes / wall_s left (None: unlimited)
+    budget_left: dict[str, Any] = field(default_factory=dict)  # nodes / campaign_nodes / wall_s / deadline_nodes left (None: unlimited)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # the domain's search_space()
     # (candidate hash, fidelity) of promotions a person rejected: propose them no more
     rejected: frozenset[tuple[str, float]] = frozenset()
@@ -353,6 +353,11 @@ class Scaffold(Component, ABC):
     @abstractmethod
     def propose(self, view: SearchView) -> Proposal | None:
         """Next move, or None to wait for running evaluations."""
+
+    def why_none(self, view: SearchView) -> str | None:
+        """Why :meth:`propose` just returned None, when the agent then stops (nothing of
+        its own running): the agent's stop reason says it. None: "nothing to propose"."""
+        return None
 
     def observe(self, node: Node) -> None:
         """Called for each of this agent's nodes when it finishes (and on resume)."""

@@ -134,3 +134,50 @@ def test_the_cli_says_when_and_why_the_deadline_stopped_the_search(tmp_path):
                                         timeout=120).stdout)
     assert summary["status"] == "stopped (deadline_s)"
     assert summary["deadline"]["phase_evaluations"] == 6 and summary["deadline"]["workers"] == 1
+
+
+def test_search_left_is_the_most_search_evaluations_that_still_fit(tmp_path, monkeypatch):
+    from cambrian.campaign.deadline import Deadline
+
+    c = Campaign.from_config(_config(deadline_s=100.0, max_nodes=2), tmp_path / "run")
+    c._prepare()
+    try:
+        d = Deadline(c, 100.0, c.open_store())
+        d._next, d._phase_jobs = 10.0, [20.0, 20.0, 7.0]
+        workers = c.executor.workers
+        for elapsed in (0.0, 30.0, 55.0, 61.0, 70.0, 95.0):
+            monkeypatch.setattr(Deadline, "_state", lambda self, store, e=elapsed: (e, [5.0]))
+            brute = max([k for k in range(200)
+                         if elapsed + makespan([10.0] * k + [20.0, 20.0, 7.0], workers, busy=[5.0]) <= 100.0],
+                        default=0)
+            d.reached = False
+            assert d.search_left(c.open_store()) == brute
+            d.reached = False
+            assert d.due(c.open_store()) == (brute == 0)  # the stop rule is "not one more fits"
+        assert d.search_left(c.open_store()) == 0  # reached stays reached
+    finally:
+        c.executor.shutdown()
+
+
+def test_a_multi_fidelity_search_keeps_the_end_of_its_time_for_its_finalist(tmp_path):
+    halving = {"name": "halving", "options": {"inner": "random", "rungs": [0.33, 1.0], "eta": 2,
+                                              "reseed_top": 1, "seeds": 2}}
+    cfg = _config(deadline_s=20.0)
+    cfg["agents"] = [{"name": "a", "scaffold": halving}]
+    result = Campaign.from_config(cfg, tmp_path / "run").run()
+    store = Store(tmp_path / "run", create=False)
+    search = store.nodes(phase="search")
+    # the last evaluations went to finalists (a promotion, a reseed), not to screening
+    assert search[-1].operator in ("promote", "reseed")
+    # the search ended when screening stopped in the reserve, or when the last promotions
+    # used the reserve up and the deadline came
+    if result.reason != "deadline_s":
+        assert result.reason.startswith("screening stopped: ") and "(deadline_nodes) are kept" in result.reason
+        (stopped,) = store.events("agent_stopped")
+        assert 0 <= stopped["payload"]["budget_left"]["deadline_nodes"] <= 2  # the reserve: 2
+    finals = [n for n in store.nodes(phase="search") if n.fidelity == 1.0 and n.status == NodeStatus.DONE]
+    assert finals, "a finalist was promoted before the deadline"
+    leader = min(finals, key=lambda n: n.metrics["loss"].value).candidate.hash
+    assert len({n.seed for n in finals if n.candidate.hash == leader}) == 2  # and reseeded
+    hidden = store.nodes(phase="hidden")
+    assert hidden and all(n.status == NodeStatus.DONE for n in hidden)

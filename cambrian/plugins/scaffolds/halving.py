@@ -19,8 +19,9 @@ Each step, in order:
      candidate again, as a new node, at the next rung's fidelity);
   3. otherwise the inner scaffold proposes, and its candidates are screened at the first
      rung.
-With a node budget, the budget's end goes to finalists: when ``reserve`` nodes or fewer
-are left, screening stops (the agent waits for its running evaluations, which may earn a
+With a node budget, or a deadline (``budget.deadline_s``: the search evaluations that still fit
+before it, ``SearchView.budget_left["deadline_nodes"]``), the budget's end goes to finalists:
+when ``reserve`` nodes or fewer are left, screening stops (the agent waits for its running evaluations, which may earn a
 promotion, and then stops, leaving the rest to other agents' finalists), and a promotion
 is made only while the rest of its way up (higher rungs and reseeds) fits.
 
@@ -234,7 +235,8 @@ class HalvingScaffold(Scaffold):
         return None
 
     def _nodes_left(self, view: SearchView) -> int | None:
-        left = [v for k, v in view.budget_left.items() if k in ("nodes", "campaign_nodes") and v is not None]
+        left = [v for k, v in view.budget_left.items()
+                if k in ("nodes", "campaign_nodes", "deadline_nodes") and v is not None]
         return min(left) if left else None
 
     def propose(self, view: SearchView) -> Proposal | None:
@@ -257,6 +259,14 @@ class HalvingScaffold(Scaffold):
         if move is not None:
             move.fidelity = self.rungs[0]
         return move
+
+    def why_none(self, view: SearchView) -> str | None:
+        left = self._nodes_left(view)
+        if left is not None and left <= self.reserve:
+            which = next(k for k in ("nodes", "campaign_nodes", "deadline_nodes") if view.budget_left.get(k) == left)
+            return (f"screening stopped: {left} evaluation(s) left ({which}) are kept for finalists "
+                    f"(reserve {self.reserve}), and no promotion is due")
+        return None
 
     @staticmethod
     def _everyone(view: SearchView) -> list[Node]:
