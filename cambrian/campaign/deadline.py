@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from cambrian.campaign.engine import Campaign
 
 DEADLINE = "deadline_s"  # the budget's name in events and stop reasons
+SEARCH_LEFT_CAP = 64  # Deadline.search_left counts no further: a reserve is a few; the plan is made every step
 
 
 def makespan(jobs: Iterable[float], workers: int, busy: Iterable[float] = ()) -> float:
@@ -134,9 +135,9 @@ class Deadline:
     def search_left(self, store: Store) -> int | None:
         """How many more search evaluations, each at the next one's price, still leave the
         phases time to end by the deadline (0 once it is reached; None without a deadline or
-        before anything is measured). Scaffolds see it as ``budget_left["deadline_nodes"]``:
-        a multi-fidelity search keeps the end of its time for its finalists, as it keeps the
-        end of a node budget (``halving``'s reserve)."""
+        before anything is measured; at most ``SEARCH_LEFT_CAP``). Scaffolds see it as
+        ``budget_left["deadline_nodes"]``: a multi-fidelity search keeps the end of its time
+        for its finalists, as it keeps the end of a node budget (``halving``'s reserve)."""
         if self.limit_s is None or self.reached:
             return 0 if self.reached else None
         if (state := self._state(store)) is None:
@@ -151,6 +152,8 @@ class Deadline:
             return 0
         hi = 2  # the plan grows with k: double until it does not fit, then bisect
         while fits(hi):
+            if hi >= SEARCH_LEFT_CAP:  # far from the deadline: "many" is all a scaffold needs
+                return SEARCH_LEFT_CAP
             hi *= 2
         lo = hi // 2  # fits(lo), not fits(hi)
         while hi - lo > 1:
