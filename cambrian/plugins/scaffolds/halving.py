@@ -19,11 +19,12 @@ Each step, in order:
      candidate again, as a new node, at the next rung's fidelity);
   3. otherwise the inner scaffold proposes, and its candidates are screened at the first
      rung.
-With a node budget, or a deadline (``budget.deadline_s``: the search evaluations that still fit
-before it, ``SearchView.budget_left["deadline_nodes"]``), the budget's end goes to finalists:
-when ``reserve`` nodes or fewer are left, screening stops (the agent waits for its running evaluations, which may earn a
-promotion, and then stops, leaving the rest to other agents' finalists), and a promotion
-is made only while the rest of its way up (higher rungs and reseeds) fits.
+With a node budget, or a deadline (``budget.deadline_s``: the search evaluations that still
+fit before it, ``SearchView.budget_left["deadline_nodes"]``), the budget's end goes to
+finalists: when ``reserve`` nodes or fewer are left, screening stops (the agent waits for
+its running evaluations, which may earn a promotion, and then stops, leaving the rest to
+other agents' finalists), and a promotion is made only while the rest of its way up
+(higher rungs and reseeds) fits.
 
 The inner scaffold sees only the screening evaluations (one node per candidate it made);
 promotions and reseeds are this scaffold's. With ``inner_rank: standings`` (the default)
@@ -263,7 +264,8 @@ class HalvingScaffold(Scaffold):
     def why_none(self, view: SearchView) -> str | None:
         left = self._nodes_left(view)
         if left is not None and left <= self.reserve:
-            which = next(k for k in ("nodes", "campaign_nodes", "deadline_nodes") if view.budget_left.get(k) == left)
+            which = next(k for k in ("nodes", "campaign_nodes", "deadline_nodes")
+                         if view.budget_left.get(k) == left)
             return (f"screening stopped: {left} evaluation(s) left ({which}) are kept for finalists "
                     f"(reserve {self.reserve}), and no promotion is due")
         return None
