@@ -295,7 +295,8 @@ def test_gated_promotion_round_trip_approve_then_reject_and_the_search_goes_on(t
             break
         decisions[decide(run, "approved")] = "approved"
         result = Campaign.resume(run).run()
-    assert result.reason in ("max_nodes", "complete", "scaffold has nothing to propose")
+    # the end of the node budget, or the agent stopping at its reserve with nothing to promote
+    assert result.reason in ("max_nodes", "complete") or result.reason.startswith("screening stopped: ")
     rejected_hash = second.split(" ")[1]
     assert rejected_hash not in _finals(run)  # rejected: never evaluated at the final rung
     state = coordination_state(run)
