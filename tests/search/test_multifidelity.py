@@ -320,6 +320,41 @@ def test_halving_gates_promotions_from_a_rung_and_skips_rejected_ones():
     assert p.parents != (mid[0].id,) and not (p.role == "promote" and p.fidelity == 1.0)
 
 
+def test_size_credit_ranks_screening_results_by_size_but_not_the_top_rung():
+    """size_credit: below the top rung a larger design is credited per_log * ln(size / median)
+    (the default campaign's screening ranked small designs above larger ones that ended better);
+    it counts in the eta fraction and against promote_within's bar, not at the top rung."""
+    def sized(cid, loss, params, fidelity=0.1, operator="op"):
+        n = node(cid, loss, fidelity, operator=operator)
+        if params is not None:
+            n = n.model_copy(update={"metrics": {**n.metrics, "params": Metric(name="params", value=params)}})
+        return n
+
+    e = 2.718281828459045
+    finds = [sized(1, 2.00, 1e5), sized(2, 2.05, 1e5 * e), sized(3, 2.50, 1e5), sized(4, 2.04, None)]
+    plain = halving(inner="random", rungs=[0.1, 1.0], eta=4, reseed_top=1, seeds=2)
+    credited = halving(inner="random", rungs=[0.1, 1.0], eta=4, reseed_top=1, seeds=2,
+                       size_credit={"per_log": 0.1})  # the median size is 1e5: 2 is credited 0.1, to 1.95
+    assert plain.propose(view(finds)).parents == (finds[0].id,)
+    assert credited.propose(view(finds)).parents == (finds[1].id,)
+
+    ref = sized(9, 1.92, 1e5, operator="seeds")  # another agent's: within 2% of it is 1.9584 at most
+    with_ref = SearchView("a", finds, [*finds, ref], LOSS, ROLES, 0, random.Random(0), budget_left={})
+    held = dict(inner="random", rungs=[0.1, 1.0], eta=4, reseed_top=1, seeds=2, promote_within=0.02)
+    assert halving(**held).propose(with_ref).role in ROLES  # no find clears it as measured
+    assert halving(**held, size_credit={"per_log": 0.1}).propose(with_ref).parents == (finds[1].id,)
+
+    # at the top rung, results are ranked as measured: the small design's better mean is reseeded
+    top = [sized(1, 1.50, 1e5, 1.0, "promote"), sized(2, 1.52, 1e5 * e, 1.0, "promote")]
+    p = halving(inner="random", rungs=[0.1, 1.0], eta=2, reseed_top=1, seeds=2,
+                size_credit={"per_log": 0.1}).propose(view([*finds, *top]))
+    assert (p.role, p.parents) == ("reseed", (top[0].id,))
+    with pytest.raises(ConfigError, match="per_log"):
+        halving(size_credit={"per_log": 0})
+    with pytest.raises(ConfigError, match="unit"):
+        halving(size_credit={"per_log": 0.1, "unit": "x"})
+
+
 def test_halving_options_are_checked():
     with pytest.raises(ConfigError, match="ascending"):
         halving(rungs=[1.0, 0.5])
