@@ -70,7 +70,8 @@ Options (defaults):
     above larger designs that end better. In the default campaign's stores (25 candidates
     measured at both rungs, three campaign seeds) the rank correlation of screening with the
     full proxy was 0.62, 0.61 and 0.00 per seed; credited with 0.15 bpb per e-fold of
-    parameters, 0.93, 0.86 and 0.74 (docs/benchmarks.md). null: raw scores;
+    parameters, 0.93, 0.86 and 0.74; in its seed 2 a credit changed what was promoted but
+    not the verdict, so that campaign leaves it off (docs/benchmarks.md). null: raw scores;
   approve_from (null): a rung's fidelity; promotions to it or above wait for a person's
     approval (the campaign stops with status awaiting_approval and the promotion's cost,
     `cambrian approve RUN_DIR [--reject]`, then `cambrian resume`). A rejected promotion
