@@ -341,3 +341,29 @@ def test_spec_mutate_kinds_keeps_mixer_then_mlp_stacks_and_moves_whole_blocks():
     assert any(m.count("mamba") == 1 and len(m) == 8 for m in kept)  # a Mamba-2 changed to a Mamba-1
     free = mutants(SpecMutate())
     assert any(kinds_of(m) != stack * (len(m) // 2) for m in free)  # the plain edits break stacks
+
+
+def test_spec_mutate_moves_draws_only_the_listed_edits():
+    """Without ``option`` in ``moves``, 200 mutations of nemotron all change its layer pattern
+    (with all five moves some keep the pattern and change an option); with only ``insert`` every
+    mutant is one block deeper; a config naming an unknown move is refused."""
+    d = ComposeDomain(family="hybrid")
+    ref = d.validate(d.baselines()["nemotron"])
+    parent = node(ref, "p0000000000a")
+    base = [x["primitive"] for x in minimal_layers(ref.content)]
+
+    def patterns(op):
+        out = []
+        for seed in range(200):
+            [cand] = op.apply(ctx(d, [parent], seed))
+            check_valid(d, cand)
+            out.append([x["primitive"] for x in minimal_layers(cand.content)])
+        return out
+
+    assert any(p == base for p in patterns(SpecMutate(kinds=True)))  # option edits keep the pattern
+    assert all(p != base for p in patterns(SpecMutate(kinds=True, moves=["swap", "primitive", "insert", "delete"])))
+    assert {len(p) for p in patterns(SpecMutate(kinds=True, moves=["insert"]))} == {len(base) + 2}
+    with pytest.raises(ValueError, match="moves"):
+        SpecMutate(moves=["grow"])
+    with pytest.raises(ValueError, match="moves"):
+        SpecMutate(moves=[])

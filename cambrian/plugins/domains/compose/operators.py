@@ -7,7 +7,8 @@ spec-mutate (improve): one edit of the parent: swap two layers, change a layer's
   Option ``edits`` (1): edits applied in a row. Option ``kinds`` (false): edits keep each
   layer's kind (a token mixer becomes another token mixer, swaps stay within a kind) and
   inserts and deletes take a whole block (a token mixer and the channel mixer after it), so
-  mixer-then-MLP stacks stay stacks. Option ``insight_bias`` (0: off): the chance
+  mixer-then-MLP stacks stay stacks. Option ``moves`` (all five): the edits drawn from, e.g.
+  without ``option`` the search changes only layer patterns. Option ``insight_bias`` (0: off): the chance
   that an edit drawing a new primitive (change, insert) takes one that an insight on the shared
   board (spec-analyze's ``about = {primitive, effect > 0}``) says goes with better scores.
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
@@ -92,9 +93,16 @@ def _draw(rng: random.Random, choices: list[str], favoured: list[str], bias: flo
     return rng.choice(choices)
 
 
+Move = Literal["swap", "primitive", "option", "insert", "delete"]
+MOVES: tuple[Move, ...] = ("swap", "primitive", "option", "insert", "delete")
+
+
 def mutate(layers: list[Layer], domain: Any, rng: random.Random,
-           favoured: Sequence[str] = (), bias: float = 0.0, kinds: bool = False) -> list[Layer] | None:
+           favoured: Sequence[str] = (), bias: float = 0.0, kinds: bool = False,
+           moves: Sequence[Move] = MOVES) -> list[Layer] | None:
     """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply.
+
+    The edit is drawn uniformly from ``moves`` (those that keep the depth within bounds).
 
     A new primitive is one of ``favoured`` with chance ``bias`` (where one applies). With
     ``kinds``, every edit keeps each layer's kind (token mixer or channel mixer): a layer
@@ -106,8 +114,10 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
     block = [k for k in ("token", "channel") if domain.by_kind.get(k)] if kinds else []
     size = max(1, len(block))  # layers an insert or delete adds or removes
     n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
-    edits = (["swap", "primitive", "option"] + (["insert"] if n + size <= hi else [])
-             + (["delete"] if n - size >= lo else []))
+    edits = [m for m in MOVES if m in moves and not (m == "insert" and n + size > hi)
+             and not (m == "delete" and n - size < lo)]
+    if not edits:
+        return None
     edit = rng.choice(edits)
     if edit == "swap":
         i, j = rng.sample(range(n), 2) if n > 1 else (0, 0)
@@ -158,6 +168,8 @@ class SpecMutate(SpecOperator):
                                     "insights board finds better with")
         kinds: bool = Field(False, description="edits keep each layer's kind; inserts and deletes "
                             "take a whole mixer-then-MLP block")
+        moves: list[Move] = Field(list(MOVES), min_length=1, description="the edits drawn from "
+                                  "(uniformly): swap, primitive, option, insert, delete")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)
@@ -168,7 +180,8 @@ class SpecMutate(SpecOperator):
         def make(rng: random.Random) -> list[Layer] | None:
             layers: list[Layer] | None = base
             for _ in range(edits):
-                layers = mutate(layers, ctx.domain, rng, favoured, bias, self.options.kinds) if layers else None
+                layers = mutate(layers, ctx.domain, rng, favoured, bias, self.options.kinds,
+                                self.options.moves) if layers else None
             return layers
 
         return _attempt(ctx, make, self.tries)
