@@ -132,6 +132,11 @@ def test_report_has_html_and_figures(run):
         assert text in html
     # the one verdict sentence, with its statistic once, in the verdict and the hidden sections
     assert html.count("Welch p = ") == 2 and "Welch t-test" not in html
+    # one comparison row per baseline, with how often a rerun on fresh seeds would beat it
+    hidden = campaign.open_store().get_meta("phase:hidden")
+    table = html.split('id="comparisons-table"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 1 + len(hidden["comparisons"]) and "rerun beats" in html
+    assert all(0 <= c["rerun_beats"] <= 1 for c in hidden["comparisons"])
 
 
 def test_export_loads_with_transformers_in_a_fresh_process(run, tmp_path):

@@ -63,3 +63,32 @@ def test_missing_results_give_no_claim():
     assert verdict({"d": []}, {"llama": [1.0, 1.1]}).text.startswith("no verdict")
     with pytest.raises(ValueError, match="non-finite"):
         verdict({"d": [1.0, float("nan")]}, {"llama": [1.0, 1.1]})
+
+
+def test_the_simulated_rule_is_the_rule_draw_by_draw():
+    """The vectorised rule behind rerun_beats calls each simulated rerun as compare() does."""
+    import numpy as np
+
+    from cambrian.scaling.verdict import _rule
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(2.31, 0.015, (300, 5))
+    b = rng.normal(2.35, 0.016, (300, 4))
+    fast = _rule(a, b, 1.0, 0.05)
+    slow = [compare(Row(name="a", values=list(x)), Row(name="b", values=list(y))).beats for x, y in zip(a, b)]
+    assert list(fast) == slow and 0 < sum(slow) < 300  # both outcomes occur, and agree everywhere
+    assert list(_rule(-a, -b, -1.0, 0.05)) == slow  # direction max: the same calls on negated scores
+
+
+def test_rerun_beats_says_how_much_the_verdict_hangs_on_the_seeds():
+    nem = Row(name="nemotron", values=[2.3258, 2.3544, 2.3532, 2.3701, 2.3552])
+    def rerun(shift):
+        return compare(Row(name="d", values=[v - shift for v in nem.values]), nem).rerun_beats
+
+    same, edge, far = rerun(0.0), rerun(0.0322), rerun(0.1)  # 0.0322: margin = spread (2 x sd)
+    assert same < 0.01 and far > 0.99 and 0.3 < edge < 0.7  # a margin at the spread: a coin toss
+    assert rerun(0.02) < edge < rerun(0.045)
+    assert rerun(0.0322) == edge  # seeded: the same rows give the same share
+    v = verdict({"d": [v - 0.1 for v in nem.values]}, [nem])
+    assert "a rerun on fresh seeds beats in 100% (simulated)" in v.text
+    assert compare(Row(name="d", values=[2.0]), nem).rerun_beats is None  # one seed: nothing to simulate

@@ -20,7 +20,9 @@ Read from the store only (a running, stopped or finished campaign). Keys:
   ahead of the best reference at the largest fidelity they reached, by means), best_lead (a
   fraction; negative: behind)};
 - ``hidden``: the final evaluation: {strongest_baseline, beats_all_baselines, verdict,
-  metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}]}, or null before it ran;
+  metric, seeds, rows: [{name, mean, sd, seeds, params, baseline}], comparisons: [{baseline,
+  margin, spread, welch_p, beats, rerun_beats}] (the best design against each baseline)}, or
+  null before it ran;
 - ``deadline``: the plan that stopped the search at ``budget.deadline_s`` ({elapsed_s,
   plan_s, deadline_s, phase_evaluations, phase_work_s, running, workers, next_search_s}),
   or null when no deadline stopped it (:mod:`cambrian.campaign.deadline`).
@@ -97,7 +99,8 @@ def _hidden(phases: dict[str, Any]) -> dict[str, Any] | None:
                  "baseline": bool(r.get("baseline"))} for r in h["designs"]]
         return {"phase": name, "metric": h.get("metric"), "seeds": h.get("seeds"),
                 "strongest_baseline": h.get("strongest_baseline"),
-                "beats_all_baselines": h.get("beats_all_baselines"), "verdict": h.get("verdict"), "rows": rows}
+                "beats_all_baselines": h.get("beats_all_baselines"), "verdict": h.get("verdict"), "rows": rows,
+                "comparisons": h.get("comparisons")}
     return None
 
 
