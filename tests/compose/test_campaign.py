@@ -116,7 +116,10 @@ def test_phases_are_idempotent(run):
         HiddenEvaluation(top_k=1, seeds=[campaign.config.seed, 7], baselines=["llama"]).run(campaign)
 
 
-def test_report_has_html_and_figures(run):
+def test_report_has_html_and_figures(run, tmp_path):
+    import shutil
+
+    from cambrian.core.store import Store
     from cambrian.plugins.reporting.report import write_report
 
     campaign, _ = run
@@ -137,6 +140,13 @@ def test_report_has_html_and_figures(run):
     table = html.split('id="comparisons-table"')[1].split("</table>")[0]
     assert table.count("<tr>") == 1 + len(hidden["comparisons"]) and "rerun beats" in html
     assert all(0 <= c["rerun_beats"] <= 1 for c in hidden["comparisons"])
+    # a run recorded before rerun_beats existed still gets its report, with "n/a" there
+    old = shutil.copytree(campaign.run_dir, tmp_path / "old")
+    store = Store(old / "store.sqlite", create=False)
+    store.set_meta("phase:hidden", {**hidden, "comparisons": [
+        {k: v for k, v in c.items() if k != "rerun_beats"} for c in hidden["comparisons"]]})
+    table = write_report(old).read_text().split('id="comparisons-table"')[1].split("</table>")[0]
+    assert table.count("n/a") == len(hidden["comparisons"])
 
 
 def test_export_loads_with_transformers_in_a_fresh_process(run, tmp_path):
