@@ -310,27 +310,32 @@ def test_spec_mutate_insight_bias_draws_primitives_the_board_finds_better():
     assert uses_good(0.0, []) == plain  # off: exactly the unbiased draws
 
 
+NEMOTRON = ["mamba2", "swiglu", "mamba2", "swiglu", "attention", "swiglu", "mamba2", "swiglu"]
+
+
+def nemotron_mutants(op) -> list[list[str]]:
+    """The layer patterns of ``op``'s mutants of the Nemotron-style stack, seeds 0-199 (each checked valid)."""
+    d = ComposeDomain(family="hybrid")
+    ref = d.validate(d.baselines()["nemotron"])
+    parent = node(ref, "p0000000000a")
+    assert [x["primitive"] for x in minimal_layers(ref.content)] == NEMOTRON
+    out = []
+    for seed in range(200):
+        [cand] = op.apply(ctx(d, [parent], seed))
+        check_valid(d, cand)
+        out.append([x["primitive"] for x in minimal_layers(cand.content)])
+    return out
+
+
 def test_spec_mutate_kinds_keeps_mixer_then_mlp_stacks_and_moves_whole_blocks():
     """With ``kinds``, 200 mutations of the Nemotron-style stack are all mixer-then-MLP stacks;
     the inserts and deletes among them add or take exactly one block; without it, some are not."""
     from cambrian.architectures import get_primitive
 
-    d = ComposeDomain(family="hybrid")
-    ref = d.validate(d.baselines()["nemotron"])
-    parent = node(ref, "p0000000000a")
-    base = [x["primitive"] for x in minimal_layers(ref.content)]
-
     def kinds_of(names):
         return [get_primitive(p).kind for p in names]
 
-    def mutants(op):
-        out = []
-        for seed in range(200):
-            [cand] = op.apply(ctx(d, [parent], seed))
-            check_valid(d, cand)
-            out.append([x["primitive"] for x in minimal_layers(cand.content)])
-        return out
-
+    base, mutants = NEMOTRON, nemotron_mutants
     kept = mutants(SpecMutate(kinds=True))
     stack = ["token", "channel"]
     assert kinds_of(base) == stack * 4
@@ -347,19 +352,7 @@ def test_spec_mutate_moves_draws_only_the_listed_edits():
     """Without ``option`` in ``moves``, 200 mutations of nemotron all change its layer pattern
     (with all five moves some keep the pattern and change an option); with only ``insert`` every
     mutant is one block deeper; a config naming an unknown move is refused."""
-    d = ComposeDomain(family="hybrid")
-    ref = d.validate(d.baselines()["nemotron"])
-    parent = node(ref, "p0000000000a")
-    base = [x["primitive"] for x in minimal_layers(ref.content)]
-
-    def patterns(op):
-        out = []
-        for seed in range(200):
-            [cand] = op.apply(ctx(d, [parent], seed))
-            check_valid(d, cand)
-            out.append([x["primitive"] for x in minimal_layers(cand.content)])
-        return out
-
+    base, patterns = NEMOTRON, nemotron_mutants
     assert any(p == base for p in patterns(SpecMutate(kinds=True)))  # option edits keep the pattern
     assert all(p != base for p in patterns(SpecMutate(kinds=True, moves=["swap", "primitive", "insert", "delete"])))
     assert {len(p) for p in patterns(SpecMutate(kinds=True, moves=["insert"]))} == {len(base) + 2}
