@@ -335,16 +335,15 @@ def test_spec_mutate_kinds_keeps_mixer_then_mlp_stacks_and_moves_whole_blocks():
     def kinds_of(names):
         return [get_primitive(p).kind for p in names]
 
-    base, mutants = NEMOTRON, nemotron_mutants
-    kept = mutants(SpecMutate(kinds=True))
+    kept = nemotron_mutants(SpecMutate(kinds=True))
     stack = ["token", "channel"]
-    assert kinds_of(base) == stack * 4
+    assert kinds_of(NEMOTRON) == stack * 4
     assert all(kinds_of(m) == stack * (len(m) // 2) for m in kept)  # every mutant is a stack of blocks
     assert {len(m) for m in kept} == {6, 8, 10}  # a block taken, none, a block added
     grown = [m for m in kept if len(m) == 10]
-    assert any(m[-2:] != ["mamba2", "swiglu"] or m[:-2] != base for m in grown)  # new blocks vary
+    assert any(m[-2:] != ["mamba2", "swiglu"] or m[:-2] != NEMOTRON for m in grown)  # new blocks vary
     assert any(m.count("mamba") == 1 and len(m) == 8 for m in kept)  # a Mamba-2 changed to a Mamba-1
-    free = mutants(SpecMutate())
+    free = nemotron_mutants(SpecMutate())
     assert any(kinds_of(m) != stack * (len(m) // 2) for m in free)  # the plain edits break stacks
 
 
@@ -352,10 +351,9 @@ def test_spec_mutate_moves_draws_only_the_listed_edits():
     """Without ``option`` in ``moves``, 200 mutations of nemotron all change its layer pattern
     (with all five moves some keep the pattern and change an option); with only ``insert`` every
     mutant is one block deeper; a config naming an unknown move is refused."""
-    base, patterns = NEMOTRON, nemotron_mutants
-    assert any(p == base for p in patterns(SpecMutate(kinds=True)))  # option edits keep the pattern
-    assert all(p != base for p in patterns(SpecMutate(kinds=True, moves=["swap", "primitive", "insert", "delete"])))
-    assert {len(p) for p in patterns(SpecMutate(kinds=True, moves=["insert"]))} == {len(base) + 2}
+    assert any(p == NEMOTRON for p in nemotron_mutants(SpecMutate(kinds=True)))  # option edits keep the pattern
+    assert all(p != NEMOTRON for p in nemotron_mutants(SpecMutate(kinds=True, moves=["swap", "primitive", "insert", "delete"])))
+    assert {len(p) for p in nemotron_mutants(SpecMutate(kinds=True, moves=["insert"]))} == {len(NEMOTRON) + 2}
     with pytest.raises(ValueError, match="moves"):
         SpecMutate(moves=["grow"])
     with pytest.raises(ValueError, match="moves"):
