@@ -12,6 +12,11 @@ that beat the reference exist at the proxy, and whether they beat it by shape or
 
 Short names in patterns: m = mamba, m2 = mamba2, att = attention, sw = swiglu (others as the
 primitive's name). The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
+A design given as ``name=@RUN_DIR`` is that campaign's best find as stored (its options too),
+e.g. to score it on val under the hidden phase's fresh seeds (did its val lead in the search
+hold on seeds the search never saw?):
+
+    .venv/bin/python bench/landscape.py s0=@runs/demo s1=@runs/demo-s1 --split val --seeds 1000 1001 1002 1003 1004
 """
 
 from __future__ import annotations
@@ -25,16 +30,30 @@ import yaml
 
 import cambrian
 from cambrian.architectures import ArchSpec, count
+from cambrian.campaign.engine import Campaign
+from cambrian.core.errors import CambrianError
 from cambrian.plugins.domains.compose.domain import ComposeDomain, settings
 from cambrian.plugins.domains.compose.evaluator import run_proxy
+from cambrian.plugins.reporting.summary import campaign_summary
 from cambrian.scaling.verdict import Row, compare
 
 SHORT = {"m": "mamba", "m2": "mamba2", "att": "attention", "sw": "swiglu"}
 OPTIONS = yaml.safe_load((Path(cambrian.__file__).parent / "configs" / "default.yaml").read_text())["domain"]["options"]
 
 
+def best_find(run_dir: str) -> dict:
+    """The spec of a campaign's best find (the first row of its leaderboard), as the search trained it."""
+    leaderboard = campaign_summary(Path(run_dir), 1)["leaderboard"]
+    if not leaderboard:
+        raise CambrianError(f"{run_dir}: the campaign has no finished design yet")
+    return Campaign.resume(Path(run_dir), lock=False).open_store().node(leaderboard[0]["id"]).candidate.content
+
+
 def content(design: str, options: dict = OPTIONS) -> dict:
-    """A baseline's spec by name, else the pattern's, at the default proxy dims."""
+    """A baseline's spec by name, a campaign's best find (``@RUN_DIR``), else the pattern's,
+    at the default proxy dims."""
+    if design.startswith("@"):
+        return best_find(design[1:])
     domain = ComposeDomain(**options)
     refs = domain.baselines()
     if design in refs:
@@ -67,7 +86,10 @@ def main() -> None:
     for d in args.designs:
         name, _, pattern = d.partition("=")
         designs[name] = pattern or name
-    specs = {n: content(p, options) for n, p in designs.items()}  # every design checked before any trains
+    try:
+        specs = {n: content(p, options) for n, p in designs.items()}  # every design checked before any trains
+    except (CambrianError, ValueError) as exc:  # a wrong pattern or run directory: one line, exit 2
+        ap.error(str(exc))
     jobs = [(n, specs[n], options, args.split, s) for s in args.seeds for n in designs]
     values: dict[str, list[float]] = {n: [] for n in designs}
     params: dict[str, float] = {}

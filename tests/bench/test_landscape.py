@@ -1,0 +1,43 @@
+"""bench/landscape.py's ``name=@RUN_DIR``: a campaign's best find as stored, and one line
+with exit 2 for a run directory that is not a campaign."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from cambrian import Campaign, NodeStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "landscape.py"
+
+
+def load_landscape():
+    spec = importlib.util.spec_from_file_location("landscape", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_at_run_dir_is_the_campaigns_best_find(tmp_path):
+    run = tmp_path / "run"
+    config = {"name": "t", "seed": 0, "domain": {"name": "toy", "options": {"dim": 3, "function": "sphere"}},
+              "executor": {"name": "local", "options": {"workers": 2}}, "budget": {"max_nodes": 6},
+              "agents": [{"name": "a", "scaffold": "random"}]}
+    campaign = Campaign.from_config(config, run)
+    campaign.run()
+    done = [n for n in campaign.open_store().nodes(phase="search") if n.status == NodeStatus.DONE]
+    assert len(done) >= 2
+    best = min(done, key=lambda n: n.metrics["loss"].value)  # toy sphere: lower loss is better
+    assert load_landscape().content(f"@{run}") == best.candidate.content
+
+
+def test_a_run_dir_without_a_campaign_is_one_line_and_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), f"x=@{tmp_path / 'nothing'}", "--seeds", "1000"],
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "no campaign store" in last and "nothing" in last
+    assert "Traceback" not in out.stderr
