@@ -31,10 +31,10 @@ import yaml
 import cambrian
 from cambrian.architectures import ArchSpec, count
 from cambrian.campaign.engine import Campaign
+from cambrian.campaign.standings import standings
 from cambrian.core.errors import CambrianError
 from cambrian.plugins.domains.compose.domain import ComposeDomain, settings
 from cambrian.plugins.domains.compose.evaluator import run_proxy
-from cambrian.plugins.reporting.summary import campaign_summary
 from cambrian.scaling.verdict import Row, compare
 
 SHORT = {"m": "mamba", "m2": "mamba2", "att": "attention", "sw": "swiglu"}
@@ -43,10 +43,11 @@ OPTIONS = yaml.safe_load((Path(cambrian.__file__).parent / "configs" / "default.
 
 def best_find(run_dir: str) -> dict:
     """The spec of a campaign's best find (the first row of its leaderboard), as the search trained it."""
-    leaderboard = campaign_summary(Path(run_dir), 1)["leaderboard"]
-    if not leaderboard:
+    campaign = Campaign.resume(Path(run_dir), lock=False)
+    ranked = standings(campaign.open_store().nodes(phase="search"), campaign.objective)
+    if not ranked:
         raise CambrianError(f"{run_dir}: the campaign has no finished design yet")
-    return Campaign.resume(Path(run_dir), lock=False).open_store().node(leaderboard[0]["id"]).candidate.content
+    return ranked[0].node.candidate.content
 
 
 def content(design: str, options: dict = OPTIONS) -> dict:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cambrian import Campaign, NodeStatus
+from tests.conftest import toy_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "landscape.py"
@@ -23,10 +24,7 @@ def load_landscape():
 
 def test_at_run_dir_is_the_campaigns_best_find(tmp_path):
     run = tmp_path / "run"
-    config = {"name": "t", "seed": 0, "domain": {"name": "toy", "options": {"dim": 3, "function": "sphere"}},
-              "executor": {"name": "local", "options": {"workers": 2}}, "budget": {"max_nodes": 6},
-              "agents": [{"name": "a", "scaffold": "random"}]}
-    campaign = Campaign.from_config(config, run)
+    campaign = Campaign.from_config(toy_config(), run)
     campaign.run()
     done = [n for n in campaign.open_store().nodes(phase="search") if n.status == NodeStatus.DONE]
     assert len(done) >= 2
