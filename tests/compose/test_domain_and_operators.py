@@ -313,18 +313,24 @@ def test_spec_mutate_insight_bias_draws_primitives_the_board_finds_better():
 NEMOTRON = ["mamba2", "swiglu", "mamba2", "swiglu", "attention", "swiglu", "mamba2", "swiglu"]
 
 
-def nemotron_mutants(op) -> list[list[str]]:
-    """The layer patterns of ``op``'s mutants of the Nemotron-style stack, seeds 0-199 (each checked valid)."""
+def nemotron_mutant_layers(op) -> tuple[list[dict], list[list[dict]]]:
+    """The Nemotron-style stack's minimal layers and ``op``'s mutants of it, seeds 0-199 (each checked valid)."""
     d = ComposeDomain(family="hybrid")
     ref = d.validate(d.baselines()["nemotron"])
     parent = node(ref, "p0000000000a")
-    assert [x["primitive"] for x in minimal_layers(ref.content)] == NEMOTRON
     out = []
     for seed in range(200):
         [cand] = op.apply(ctx(d, [parent], seed))
         check_valid(d, cand)
-        out.append([x["primitive"] for x in minimal_layers(cand.content)])
-    return out
+        out.append(minimal_layers(cand.content))
+    return minimal_layers(ref.content), out
+
+
+def nemotron_mutants(op) -> list[list[str]]:
+    """The layer patterns of ``op``'s mutants of the Nemotron-style stack, seeds 0-199."""
+    ref, mutants = nemotron_mutant_layers(op)
+    assert [x["primitive"] for x in ref] == NEMOTRON
+    return [[x["primitive"] for x in m] for m in mutants]
 
 
 def test_spec_mutate_kinds_keeps_mixer_then_mlp_stacks_and_moves_whole_blocks():
@@ -358,3 +364,23 @@ def test_spec_mutate_moves_draws_only_the_listed_edits():
         SpecMutate(moves=["grow"])
     with pytest.raises(ValueError, match="moves"):
         SpecMutate(moves=[])
+
+
+def test_spec_mutate_width_changes_one_layers_width_and_a_move_listed_twice_is_drawn_twice_as_often():
+    """A ``width`` edit keeps the pattern and changes one layer's Mamba-2 ``expand`` or SwiGLU
+    ``hidden`` (never the attention layer, which has no width option), both up and down; with
+    ``width`` listed twice beside ``insert``, about two thirds of 200 mutants keep the depth."""
+    ref, mutants = nemotron_mutant_layers(SpecMutate(kinds=True, moves=["width"]))
+    changed = []
+    for m in mutants:
+        assert [x["primitive"] for x in m] == NEMOTRON
+        [(i, before, after)] = [(i, a.get("options", {}), b.get("options", {}))
+                                for i, (a, b) in enumerate(zip(ref, m, strict=True)) if a != b]
+        [key] = {k for k in {*before, *after} if before.get(k) != after.get(k)}
+        assert key in ("expand", "hidden"), (i, before, after)
+        changed.append((NEMOTRON[i], after.get(key)))
+    assert {p for p, _ in changed} == {"mamba2", "swiglu"}
+    assert {v for p, v in changed if p == "mamba2"} == {1, 4}  # from expand 2: halved and doubled
+    _, mixed = nemotron_mutant_layers(SpecMutate(kinds=True, moves=["width", "width", "insert"]))
+    kept = sum(len(m) == len(NEMOTRON) for m in mixed)
+    assert 110 <= kept <= 155, kept  # 2/3 of 200 is 133; were the move drawn once, 100 would

@@ -41,3 +41,21 @@ def test_patterns_get_codes_folded_repeats_and_a_legend():
                                ("S", "swiglu")]
     assert labels.design([-2.932279, 2.071003, 0.062914]) == "[-2.93, 2.07, 0.0629]"
     assert labels.design("# Gated attention that remembers\nimport torch") == "Gated attention that remembers"
+
+
+def test_a_design_edited_only_in_its_options_is_labelled_apart_from_the_one_it_edits():
+    """The Nemotron-style reference with its first Mamba-2 at expand 4 has the reference's layer
+    pattern; its labels (the report's codes, `show`'s names) carry the options each layer sets
+    beyond what its primitive derives (the reference's 2-head attention too), so the two differ."""
+    from cambrian.plugins.domains.compose.domain import ComposeDomain
+    from cambrian.plugins.reporting.summary import design_summary
+
+    d = ComposeDomain(family="hybrid")
+    ref = d.validate(d.baselines()["nemotron"]).content
+    edit = {**ref, "layers": [{**ref["layers"][0], "options": {**ref["layers"][0]["options"], "expand": 4}},
+                              *ref["layers"][1:]]}
+    labels = Labels()
+    assert labels.design(ref) == "M2·S·M2·S·A(n_heads=2)·S·M2·S"
+    assert labels.design(edit) == "M2(expand=4)·S·M2·S·A(n_heads=2)·S·M2·S"
+    assert design_summary(edit) == "mamba2(expand=4),swiglu,mamba2,swiglu,attention(n_heads=2),swiglu,mamba2,swiglu"
+    assert labels.legend() == [("A", "attention"), ("M2", "mamba2"), ("S", "swiglu")]

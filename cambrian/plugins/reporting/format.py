@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cambrian.scaling.ladder import minimal_layers
+
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 # Metrics that are counts: written with SI suffixes (params 232k, flops_per_token 1.2M).
 _COUNT = re.compile(r"(^|_)(params|parameters|flops|tokens|bytes|count|n)($|_)")
@@ -89,15 +91,28 @@ def wrap(text: str, width: int = 40) -> str:
 # -- design labels ---------------------------------------------------------------------
 
 
-def _layer_names(content: Any) -> list[str] | None:
+def layer_names(content: Any) -> list[str] | None:
+    """A design's layers by name, each with the options it sets that its primitive would not
+    derive on its own (``mamba2(expand=4)``): an edit of a hand-built design that changes only
+    options is otherwise shown as that design. None when ``content`` has no layers."""
     if isinstance(content, dict) and isinstance(content.get("layers"), list):
-        return [str(layer.get("primitive", "?")) if isinstance(layer, dict) else str(layer)
-                for layer in content["layers"]]
+        try:
+            layers = minimal_layers(content)
+        except (KeyError, TypeError, ValueError):  # not a whole spec (a test's or a pattern's layers)
+            layers = content["layers"]
+        return [_with_options(layer) for layer in layers]
     if isinstance(content, str) and re.fullmatch(r"[\w\-.]+(,[\w\-.]+)*( x\d+)?", content.strip()):
         # a pattern string from a phase summary: "attention,swiglu" or "attention,swiglu x2"
         body, _, times = content.strip().partition(" x")
         return [p for p in body.split(",") if p] * (int(times) if times else 1)
     return None
+
+
+def _with_options(layer: Any) -> str:
+    if not isinstance(layer, dict):
+        return str(layer)
+    opts = " ".join(f"{k}={v}" for k, v in (layer.get("options") or {}).items())
+    return f"{layer.get('primitive', '?')}({opts})" if opts else str(layer.get("primitive", "?"))
 
 
 def _fold(codes: list[str]) -> str:
@@ -139,9 +154,10 @@ class Labels:
 
     def design(self, content: Any, width: int = 60) -> str:
         """A design's label: a folded pattern of codes, a short vector, or shortened text."""
-        names = _layer_names(content)
+        names = layer_names(content)
         if names:
-            return _fold([self._code(n) for n in names])
+            return _fold([self._code(prim) + (f"({opts}" if opts else "")  # M2(expand=4)
+                          for prim, _, opts in (n.partition("(") for n in names)])
         if isinstance(content, (list, tuple)) and all(isinstance(v, (int, float)) for v in content):
             return shorten("[" + ", ".join(f"{v:.3g}" for v in content) + "]", width)
         if isinstance(content, str):

@@ -41,14 +41,15 @@ from cambrian.campaign.engine import Campaign
 from cambrian.campaign.search_yield import operator_yield
 from cambrian.campaign.standings import Standing, standings
 from cambrian.core.records import Node
+from cambrian.plugins.reporting.format import layer_names
 
 FINAL_PHASES = ("hidden", "final")  # the final evaluation's phase name: compose, attention/script
 
 
 def design_summary(content: Any) -> str:
-    if isinstance(content, dict) and isinstance(content.get("layers"), list):
-        return ",".join(layer.get("primitive", "?") if isinstance(layer, dict) else str(layer)
-                        for layer in content["layers"])
+    names = layer_names(content) if isinstance(content, dict) else None
+    if names:
+        return ",".join(names)
     text = str(content)
     return text if len(text) <= 120 else text[:117] + "..."
 

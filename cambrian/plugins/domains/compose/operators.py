@@ -3,12 +3,14 @@
 spec-random (draft): a random layer pattern of the proxy depth from the domain's primitives
   (at least one token mixer when the set has one).
 spec-mutate (improve): one edit of the parent: swap two layers, change a layer's primitive,
-  change one option of a layer, insert a layer or delete one (depth kept within bounds).
+  change one option of a layer, change a layer's width (its Mamba ``expand`` or MLP ``hidden``),
+  insert a layer or delete one (depth kept within bounds).
   Option ``edits`` (1): edits applied in a row. Option ``kinds`` (false): edits keep each
   layer's kind (a token mixer becomes another token mixer, swaps stay within a kind) and
   inserts and deletes take a whole block (a token mixer and the channel mixer after it), so
-  mixer-then-MLP stacks stay stacks. Option ``moves`` (all five): the edits drawn from, e.g.
-  without ``option`` the search changes only layer patterns. Option ``insight_bias`` (0: off): the chance
+  mixer-then-MLP stacks stay stacks. Option ``moves`` (swap, primitive, option, insert,
+  delete): the edits drawn from, uniformly from the list (a move listed twice is drawn twice
+  as often), e.g. without ``option`` the search changes only layer patterns. Option ``insight_bias`` (0: off): the chance
   that an edit drawing a new primitive (change, insert) takes one that an insight on the shared
   board (spec-analyze's ``about = {primitive, effect > 0}``) says goes with better scores.
 spec-crossover (crossover): one-point (a cut in each parent) or uniform (per layer) crossover
@@ -29,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cambrian import Candidate, Insight, Operator, OperatorContext, Options
-from cambrian.plugins.domains.compose.patterns import mutate_option
+from cambrian.plugins.domains.compose.patterns import WIDTH_OPTIONS, has_width, mutate_option
 from cambrian.scaling.ladder import Layer, minimal_layers
 
 
@@ -93,8 +95,8 @@ def _draw(rng: random.Random, choices: list[str], favoured: list[str], bias: flo
     return rng.choice(choices)
 
 
-Move = Literal["swap", "primitive", "option", "insert", "delete"]
-MOVES: tuple[Move, ...] = ("swap", "primitive", "option", "insert", "delete")
+Move = Literal["swap", "primitive", "option", "width", "insert", "delete"]
+MOVES: tuple[Move, ...] = ("swap", "primitive", "option", "insert", "delete")  # the default
 
 
 def mutate(layers: list[Layer], domain: Any, rng: random.Random,
@@ -102,7 +104,8 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
            moves: Sequence[Move] = MOVES) -> list[Layer] | None:
     """One random edit of ``layers`` (a new list), or None when the drawn edit does not apply.
 
-    The edit is drawn uniformly from ``moves`` (those that keep the depth within bounds).
+    The edit is drawn uniformly from ``moves`` (those that keep the depth within bounds; a
+    move listed twice is drawn twice as often).
 
     A new primitive is one of ``favoured`` with chance ``bias`` (where one applies). With
     ``kinds``, every edit keeps each layer's kind (token mixer or channel mixer): a layer
@@ -114,7 +117,7 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
     block = [k for k in ("token", "channel") if domain.by_kind.get(k)] if kinds else []
     size = max(1, len(block))  # layers an insert or delete adds or removes
     n, lo, hi = len(layers), domain.s["min_layers"], domain.s["max_layers"]
-    edits = [m for m in MOVES if m in moves and not (m == "insert" and n + size > hi)
+    edits = [m for m in moves if not (m == "insert" and n + size > hi)
              and not (m == "delete" and n - size < lo)]
     if not edits:
         return None
@@ -133,9 +136,12 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
         if not others:
             return None
         layers[i] = {"primitive": _draw(rng, others, favoured, bias), "options": {}}
-    elif edit == "option":
-        i = rng.randrange(n)
-        new = mutate_option(layers[i], domain.s["d_model"], rng)
+    elif edit in ("option", "width"):
+        wide = [j for j in range(n) if has_width(layers[j])] if edit == "width" else range(n)
+        if not wide:
+            return None
+        i = rng.choice(wide)
+        new = mutate_option(layers[i], domain.s["d_model"], rng, WIDTH_OPTIONS if edit == "width" else None)
         if new is None:
             return None
         layers[i] = new
@@ -169,7 +175,8 @@ class SpecMutate(SpecOperator):
         kinds: bool = Field(False, description="edits keep each layer's kind; inserts and deletes "
                             "take a whole mixer-then-MLP block")
         moves: list[Move] = Field(list(MOVES), min_length=1, description="the edits drawn from "
-                                  "(uniformly): swap, primitive, option, insert, delete")
+                                  "(uniformly; list one twice to draw it twice as often): swap, "
+                                  "primitive, option, width, insert, delete")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)

@@ -48,9 +48,23 @@ def option_values(primitive: str, option: Any, d_model: int, current: Any) -> li
     return [v for v in vals if v != current]
 
 
-def mutate_option(layer: Layer, d_model: int, rng: random.Random) -> Layer | None:
+# The options that set a layer's width: the inner width of a Mamba or Mamba-2 mixer and the
+# hidden width of an MLP. A "width" edit changes one of these only: at the default proxy one
+# Mamba-2 at expand 4 in a Nemotron-style stack led it by 0.06 bpb (docs/benchmarks.md), where
+# an edit drawn from every option of a layer finds it about once in 50 draws.
+WIDTH_OPTIONS = ("expand", "hidden")
+
+
+def has_width(layer: Layer) -> bool:
+    return any(o.name in WIDTH_OPTIONS for o in get_primitive(layer["primitive"]).options)
+
+
+def mutate_option(layer: Layer, d_model: int, rng: random.Random,
+                  names: tuple[str, ...] | None = None) -> Layer | None:
+    """``layer`` with one option changed to another plausible value (one of ``names`` when
+    given), or None when it has no such option."""
     prim = get_primitive(layer["primitive"])
-    choices = [(o, v) for o in prim.options
+    choices = [(o, v) for o in prim.options if names is None or o.name in names
                for v in option_values(prim.name, o, d_model, (layer.get("options") or {}).get(o.name, o.default))]
     if not choices:
         return None
