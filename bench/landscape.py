@@ -11,7 +11,11 @@ that beat the reference exist at the proxy, and whether they beat it by shape or
         --split val --seeds 0 1 [--against nemotron] [--workers 2] [--primitives attention,...,conv]
 
 Short names in patterns: m = mamba, m2 = mamba2, att = attention, sw = swiglu (others as the
-primitive's name). The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
+primitive's name); a layer's options follow as `show` writes them, e.g. the Nemotron-style
+reference with its first Mamba-2 twice as wide (quote it for the shell):
+
+    .venv/bin/python bench/landscape.py 'wide=m2(expand=4),sw,m2,sw,att(n_heads=2),sw,m2,sw' --split val --seeds 1000 1001 1002
+ The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
 A design given as ``name=@RUN_DIR`` is that campaign's best find as stored (its options too),
 e.g. to score it on val under the hidden phase's fresh seeds (did its val lead in the search
 hold on seeds the search never saw?):
@@ -22,6 +26,7 @@ hold on seeds the search never saw?):
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from multiprocessing import Pool
 from pathlib import Path
@@ -59,7 +64,23 @@ def content(design: str, options: dict = OPTIONS) -> dict:
     refs = domain.baselines()
     if design in refs:
         return refs[design].content
-    return domain.spec([SHORT.get(x, x) for x in design.split(",")]).content
+    return domain.spec([layer(x) for x in design.split(",")]).content
+
+
+def layer(text: str) -> dict:
+    """One layer of a pattern: a (short) name, with options as `show` writes them: m2(expand=4),
+    att(n_heads=2 window=16)."""
+    match = re.fullmatch(r"\s*([\w-]+)\s*(?:\((.*)\))?\s*", text)
+    if not match:
+        raise ValueError(f"layer {text!r}: write a primitive's name, with options as name(key=value ...)")
+    name, opts = match.groups()
+    options = {}
+    for item in (opts or "").split():
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"layer {text!r}: option {item!r} is not key=value")
+        options[key] = None if value == "None" else yaml.safe_load(value)
+    return {"primitive": SHORT.get(name, name), "options": options}
 
 
 def job(args: tuple[str, dict, dict, str, int]) -> tuple[str, int, float, float]:

@@ -1,5 +1,6 @@
-"""bench/landscape.py's ``name=@RUN_DIR``: a campaign's best find as stored, and one line
-with exit 2 for a run directory that is not a campaign."""
+"""bench/landscape.py's designs: ``name=@RUN_DIR`` (a campaign's best find as stored), a pattern
+with options as `show` writes them, and one line with exit 2 for a run directory that is not a
+campaign or a layer that is not ``name(key=value ...)``."""
 
 from __future__ import annotations
 
@@ -39,3 +40,25 @@ def test_a_run_dir_without_a_campaign_is_one_line_and_exit_2(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert "no campaign store" in last and "nothing" in last
     assert "Traceback" not in out.stderr
+
+
+def test_a_pattern_with_options_is_the_design_show_labels_so():
+    """The label `show` gives an option edit of the Nemotron-style reference, pasted back as a
+    pattern, is that very spec; the reference's own label is the reference."""
+    from cambrian.plugins.reporting.summary import design_summary
+
+    landscape = load_landscape()
+    ref = landscape.content("nemotron")
+    wide = {**ref, "layers": [{**ref["layers"][0], "options": {**ref["layers"][0]["options"], "expand": 4}},
+                              *ref["layers"][1:]]}
+    assert landscape.content(design_summary(wide)) == wide
+    assert landscape.content("m2(expand=4),sw,m2,sw,att(n_heads=2),sw,m2,sw") == wide
+    assert landscape.content(design_summary(ref)) == ref
+
+
+def test_an_option_that_is_not_key_value_is_one_line_and_exit_2():
+    out = subprocess.run([sys.executable, str(SCRIPT), "x=m2(expand),sw", "--seeds", "1000"],
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "'expand' is not key=value" in last and "Traceback" not in out.stderr
