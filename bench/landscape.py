@@ -15,7 +15,8 @@ primitive's name); a layer's options follow as `show` writes them, e.g. the Nemo
 reference with its first Mamba-2 twice as wide (quote it for the shell):
 
     .venv/bin/python bench/landscape.py 'wide=m2(expand=4),sw,m2,sw,att(n_heads=2),sw,m2,sw' --split val --seeds 1000 1001 1002
- The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
+
+The hidden split with seeds 1000-1004 is what the campaign's hidden phase uses.
 A design given as ``name=@RUN_DIR`` is that campaign's best find as stored (its options too),
 e.g. to score it on val under the hidden phase's fresh seeds (did its val lead in the search
 hold on seeds the search never saw?):
