@@ -27,7 +27,8 @@ def leaderboard_table(nodes: list[Node], objective: MetricSpec, k: int = 10,
                      overflow="fold" if col == "design" else "ellipsis")
     for i, r in enumerate(rows, 1):
         n = r.node
-        design = design_summary(n.candidate.content).replace(",", ", ")  # a narrow terminal wraps between layers
+        # a narrow terminal wraps between layers, and between a layer and its options
+        design = design_summary(n.candidate.content).replace(",", ", ").replace("(", " (")
         t.add_row(str(i), n.id, design, n.agent, origin[r.hash], f"{r.fidelity:g}",
                   r.text(), f"{sum(x.cost.wall_s for x in r.nodes):.1f}")
     return t
