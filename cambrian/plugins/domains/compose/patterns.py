@@ -49,9 +49,10 @@ def option_values(primitive: str, option: Any, d_model: int, current: Any) -> li
 
 
 # The options that set a layer's width: the inner width of a Mamba or Mamba-2 mixer and the
-# hidden width of an MLP. A "width" edit changes one of these only: at the default proxy one
-# Mamba-2 at expand 4 in a Nemotron-style stack led it by 0.06 bpb (docs/benchmarks.md), where
-# an edit drawn from every option of a layer finds it about once in 50 draws.
+# hidden width of an MLP. A "width" edit changes one of these only: at the default proxy the
+# Nemotron-style stack with its first Mamba-2 at expand 4 leads it by 0.04-0.06 bpb
+# (docs/benchmarks.md, "Width edits"), and an edit drawn from every option of a layer makes
+# that change once in 56 draws, a width edit once in 14.
 WIDTH_OPTIONS = ("expand", "hidden")
 
 
