@@ -60,6 +60,13 @@ def toy_config(**over):
     return cfg
 
 
+def with_options(spec: dict, index: int, **options) -> dict:
+    """A copy of a spec's content with layer ``index``'s options updated (an option edit)."""
+    layers = [dict(layer) for layer in spec["layers"]]
+    layers[index] = {**layers[index], "options": {**layers[index].get("options", {}), **options}}
+    return {**spec, "layers": layers}
+
+
 def kill_cli_run_when(args, ready, timeout_s, poll_s=0.2, env=None):
     """Start ``cambrian ARGS`` in its own session, poll ``ready()`` until it holds (or the
     timeout), then SIGKILL the whole process group, as a crash or an OOM kill would."""

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from cambrian import Campaign, NodeStatus
-from tests.conftest import toy_config
+from cambrian.plugins.reporting.summary import design_summary
+from tests.conftest import toy_config, with_options
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "landscape.py"
@@ -45,12 +46,9 @@ def test_a_run_dir_without_a_campaign_is_one_line_and_exit_2(tmp_path):
 def test_a_pattern_with_options_is_the_design_show_labels_so():
     """The label `show` gives an option edit of the Nemotron-style reference, pasted back as a
     pattern, is that very spec; the reference's own label is the reference."""
-    from cambrian.plugins.reporting.summary import design_summary
-
     landscape = load_landscape()
     ref = landscape.content("nemotron")
-    wide = {**ref, "layers": [{**ref["layers"][0], "options": {**ref["layers"][0]["options"], "expand": 4}},
-                              *ref["layers"][1:]]}
+    wide = with_options(ref, 0, expand=4)
     assert landscape.content(design_summary(wide)) == wide
     assert landscape.content("m2(expand=4),sw,m2,sw,att(n_heads=2),sw,m2,sw") == wide
     assert landscape.content(design_summary(ref)) == ref

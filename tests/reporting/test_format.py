@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cambrian.plugins.domains.compose.domain import ComposeDomain
 from cambrian.plugins.reporting.format import Labels, date, duration, metric, shorten, si, wrap
+from cambrian.plugins.reporting.summary import design_summary
+from tests.conftest import with_options
 
 
 @pytest.mark.parametrize("value, text", [(232_123, "232k"), (1.5e9, "1.5G"), (12, "12"), (3_400_000, "3.4M"),
@@ -47,13 +50,9 @@ def test_a_design_edited_only_in_its_options_is_labelled_apart_from_the_one_it_e
     """The Nemotron-style reference with its first Mamba-2 at expand 4 has the reference's layer
     pattern; its labels (the report's codes, `show`'s names) carry the options each layer sets
     beyond what its primitive derives (the reference's 2-head attention too), so the two differ."""
-    from cambrian.plugins.domains.compose.domain import ComposeDomain
-    from cambrian.plugins.reporting.summary import design_summary
-
     d = ComposeDomain(family="hybrid")
     ref = d.validate(d.baselines()["nemotron"]).content
-    edit = {**ref, "layers": [{**ref["layers"][0], "options": {**ref["layers"][0]["options"], "expand": 4}},
-                              *ref["layers"][1:]]}
+    edit = with_options(ref, 0, expand=4)
     labels = Labels()
     assert labels.design(ref) == "M2·S·M2·S·A(n_heads=2)·S·M2·S"
     assert labels.design(edit) == "M2(expand=4)·S·M2·S·A(n_heads=2)·S·M2·S"
