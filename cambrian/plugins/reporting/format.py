@@ -91,28 +91,33 @@ def wrap(text: str, width: int = 40) -> str:
 # -- design labels ---------------------------------------------------------------------
 
 
-def layer_names(content: Any) -> list[str] | None:
-    """A design's layers by name, each with the options it sets that its primitive would not
-    derive on its own (``mamba2(expand=4)``): an edit of a hand-built design that changes only
-    options is otherwise shown as that design. None when ``content`` has no layers."""
+def _layers(content: Any) -> list[tuple[str, str]] | None:
+    """A design's layers as (primitive, the options it sets that its primitive would not derive
+    on its own, as "key=value ..."): an edit of a hand-built design that changes only options
+    is otherwise shown as that design. None when ``content`` has no layers."""
     if isinstance(content, dict) and isinstance(content.get("layers"), list):
         try:
             layers = minimal_layers(content)
         except (KeyError, TypeError, ValueError):  # not a whole spec (a test's or a pattern's layers)
             layers = content["layers"]
-        return [_with_options(layer) for layer in layers]
+        return [(str(layer.get("primitive", "?")),
+                 " ".join(f"{k}={v}" for k, v in (layer.get("options") or {}).items()))
+                if isinstance(layer, dict) else (str(layer), "") for layer in layers]
     if isinstance(content, str) and re.fullmatch(r"[\w\-.]+(,[\w\-.]+)*( x\d+)?", content.strip()):
         # a pattern string from a phase summary: "attention,swiglu" or "attention,swiglu x2"
         body, _, times = content.strip().partition(" x")
-        return [p for p in body.split(",") if p] * (int(times) if times else 1)
+        return [(p, "") for p in body.split(",") if p] * (int(times) if times else 1)
     return None
 
 
-def _with_options(layer: Any) -> str:
-    if not isinstance(layer, dict):
-        return str(layer)
-    opts = " ".join(f"{k}={v}" for k, v in (layer.get("options") or {}).items())
-    return f"{layer.get('primitive', '?')}({opts})" if opts else str(layer.get("primitive", "?"))
+def _with_options(name: str, options: str) -> str:
+    return f"{name}({options})" if options else name
+
+
+def layer_names(content: Any) -> list[str] | None:
+    """A design's layers by name, each with the options it sets (``mamba2(expand=4)``), or None."""
+    layers = _layers(content)
+    return None if layers is None else [_with_options(p, o) for p, o in layers]
 
 
 def _fold(codes: list[str]) -> str:
@@ -154,10 +159,9 @@ class Labels:
 
     def design(self, content: Any, width: int = 60) -> str:
         """A design's label: a folded pattern of codes, a short vector, or shortened text."""
-        names = layer_names(content)
-        if names:
-            return _fold([self._code(prim) + (f"({opts}" if opts else "")  # M2(expand=4)
-                          for prim, _, opts in (n.partition("(") for n in names)])
+        layers = _layers(content)
+        if layers:
+            return _fold([_with_options(self._code(p), o) for p, o in layers])  # M2(expand=4)
         if isinstance(content, (list, tuple)) and all(isinstance(v, (int, float)) for v in content):
             return shorten("[" + ", ".join(f"{v:.3g}" for v in content) + "]", width)
         if isinstance(content, str):

@@ -137,11 +137,12 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
             return None
         layers[i] = {"primitive": _draw(rng, others, favoured, bias), "options": {}}
     elif edit in ("option", "width"):
-        wide = [j for j in range(n) if has_width(layers[j])] if edit == "width" else range(n)
-        if not wide:
+        names = WIDTH_OPTIONS if edit == "width" else None  # a width edit: a layer that has one
+        slots = [j for j in range(n) if names is None or has_width(layers[j])]
+        if not slots:
             return None
-        i = rng.choice(wide)
-        new = mutate_option(layers[i], domain.s["d_model"], rng, WIDTH_OPTIONS if edit == "width" else None)
+        i = rng.choice(slots)
+        new = mutate_option(layers[i], domain.s["d_model"], rng, names)
         if new is None:
             return None
         layers[i] = new
