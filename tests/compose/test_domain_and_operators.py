@@ -16,6 +16,7 @@ from cambrian.plugins.domains.compose.domain import ComposeDomain
 from cambrian.plugins.domains.compose.operators import SpecCrossover, SpecMutate, SpecRandom
 from cambrian.plugins.domains.compose.phases import rung_spec
 from cambrian.scaling.ladder import minimal_layers, resize
+from tests.conftest import with_options
 
 DOMAINS = {"former": ComposeDomain(family="former"), "hybrid": ComposeDomain(family="hybrid", n_layers=6)}
 
@@ -384,3 +385,32 @@ def test_spec_mutate_width_changes_one_layers_width_and_a_move_listed_twice_is_d
     _, mixed = nemotron_mutant_layers(SpecMutate(kinds=True, moves=["width", "width", "insert"]))
     kept = sum(len(m) == len(NEMOTRON) for m in mixed)
     assert 110 <= kept <= 155, kept  # 2/3 of 200 is 133; were the move drawn once, 100 would
+
+
+def test_spec_mutate_width_all_sets_one_width_in_every_layer_of_a_primitive():
+    """A ``width-all`` edit keeps the pattern and gives every layer of one primitive the same
+    new width (every Mamba-2's ``expand`` or every SwiGLU's ``hidden``), the other layers
+    untouched; from a parent whose Mamba-2s differ in width, they come out alike."""
+    d = ComposeDomain(family="hybrid")
+    ref, mutants = nemotron_mutant_layers(SpecMutate(kinds=True, moves=["width-all"]))
+    seen = set()
+    for m in mutants:
+        assert [x["primitive"] for x in m] == NEMOTRON
+        changed = {i for i, (a, b) in enumerate(zip(ref, m, strict=True)) if a != b}
+        [prim] = {NEMOTRON[i] for i in changed}
+        assert changed == {i for i, p in enumerate(NEMOTRON) if p == prim}  # all of them, no other
+        [opts] = {tuple(sorted(m[i].get("options", {}).items())) for i in changed}
+        assert dict(opts).keys() <= {"expand", "hidden"}, opts
+        seen.add((prim, opts))
+    assert {p for p, _ in seen} == {"mamba2", "swiglu"}
+    assert {o for p, o in seen if p == "mamba2"} == {(("expand", 1),), (("expand", 4),)}
+    wide_first = d.spec(with_options(d.baselines()["nemotron"].content, 0, expand=4)["layers"])
+    op, alike = SpecMutate(kinds=True, moves=["width-all"]), 0
+    for seed in range(40):
+        [cand] = op.apply(ctx(d, [node(wide_first, "p0000000000b")], seed))
+        layers = minimal_layers(cand.content)
+        widths = {layer.get("options", {}).get("expand") for layer in layers if layer["primitive"] == "mamba2"}
+        hidden = {layer.get("options", {}).get("hidden") for layer in layers if layer["primitive"] == "swiglu"}
+        assert len(widths) == 1 or (widths == {4, None} and len(hidden) == 1), (widths, hidden)
+        alike += len(widths) == 1
+    assert alike >= 5, alike  # the Mamba-2s are the edit's pick about 3 times in 7

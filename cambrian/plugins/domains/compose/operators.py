@@ -4,7 +4,8 @@ spec-random (draft): a random layer pattern of the proxy depth from the domain's
   (at least one token mixer when the set has one).
 spec-mutate (improve): one edit of the parent: swap two layers, change a layer's primitive,
   change one option of a layer, change a layer's width (its Mamba ``expand`` or MLP ``hidden``),
-  insert a layer or delete one (depth kept within bounds).
+  change it alike in every layer of that primitive (``width-all``: every Mamba-2 twice as
+  wide), insert a layer or delete one (depth kept within bounds).
   Option ``edits`` (1): edits applied in a row. Option ``kinds`` (false): edits keep each
   layer's kind (a token mixer becomes another token mixer, swaps stay within a kind) and
   inserts and deletes take a whole block (a token mixer and the channel mixer after it), so
@@ -95,7 +96,7 @@ def _draw(rng: random.Random, choices: list[str], favoured: list[str], bias: flo
     return rng.choice(choices)
 
 
-Move = Literal["swap", "primitive", "option", "width", "insert", "delete"]
+Move = Literal["swap", "primitive", "option", "width", "width-all", "insert", "delete"]
 MOVES: tuple[Move, ...] = ("swap", "primitive", "option", "insert", "delete")  # the default
 
 
@@ -136,8 +137,8 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
         if not others:
             return None
         layers[i] = {"primitive": _draw(rng, others, favoured, bias), "options": {}}
-    elif edit in ("option", "width"):
-        names = WIDTH_OPTIONS if edit == "width" else None  # a width edit: a layer that has one
+    elif edit in ("option", "width", "width-all"):
+        names = None if edit == "option" else WIDTH_OPTIONS  # a width edit: a layer that has one
         slots = [j for j in range(n) if names is None or has_width(layers[j])]
         if not slots:
             return None
@@ -145,7 +146,16 @@ def mutate(layers: list[Layer], domain: Any, rng: random.Random,
         new = mutate_option(layers[i], domain.s["d_model"], rng, names)
         if new is None:
             return None
-        layers[i] = new
+        if edit == "width-all":  # the same new width in every layer of that primitive
+            before, after = layers[i].get("options") or {}, new["options"]
+            changed = [k for k in WIDTH_OPTIONS if before.get(k) != after.get(k)]
+            for j in range(n):
+                if layers[j]["primitive"] == new["primitive"]:
+                    opts = {k: v for k, v in (layers[j].get("options") or {}).items() if k not in changed}
+                    opts.update({k: after[k] for k in changed if k in after})
+                    layers[j] = {"primitive": new["primitive"], "options": opts}
+        else:
+            layers[i] = new
     elif edit == "insert":
         if size == 1:
             at, new_block = rng.randrange(n + 1), [_draw(rng, list(domain.primitives), favoured, bias)]
@@ -177,7 +187,7 @@ class SpecMutate(SpecOperator):
                             "take a whole mixer-then-MLP block")
         moves: list[Move] = Field(list(MOVES), min_length=1, description="the edits drawn from "
                                   "(uniformly; list one twice to draw it twice as often): swap, "
-                                  "primitive, option, width, insert, delete")
+                                  "primitive, option, width, width-all, insert, delete")
 
     def apply(self, ctx: OperatorContext) -> list[Candidate]:
         base = minimal_layers(ctx.parents[0].candidate.content)
